@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One idempotent set-up path for developers, CI and users: a virtual environment in .venv with
+# torch 2.13.0 (CPU) installed first and held by requirements/constraints.txt through every later
+# pip call, then gmd-bench itself, then packages that must go in with --no-deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${GMD_VENV:-.venv}
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null || python=python3
+constraints=requirements/constraints.txt
+stamp="$venv/.install-stamp"
+
+digest=$(cat pyproject.toml requirements/*.txt scripts/install.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ] && "$venv/bin/python" -c "import gmdbench" 2>/dev/null; then
+  echo "install: $venv is up to date"
+  exit 0
+fi
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install -q --upgrade pip
+# 1. torch first, exactly pinned: with torch already present no later requirement can replace it.
+"${pip[@]}" install -q -c "$constraints" "torch==2.13.0"
+# 2. the package and its declared dependencies, under the same constraints.
+"${pip[@]}" install -q -c "$constraints" -e ".[dev]"
+# 3. packages whose metadata conflicts (see requirements/no-deps.txt): runtime deps, then --no-deps.
+if grep -qv '^\s*\(#\|$\)' requirements/no-deps-runtime.txt; then
+  "${pip[@]}" install -q -c "$constraints" -r requirements/no-deps-runtime.txt
+fi
+if grep -qv '^\s*\(#\|$\)' requirements/no-deps.txt; then
+  "${pip[@]}" install -q -c "$constraints" --no-deps -r requirements/no-deps.txt
+fi
+"$venv/bin/python" - <<'PY'
+import torch
+assert torch.__version__.startswith("2.13.0"), f"torch was replaced: {torch.__version__}"
+PY
+echo "$digest" > "$stamp"
+echo "install: done ($venv)"

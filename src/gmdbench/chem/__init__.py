@@ -1,0 +1,1 @@
+"""Chemistry: SMILES to conformers and atoms, and a SMARTS fragment library."""

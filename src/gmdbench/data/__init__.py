@@ -1,0 +1,1 @@
+"""Data: sampling geometries, labelling them, storing and splitting datasets."""

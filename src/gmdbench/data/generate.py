@@ -1,0 +1,299 @@
+"""Build a labelled dataset from a task, a preset, a reference method and a seed.
+
+Work is cut into one Dask task per saved frame: for MD a trajectory is a chain of segments, each
+starting from the last stored frame; for rattling and normal-mode sampling frames are
+independent. The client writes each returned frame in its own transaction and submits the next
+segment, so the same code runs on an embedded LocalCluster or on any Dask scheduler, no shared
+filesystem is needed, and a killed build resumes from what is stored: frames already written
+are never recomputed, and the resumed dataset is identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from gmdbench.chem.molecules import atomic_numbers_of, elements_of, embed_conformers
+from gmdbench.config import PresetConfig, SamplerConfig
+from gmdbench.data.sampling import (
+    Frame,
+    harmonic_modes,
+    initial_md_frame,
+    langevin_segment,
+    normal_mode_frame,
+    rattled_frame,
+)
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import DatasetMismatchError
+from gmdbench.reference.registry import ReferenceConfig, ReferenceMethod, resolve_reference
+from gmdbench.tasks.spec import TaskSpec
+from gmdbench.tasks.split import TrajectoryPlan, plan_trajectories
+
+log = logging.getLogger(__name__)
+_VERSIONED = ("gmd-bench", "ase", "rdkit", "tblite", "pyscf", "numpy", "dask")
+
+
+@lru_cache(maxsize=64)
+def _conformers(smiles: str, n_conformers: int, seed: int) -> tuple[Atoms, ...]:
+    return tuple(embed_conformers(smiles, n_conformers, seed))
+
+
+def conformer_of(plan: TrajectoryPlan) -> Atoms:
+    return _conformers(plan.smiles, plan.n_conformers, plan.conformer_seed)[
+        plan.conformer_index
+    ].copy()
+
+
+@lru_cache(maxsize=16)
+def _method_from_json(config_json: str) -> ReferenceMethod:
+    return resolve_reference(ReferenceConfig.model_validate_json(config_json))
+
+
+def _method(config: ReferenceConfig) -> ReferenceMethod:
+    """One method object per worker process and config (configs hold dicts: not hashable)."""
+    return _method_from_json(config.model_dump_json())
+
+
+@lru_cache(maxsize=8)
+def _modes_cached(plan: TrajectoryPlan, config_json: str):
+    return harmonic_modes(conformer_of(plan), _method_from_json(config_json))
+
+
+def _modes(plan: TrajectoryPlan, config: ReferenceConfig):
+    return _modes_cached(plan, config.model_dump_json())
+
+
+def compute_frame(
+    plan: TrajectoryPlan,
+    index: int,
+    previous: Frame | None,
+    sampler: SamplerConfig,
+    reference: ReferenceConfig,
+) -> Frame:
+    """Frame ``index`` of a trajectory (runs on a Dask worker)."""
+    method = _method(reference)
+    if sampler.kind == "rattle":
+        return rattled_frame(conformer_of(plan), method, sampler, plan.seed, index)
+    if sampler.kind == "normal_modes":
+        conformer = conformer_of(plan)
+        return normal_mode_frame(conformer, _modes(plan, reference), method, sampler,
+                                 plan.seed, index)
+    template = conformer_of(plan)
+    if index == 0:
+        start = initial_md_frame(template, method, sampler, plan.seed)
+        return langevin_segment(template, start, sampler.equilibration_steps, method, sampler,
+                                plan.seed, 0)
+    return langevin_segment(template, previous, sampler.stride, method, sampler, plan.seed, index)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def dataset_identity(task: TaskSpec, preset: PresetConfig, reference: ReferenceConfig,
+                     seed: int) -> dict[str, Any]:
+    """What defines a dataset's content; a resumed build must match it exactly."""
+    return {
+        "task": task.model_dump(mode="json"),
+        "preset": preset.model_dump(mode="json", exclude={"reference"}),
+        "reference": reference.model_dump(mode="json"),
+        "seed": seed,
+    }
+
+
+@dataclass
+class BuildReport:
+    frames_total: int
+    frames_written: int
+    frames_existing: int
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def check_elements(task: TaskSpec, method: ReferenceMethod) -> None:
+    """Refuse, before any work, a molecule with an element the reference cannot treat."""
+    for molecule in task.molecules():
+        method.check_elements(elements_of(molecule.smiles), f"molecule {molecule.smiles}")
+
+
+@contextmanager
+def dask_client(workers: int, scheduler: str | None):
+    """An embedded LocalCluster (default) or a client of an existing scheduler."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    # One OpenMP thread per worker process: parallelism comes from workers, and labels do not
+    # depend on thread counts.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _frame_keys(plan: TrajectoryPlan, index: int, sampler: SamplerConfig,
+                level_of_theory: str) -> dict[str, Any]:
+    return {
+        "smiles": plan.smiles,
+        "molecule_id": plan.molecule_id,
+        "trajectory_id": plan.trajectory_id,
+        "frame": index,
+        "split": plan.split,
+        "temperature": sampler.temperature_K,
+        "seed": plan.seed,
+        "level_of_theory": level_of_theory,
+        "sampler": sampler.kind,
+    }
+
+
+def _frame_from_row(row: Any) -> Frame:
+    return Frame(np.array(row.positions), row.get("momenta"), float(row.energy),
+                 np.array(row.forces))
+
+
+def prepare_store(out: Path, identity: dict[str, Any], method: ReferenceMethod,
+                  task: TaskSpec) -> DatasetStore:
+    """Open (or create) the store; refuse one built with another task, preset, seed or method."""
+    store = DatasetStore(out, create=True)
+    metadata = store.metadata
+    if metadata:
+        stored = {key: metadata.get(key) for key in identity}
+        if stored != identity:
+            differing = sorted(key for key in identity if stored.get(key) != identity[key])
+            raise DatasetMismatchError(
+                f"dataset {out} was built with another {', '.join(differing)}; "
+                "choose a new --out or the original settings to resume it"
+            )
+        return store
+    elements = set().union(*(elements_of(m.smiles) for m in task.molecules()))
+    store.metadata = {
+        **identity,
+        "level_of_theory": method.level_of_theory,
+        "isolated_atom_energies": method.isolated_atom_energies(elements),
+        "versions": package_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return store
+
+
+def build_dataset(
+    task: TaskSpec,
+    preset: PresetConfig,
+    reference: ReferenceConfig,
+    seed: int,
+    out: str | Path,
+    workers: int = 2,
+    scheduler: str | None = None,
+    on_progress: Callable[[int, int, int], None] | None = None,
+) -> BuildReport:
+    """Build (or resume) a dataset; ``on_progress(done, total, failures)`` after each frame."""
+    started = time.perf_counter()
+    method = resolve_reference(reference)
+    check_elements(task, method)
+    plans = plan_trajectories(task, preset, seed)
+    identity = dataset_identity(task, preset, reference, seed)
+    store = prepare_store(Path(out), identity, method, task)
+    level = store.metadata["level_of_theory"]
+    sampler = preset.sampler
+    per_trajectory = sampler.frames_per_trajectory
+    total = per_trajectory * len(plans)
+
+    counts = store.frame_counts()
+    failed = {(f["trajectory_id"], f["frame"]) for f in store.failures()}
+    failed_trajectories = {trajectory for trajectory, _ in failed}
+    existing = sum(min(counts.get(plan.trajectory_id, 0), per_trajectory) for plan in plans)
+    pending = [p for p in plans if counts.get(p.trajectory_id, 0) < per_trajectory
+               and not (sampler.kind == "langevin" and p.trajectory_id in failed_trajectories)]
+    report = BuildReport(frames_total=total, frames_written=0, frames_existing=existing)
+    if on_progress:
+        on_progress(existing, total, len(failed))
+    if pending:
+        with dask_client(workers, scheduler) as client:
+            _run(client, store, pending, counts, failed, sampler, reference, level, report,
+                 on_progress, existing)
+    store.finalize()
+    report.failures = store.failures()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run(client, store, pending, counts, failed, sampler, reference, level, report,
+         on_progress, done) -> None:
+    from dask.distributed import as_completed
+
+    per_trajectory = sampler.frames_per_trajectory
+    chained = sampler.kind == "langevin"
+    futures = as_completed()
+    context = {}
+    failures = len(failed)
+
+    def submit(plan: TrajectoryPlan, index: int, previous: Frame | None) -> None:
+        future = client.submit(compute_frame, plan, index, previous, sampler, reference,
+                               pure=False, priority=index, key=f"{plan.trajectory_id}:{index}")
+        context[future.key] = (plan, index)
+        futures.add(future)
+
+    for plan in pending:
+        have = counts.get(plan.trajectory_id, 0)
+        if chained:
+            previous = _frame_from_row(store.last_frame(plan.trajectory_id)) if have else None
+            submit(plan, have, previous)
+        else:
+            stored = {row.frame for row in store.rows(trajectory_id=plan.trajectory_id)}
+            for index in range(per_trajectory):
+                if index not in stored and (plan.trajectory_id, index) not in failed:
+                    submit(plan, index, None)
+
+    numbers_of: dict[str, np.ndarray] = {}
+    for future in futures:
+        plan, index = context.pop(future.key)
+        try:
+            frame = future.result()
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            store.record_failure(plan.trajectory_id, index, plan.smiles, plan.split, reason)
+            log.warning("failed %s frame %d (%s): %s", plan.trajectory_id, index, plan.smiles,
+                        reason)
+            failures += 1
+            if on_progress:
+                on_progress(done, report.frames_total, failures)
+            continue
+        finally:
+            future.release()
+        if plan.smiles not in numbers_of:
+            numbers_of[plan.smiles] = atomic_numbers_of(plan.smiles)
+        store.write_frame(numbers_of[plan.smiles], frame.positions, frame.energy, frame.forces,
+                          _frame_keys(plan, index, sampler, level), momenta=frame.momenta)
+        report.frames_written += 1
+        done += 1
+        if on_progress:
+            on_progress(done, report.frames_total, failures)
+        if chained and index + 1 < per_trajectory:
+            submit(plan, index + 1, frame)

@@ -1,0 +1,223 @@
+"""The dataset store: an ASE SQLite database of labelled frames, plus a failures table.
+
+Each frame is written in its own transaction (a killed build loses at most frames in flight).
+The file runs in SQLite's WAL mode during a build, so a commit costs no fsync of the whole
+database, and is turned back into a single self-contained file when the build ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.db.sqlite import SQLite3Database
+
+from gmdbench.errors import CorruptDatasetError
+
+FRAME_KEYS = (
+    "smiles", "molecule_id", "trajectory_id", "frame", "split", "temperature", "seed",
+    "level_of_theory", "sampler",
+)  # fmt: skip
+_FAILURES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS gmd_failures (
+    trajectory_id TEXT NOT NULL,
+    frame INTEGER NOT NULL,
+    smiles TEXT NOT NULL,
+    split TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (trajectory_id, frame)
+)"""
+# Metadata keys that describe how, not what: left out of the content hash.
+VOLATILE_METADATA = ("versions", "created", "timings")
+
+
+class _ClosingConnection(sqlite3.Connection):
+    """A connection that closes when its ``with`` block ends (sqlite3's only commits).
+
+    ASE opens a connection per operation and leaves closing it to the garbage collector; open
+    connections would keep the file locked when the build turns WAL off at the end.
+    """
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        result = super().__exit__(exc_type, exc_value, traceback)
+        self.close()
+        return result
+
+
+class _WalDatabase(SQLite3Database):
+    """ASE's SQLite backend with WAL journaling and commits that do not fsync each time."""
+
+    def _connect(self):
+        connection = sqlite3.connect(self.filename, timeout=60, factory=_ClosingConnection)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+
+def _check_readable(path: Path) -> None:
+    """Refuse a file that is not an intact SQLite database with an ASE 'systems' table."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)) as connection:
+            status = connection.execute("PRAGMA quick_check").fetchone()[0]
+            tables = {row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as error:
+        raise CorruptDatasetError(f"dataset {path} is corrupt or not a database: {error}") from error
+    if status != "ok":
+        raise CorruptDatasetError(f"dataset {path} failed SQLite's integrity check: {status}")
+    if tables and "systems" not in tables:
+        raise CorruptDatasetError(f"dataset {path} is an SQLite file but not an ASE database")
+
+
+class DatasetStore:
+    """Read and append labelled frames; the only code that touches the dataset file."""
+
+    def __init__(self, path: str | Path, create: bool = False):
+        self.path = Path(path)
+        if self.path.exists():
+            _check_readable(self.path)
+        elif not create:
+            raise CorruptDatasetError(f"dataset {self.path} does not exist")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = _WalDatabase(str(self.path))
+        try:
+            with self.db.managed_connection() as connection:
+                connection.execute(_FAILURES_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise CorruptDatasetError(f"dataset {self.path}: {error}") from error
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        try:
+            return dict(self.db.metadata)
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as error:
+            raise CorruptDatasetError(f"dataset {self.path}: unreadable metadata ({error})") from error
+
+    @metadata.setter
+    def metadata(self, value: dict[str, Any]) -> None:
+        self.db.metadata = value
+
+    # -- writing --------------------------------------------------------------------------------
+    def write_frame(
+        self,
+        numbers: np.ndarray,
+        positions: np.ndarray,
+        energy: float,
+        forces: np.ndarray,
+        keys: dict[str, Any],
+        momenta: np.ndarray | None = None,
+        cell: np.ndarray | None = None,
+        pbc: np.ndarray | bool = False,
+    ) -> int:
+        """Append one labelled frame in its own transaction; return its row id."""
+        atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=pbc)
+        if momenta is not None:
+            atoms.set_momenta(momenta)
+        atoms.calc = SinglePointCalculator(atoms, energy=float(energy), forces=np.asarray(forces))
+        return self.db.write(atoms, key_value_pairs=dict(keys))
+
+    def record_failure(self, trajectory_id: str, frame: int, smiles: str, split: str,
+                       reason: str) -> None:
+        with self.db.managed_connection() as connection:
+            connection.execute(
+                "INSERT OR REPLACE INTO gmd_failures VALUES (?, ?, ?, ?, ?)",
+                (trajectory_id, int(frame), smiles, split, reason),
+            )
+
+    def finalize(self) -> None:
+        """Fold the write-ahead log back in: the dataset becomes one portable file."""
+        with closing(sqlite3.connect(self.path, timeout=60)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.execute("PRAGMA journal_mode=DELETE")
+
+    # -- reading --------------------------------------------------------------------------------
+    def failures(self) -> list[dict[str, Any]]:
+        with self.db.managed_connection() as connection:
+            rows = connection.execute(
+                "SELECT trajectory_id, frame, smiles, split, reason FROM gmd_failures "
+                "ORDER BY trajectory_id, frame"
+            ).fetchall()
+        keys = ("trajectory_id", "frame", "smiles", "split", "reason")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def rows(self, **selection: Any) -> Iterator[Any]:
+        try:
+            yield from self.db.select(**selection)
+        except (sqlite3.DatabaseError, ValueError, KeyError) as error:
+            raise CorruptDatasetError(f"dataset {self.path}: unreadable rows ({error})") from error
+
+    def frame_counts(self) -> dict[str, int]:
+        """Number of stored frames per trajectory id."""
+        return dict(Counter(row.trajectory_id for row in self.rows(columns=["key_value_pairs"])
+                            if "trajectory_id" in row))
+
+    def last_frame(self, trajectory_id: str) -> Any:
+        rows = list(self.rows(trajectory_id=trajectory_id, sort="-frame", limit=1))
+        return rows[0] if rows else None
+
+    def count(self) -> int:
+        return self.db.count()
+
+    def summary(self) -> dict[str, Any]:
+        """Frames per split and molecule, failures, level of theory and the content hash."""
+        per_split: Counter[str] = Counter()
+        per_molecule: dict[tuple[str, str], int] = defaultdict(int)
+        for row in self.rows(columns=["key_value_pairs"]):
+            per_split[row.get("split", "?")] += 1
+            per_molecule[(row.get("split", "?"), row.get("smiles", "?"))] += 1
+        metadata = self.metadata
+        return {
+            "path": str(self.path),
+            "task": metadata.get("task", {}).get("name"),
+            "preset": metadata.get("preset", {}).get("name"),
+            "seed": metadata.get("seed"),
+            "level_of_theory": metadata.get("level_of_theory"),
+            "frames": sum(per_split.values()),
+            "frames_per_split": dict(per_split),
+            "frames_per_molecule": {f"{s} {m}": n for (s, m), n in sorted(per_molecule.items())},
+            "failures": self.failures(),
+            "hash": self.content_hash(),
+        }
+
+    def content_hash(self) -> str:
+        """SHA-256 over content (numbers, positions, momenta, labels, keys, metadata, failures).
+
+        Timestamps, row ids, users and unique ids are excluded, and frames are ordered by
+        (trajectory, frame), so the same task, preset and seed give the same hash on any run.
+        """
+        digest = hashlib.sha256()
+        metadata = {k: v for k, v in self.metadata.items() if k not in VOLATILE_METADATA}
+        digest.update(json.dumps(metadata, sort_keys=True).encode())
+        records = []
+        for row in self.rows():
+            keys = dict(row.key_value_pairs)
+            record = hashlib.sha256()
+            record.update(json.dumps(keys, sort_keys=True).encode())
+            for array in (row.numbers, row.positions, row.cell, row.pbc,
+                          row.get("momenta"), row.get("forces")):
+                if array is not None:
+                    record.update(np.ascontiguousarray(array).tobytes())
+            record.update(float(row.get("energy", np.nan)).hex().encode())
+            records.append((str(keys.get("trajectory_id", "")), int(keys.get("frame", -1)),
+                            record.hexdigest()))
+        for _, _, record_hash in sorted(records):
+            digest.update(record_hash.encode())
+        digest.update(json.dumps(self.failures(), sort_keys=True).encode())
+        return digest.hexdigest()
+
+    def to_atoms(self, row: Any) -> Atoms:
+        """A row as ase.Atoms with a SinglePointCalculator and the frame keys in ``info``."""
+        atoms = row.toatoms(add_additional_information=False)
+        atoms.info.update(row.key_value_pairs)
+        return atoms

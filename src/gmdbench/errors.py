@@ -1,0 +1,45 @@
+"""Exceptions of gmd-bench.
+
+Every error a user can cause derives from :class:`GmdError` and carries a message that names the
+bad input, so the CLI can print it as one line and exit non-zero without a traceback.
+"""
+
+
+class GmdError(Exception):
+    """Base class: an error caused by the user's input or environment, not a bug."""
+
+
+class InvalidSmilesError(GmdError):
+    """A SMILES string RDKit cannot parse or sanitise."""
+
+
+class ConformerError(GmdError):
+    """RDKit could not embed or optimise conformers of a molecule."""
+
+
+class UnsupportedElementError(GmdError):
+    """A reference method (or model) cannot treat an element of the input."""
+
+
+class ReferenceMethodError(GmdError):
+    """An unknown reference method name or an invalid option for one."""
+
+
+class LabelError(GmdError):
+    """A reference calculation failed for a frame (SCF not converged, non-finite output)."""
+
+
+class CorruptDatasetError(GmdError):
+    """A dataset file (SQLite database or extxyz) is unreadable, truncated or inconsistent."""
+
+
+class DatasetMismatchError(GmdError):
+    """An existing dataset was built with another task, preset, seed or reference method."""
+
+
+class UnknownTaskError(GmdError):
+    """A task name that is neither a built-in task nor a readable YAML file."""
+
+
+class TaskSpecError(GmdError):
+    """A task or preset YAML that does not validate (unknown key, empty role, overlap)."""

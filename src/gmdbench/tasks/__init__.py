@@ -1,0 +1,1 @@
+"""Tasks: which molecules train a model and which test it out of distribution."""
