@@ -8,6 +8,7 @@ database, and is turned back into a single self-contained file when the build en
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import sqlite3
 from collections import Counter, defaultdict
@@ -22,6 +23,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.sqlite import SQLite3Database
 
 from gmdbench.errors import CorruptDatasetError
+
+log = logging.getLogger(__name__)
 
 FRAME_KEYS = (
     "smiles", "molecule_id", "trajectory_id", "frame", "split", "temperature", "seed",
@@ -136,10 +139,17 @@ class DatasetStore:
             )
 
     def finalize(self) -> None:
-        """Fold the write-ahead log back in: the dataset becomes one portable file."""
-        with closing(sqlite3.connect(self.path, timeout=60)) as connection:
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            connection.execute("PRAGMA journal_mode=DELETE")
+        """Fold the write-ahead log back in: the dataset becomes one portable file.
+
+        If another process holds the file open (a reader of ``gmd data info``), the database
+        stays in WAL mode, which is just as valid; the next build folds it in.
+        """
+        with closing(sqlite3.connect(self.path, timeout=5)) as connection:
+            try:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                connection.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.OperationalError as error:
+                log.warning("dataset %s left in WAL mode: %s", self.path, error)
 
     # -- reading --------------------------------------------------------------------------------
     def failures(self) -> list[dict[str, Any]]:

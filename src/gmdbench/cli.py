@@ -1,0 +1,207 @@
+"""The ``gmd`` command. The only module that knows every layer; it turns errors into one line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from gmdbench.errors import GmdError
+
+app = typer.Typer(help="gmd-bench: audit how far MLIPs generalise.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+tasks_app = typer.Typer(help="List and inspect tasks.", no_args_is_help=True)
+data_app = typer.Typer(help="Build, inspect and export labelled datasets.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(data_app, name="data")
+console = Console()
+if not console.is_terminal:  # logs and CI: wide enough for SMILES tables, no wrapping
+    console = Console(width=160)
+err_console = Console(stderr=True, width=160)
+
+
+class ExportFormat(str, Enum):
+    extxyz = "extxyz"
+
+
+@tasks_app.command("list")
+def tasks_list() -> None:
+    """Built-in tasks with their molecule counts."""
+    from gmdbench.tasks.spec import builtin_task_names, load_task
+
+    table = Table("task", "variant", "train molecules", "OOD molecules", "description")
+    for name in builtin_task_names():
+        task = load_task(name)
+        molecules = task.molecules()
+        n_train = sum(m.role == "train" for m in molecules)
+        table.add_row(name, task.variant, str(n_train), str(len(molecules) - n_train),
+                      " ".join(task.description.split()))
+    console.print(table)
+
+
+@tasks_app.command("show")
+def tasks_show(task: Annotated[str, typer.Argument(help="built-in name or YAML path")]) -> None:
+    """Molecules per role with their fragment counts, and what each OOD molecule adds."""
+    from gmdbench.tasks.spec import load_task
+    from gmdbench.tasks.split import fragment_table, novel_fragments
+
+    spec = load_task(task)
+    console.print(f"[bold]{spec.name}[/bold] ({spec.variant}): {' '.join(spec.description.split())}")
+    rows = fragment_table(spec)
+    names = list(spec.fragment_smarts())
+    novel = novel_fragments(spec)
+    for role, title in (("train", "training molecules (train / val / id_test)"),
+                        ("ood", "OOD molecules (ood_test)")):
+        table = Table("family", "SMILES", *names, *(["new in OOD"] if role == "ood" else []),
+                      title=title)
+        for molecule, counts in rows:
+            if molecule.role == role:
+                extra = ["; ".join(novel[molecule.smiles]) or "-"] if role == "ood" else []
+                table.add_row(molecule.family, molecule.smiles,
+                              *(str(counts[n]) for n in names), *extra)
+        console.print(table)
+
+
+@data_app.command("build")
+def data_build(
+    task: Annotated[str, typer.Argument(help="built-in task name or task YAML path")],
+    preset: Annotated[str, typer.Option(help="quick | standard | paper | preset YAML")] = "quick",
+    reference: Annotated[str | None, typer.Option(
+        help="gfn2-xtb (default) | gfn1-xtb | emt | pyscf:<xc>/<basis> | module:factory")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="local Dask worker processes")] = 2,
+    scheduler: Annotated[str | None, typer.Option(
+        help="address of an existing Dask scheduler (instead of a local cluster)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of every random step")] = 0,
+    out: Annotated[Path | None, typer.Option(help="dataset file (SQLite)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask before a large build")] = False,
+    allow_failures: Annotated[bool, typer.Option(
+        "--allow-failures", help="exit 0 even if some frames failed (they stay recorded)")] = False,
+) -> None:
+    """Generate (or resume) a labelled, split dataset. Re-run the same command to resume."""
+    from gmdbench.config import load_preset
+    from gmdbench.data.estimate import estimate_cost
+    from gmdbench.data.generate import build_dataset, check_elements
+    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+    from gmdbench.tasks.spec import load_task
+
+    spec = load_task(task)
+    preset_config = load_preset(preset)
+    reference_config = (ReferenceConfig(name=reference) if reference
+                        else preset_config.reference or ReferenceConfig())
+    method = resolve_reference(reference_config)
+    check_elements(spec, method)
+    out = out or Path("datasets") / f"{spec.name}-{preset_config.name}-seed{seed}.db"
+    console.print(f"task {spec.name}, preset {preset_config.name}, reference "
+                  f"{method.level_of_theory}, seed {seed} -> {out}")
+    if preset_config.name == "paper":
+        cost = estimate_cost(spec, preset_config, method)
+        console.print(
+            f"estimated cost: {cost.molecules} molecules, {cost.trajectories} trajectories, "
+            f"{cost.frames:,} frames, {cost.reference_calls:,} reference calls, "
+            f"{cost.cpu_seconds / 3600:.1f} CPU-hours (~{cost.wall_hours(workers):.1f} h on "
+            f"{workers} workers)")
+        if not yes and not typer.confirm("Start?", default=False):
+            raise typer.Exit(1)
+
+    with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("failures: {task.fields[failures]}"), TimeRemainingColumn(),
+                  console=console) as progress:
+        bar = progress.add_task("frames", total=None, failures=0)
+
+        def on_progress(done: int, total: int, failures: int) -> None:
+            progress.update(bar, completed=done, total=total, failures=failures)
+
+        report = build_dataset(spec, preset_config, reference_config, seed, out,
+                               workers=workers, scheduler=scheduler, on_progress=on_progress)
+    console.print(f"{report.frames_written} frames labelled now, {report.frames_existing} were "
+                  f"already stored, in {report.seconds:.1f} s")
+    _print_info(out)
+    if report.failures and not allow_failures:
+        err_console.print(f"error: {len(report.failures)} frame(s) failed (listed above); the "
+                          f"other frames are stored in {out}")
+        raise typer.Exit(3)
+
+
+def _print_info(path: Path) -> None:
+    from gmdbench.data.store import DatasetStore
+
+    summary = DatasetStore(path).summary()
+    console.print(f"dataset {summary['path']}: task {summary['task']}, preset "
+                  f"{summary['preset']}, seed {summary['seed']}")
+    console.print(f"level of theory: {summary['level_of_theory']}")
+    split_line = ", ".join(f"{s} {n}" for s, n in sorted(summary["frames_per_split"].items()))
+    console.print(f"frames: {summary['frames']} ({split_line})")
+    table = Table("split", "molecule", "frames")
+    for key, n in summary["frames_per_molecule"].items():
+        split, smiles = key.split(" ", 1)
+        table.add_row(split, smiles, str(n))
+    console.print(table)
+    failures = summary["failures"]
+    console.print(f"failures: {len(failures)}")
+    for failure in failures:
+        console.print(f"  {failure['split']} {failure['smiles']} trajectory "
+                      f"{failure['trajectory_id']} frame {failure['frame']}: {failure['reason']}",
+                      markup=False)
+    console.print(f"hash: {summary['hash']}", highlight=False)
+
+
+@data_app.command("info")
+def data_info(path: Annotated[Path, typer.Argument(help="dataset file")]) -> None:
+    """Frames per split and molecule, failures, level of theory and the content hash."""
+    _print_info(path)
+
+
+@data_app.command("export")
+def data_export(
+    path: Annotated[Path, typer.Argument(help="dataset file")],
+    format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.extxyz,
+    out: Annotated[Path | None, typer.Option(help="output file")] = None,
+) -> None:
+    """Write the dataset as extended XYZ (ASE's energy/forces keys)."""
+    from gmdbench.data.extxyz import export_extxyz
+    from gmdbench.data.store import DatasetStore
+
+    out = out or path.with_suffix(".extxyz")
+    n = export_extxyz(DatasetStore(path), out)
+    console.print(f"wrote {n} frames to {out}")
+
+
+@data_app.command("import")
+def data_import(
+    path: Annotated[Path, typer.Argument(help="extxyz file with energies and forces")],
+    out: Annotated[Path, typer.Option(help="new dataset file")],
+) -> None:
+    """Read an extxyz file into a new dataset store."""
+    from gmdbench.data.extxyz import import_extxyz
+
+    store = import_extxyz(path, out)
+    console.print(f"imported {store.count()} frames into {out}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = app(standalone_mode=False)
+    except GmdError as error:
+        err_console.print(f"error: {error}", markup=False, highlight=False)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Cost estimate of a dataset build, printed before large presets start."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from gmdbench.config import PresetConfig
+from gmdbench.reference.registry import ReferenceMethod, label_with_retries
+from gmdbench.tasks.spec import TaskSpec
+
+
+@dataclass
+class CostEstimate:
+    molecules: int
+    trajectories: int
+    frames: int
+    reference_calls: int
+    cpu_seconds: float
+
+    def wall_hours(self, workers: int) -> float:
+        return self.cpu_seconds / max(workers, 1) / 3600.0
+
+
+def calls_per_trajectory(preset: PresetConfig) -> int:
+    sampler = preset.sampler
+    if sampler.kind == "langevin":
+        return 1 + sampler.equilibration_steps + sampler.stride * (sampler.frames_per_trajectory - 1)
+    return sampler.frames_per_trajectory
+
+
+def estimate_cost(task: TaskSpec, preset: PresetConfig, method: ReferenceMethod) -> CostEstimate:
+    """Time one reference call per molecule and scale by the calls its trajectories need."""
+    from gmdbench.chem.molecules import embed_conformers
+
+    counts = preset.trajectories
+    per_trajectory = calls_per_trajectory(preset)
+    cpu_seconds = 0.0
+    trajectories = 0
+    for molecule in task.molecules():
+        n = counts.train + counts.val + counts.id_test if molecule.role == "train" \
+            else counts.ood_test
+        conformer = embed_conformers(molecule.smiles, 1, seed=0)[0]
+        started = time.perf_counter()
+        label_with_retries(conformer, method)
+        cpu_seconds += (time.perf_counter() - started) * n * per_trajectory
+        trajectories += n
+    return CostEstimate(
+        molecules=len(task.molecules()),
+        trajectories=trajectories,
+        frames=trajectories * preset.sampler.frames_per_trajectory,
+        reference_calls=trajectories * per_trajectory,
+        cpu_seconds=cpu_seconds,
+    )

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+sys.path.insert(0, str(DATA))  # tests/data/fake_calculators.py, for module:factory references
+sys.path.insert(0, str(Path(__file__).parent))  # tests_support
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DATA), os.environ.get("PYTHONPATH")]))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_task_path() -> Path:
+    return DATA / "tiny_task.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_preset_path() -> Path:
+    return DATA / "tiny_preset.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tiny_task_path):
+    from gmdbench.tasks.spec import load_task
+
+    return load_task(tiny_task_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_preset(tiny_preset_path):
+    from gmdbench.config import load_preset
+
+    return load_preset(str(tiny_preset_path))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, tiny_task, tiny_preset):
+    """A real GFN2-xTB dataset of the tiny task, built once per session."""
+    from gmdbench.data.generate import build_dataset
+    from gmdbench.reference.registry import ReferenceConfig
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny.db"
+    report = build_dataset(tiny_task, tiny_preset, ReferenceConfig(), seed=7, out=out, workers=2)
+    assert not report.failures
+    return out

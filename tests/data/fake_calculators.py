@@ -1,0 +1,45 @@
+"""ASE calculators for tests of the `module:factory` reference path and of failure handling."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
+from ase.calculators.emt import EMT
+
+
+class _Wrapped(Calculator):
+    implemented_properties = ["energy", "forces"]  # noqa: RUF012 - ASE's own convention
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        probe = self.atoms.copy()
+        probe.calc = EMT()
+        self.results = {"energy": probe.get_potential_energy(), "forces": probe.get_forces()}
+        self.corrupt()
+
+    def corrupt(self) -> None:
+        """Hook for subclasses."""
+
+
+class NaNForcesForPropane(_Wrapped):
+    """EMT, except that molecules with three carbons get NaN forces."""
+
+    level_of_theory = "EMT with NaN forces for C3 (test)"
+
+    def corrupt(self) -> None:
+        if (self.atoms.numbers == 6).sum() == 3:
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
+class SCFFailsForPropane(_Wrapped):
+    """EMT, except that molecules with three carbons raise CalculationFailed like an SCF."""
+
+    level_of_theory = "EMT failing for C3 (test)"
+
+    def corrupt(self) -> None:
+        if (self.atoms.numbers == 6).sum() == 3:
+            raise CalculationFailed("SCF not converged in 250 cycles (simulated)")
+
+
+def emt_factory(**options):
+    return EMT(**options)

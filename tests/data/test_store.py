@@ -1,0 +1,62 @@
+import ase.io
+import numpy as np
+import pytest
+
+from gmdbench.data.extxyz import export_extxyz, import_extxyz
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import CorruptDatasetError
+
+
+def test_extxyz_round_trip_with_standard_keys(tiny_dataset, tmp_path):
+    store = DatasetStore(tiny_dataset)
+    out = tmp_path / "tiny.extxyz"
+    n = export_extxyz(store, out)
+    assert n == store.count()
+    frames = ase.io.read(out, index=":")
+    assert len(frames) == n
+    first = frames[0]
+    assert "energy" in first.calc.results and first.calc.results["forces"].shape == (len(first), 3)
+    assert {"smiles", "trajectory_id", "frame", "split", "level_of_theory"} <= set(first.info)
+
+    back = import_extxyz(out, tmp_path / "back.db")
+    assert back.count() == n
+    assert back.metadata["task"] == store.metadata["task"]
+    original = {(r.trajectory_id, r.frame): r for r in store.rows()}
+    for row in back.rows():
+        twin = original[(row.trajectory_id, row.frame)]
+        assert row.smiles == twin.smiles and row.split == twin.split
+        np.testing.assert_allclose(row.positions, twin.positions, atol=1e-6)
+        np.testing.assert_allclose(row.forces, twin.forces, atol=1e-6)
+        assert row.energy == pytest.approx(twin.energy, abs=1e-6)
+
+
+def test_corrupt_database_is_named(tmp_path):
+    bad = tmp_path / "garbage.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(CorruptDatasetError, match="garbage.db"):
+        DatasetStore(bad)
+
+
+def test_truncated_database_is_named(tiny_dataset, tmp_path):
+    data = tiny_dataset.read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CorruptDatasetError, match="cut.db"):
+        DatasetStore(cut).summary()
+    assert tiny_dataset.read_bytes() == data  # the original is untouched
+
+
+def test_missing_dataset_is_named(tmp_path):
+    with pytest.raises(CorruptDatasetError, match="does not exist"):
+        DatasetStore(tmp_path / "nope.db")
+
+
+def test_truncated_extxyz_is_named(tiny_dataset, tmp_path):
+    full = tmp_path / "full.extxyz"
+    export_extxyz(DatasetStore(tiny_dataset), full)
+    lines = full.read_text().splitlines()
+    cut = tmp_path / "cut.extxyz"
+    cut.write_text("\n".join(lines[: len(lines) // 2 + 3]) + "\n")
+    with pytest.raises(CorruptDatasetError, match="cut.extxyz"):
+        import_extxyz(cut, tmp_path / "cut.db")
+    assert not (tmp_path / "cut.db").exists()

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from gmdbench.errors import LabelError, ReferenceMethodError, UnsupportedElementError
+from gmdbench.reference.registry import ReferenceConfig, label_with_retries, resolve_reference
+from tests_support import SB2TE3_FRAMES
+
+
+def test_gfn2_is_the_default_and_names_itself():
+    method = resolve_reference(ReferenceConfig())
+    assert method.level_of_theory.startswith("GFN2-xTB (tblite ")
+    assert resolve_reference("gfn1-xtb").level_of_theory.startswith("GFN1-xTB")
+
+
+def test_labels_equal_a_direct_tblite_call():
+    from tblite.ase import TBLite
+
+    atoms = molecule("CH3CH2OH")
+    energy, forces = label_with_retries(atoms, resolve_reference("gfn2-xtb"))
+    direct = atoms.copy()
+    direct.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    assert energy == pytest.approx(direct.get_potential_energy(), abs=1e-8)
+    np.testing.assert_allclose(forces, direct.get_forces(), atol=1e-8)
+
+
+def test_isolated_atoms_are_open_shell_where_the_ground_state_is():
+    energies = resolve_reference("gfn2-xtb").isolated_atom_energies({"H", "C", "O"})
+    assert set(energies) == {"H", "C", "O"}
+    assert all(np.isfinite(list(energies.values())))
+    # an H atom is a doublet: its energy is well defined and below zero
+    assert energies["H"] < 0
+
+
+def test_unsupported_element_is_refused_with_its_name():
+    with pytest.raises(UnsupportedElementError, match=r"'emt'.*Cl.*CCCl"):
+        resolve_reference("emt").check_elements({"C", "H", "Cl"}, "molecule CCCl")
+    with pytest.raises(UnsupportedElementError, match="Og"):
+        resolve_reference("gfn2-xtb").check_elements({"Og"}, "molecule X")
+
+
+def test_unknown_reference_names_are_refused():
+    with pytest.raises(ReferenceMethodError, match="unknown reference method 'b3lyp'"):
+        resolve_reference("b3lyp")
+    with pytest.raises(ReferenceMethodError, match="pyscf:<functional>/<basis>"):
+        resolve_reference("pyscf:b3lyp")
+    with pytest.raises(ReferenceMethodError, match="cannot import module"):
+        resolve_reference("no_such_module_xyz:factory")
+
+
+def test_pyscf_forces_are_minus_the_energy_gradient():
+    method = resolve_reference("pyscf:pbe/sto-3g")
+    assert "PBE/sto-3g" in method.level_of_theory
+    water = molecule("H2O")
+    energy, forces = label_with_retries(water, method)
+    delta = 1e-3
+    shifted = water.copy()
+    shifted.positions[0, 2] += delta
+    plus, _ = label_with_retries(shifted, method)
+    shifted.positions[0, 2] -= 2 * delta
+    minus, _ = label_with_retries(shifted, method)
+    assert forces[0, 2] == pytest.approx(-(plus - minus) / (2 * delta), abs=2e-3)
+    assert np.isfinite(energy)
+
+
+def test_any_ase_calculator_by_module_and_factory():
+    method = resolve_reference("fake_calculators:emt_factory")
+    energy, forces = label_with_retries(molecule("CH4"), method)
+    assert np.isfinite(energy) and forces.shape == (5, 3)
+
+
+def test_nan_forces_are_a_label_error():
+    method = resolve_reference("fake_calculators:NaNForcesForPropane")
+    with pytest.raises(LabelError, match="non-finite forces"):
+        label_with_retries(molecule("C3H8"), method)
+
+
+def test_scf_non_convergence_is_retried_then_reported():
+    atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+    config = ReferenceConfig(options={"max_iterations": 1}, retries=[{"max_iterations": 2}])
+    with pytest.raises(LabelError, match="SCF not converged.*SCF not converged"):
+        label_with_retries(atoms, resolve_reference(config))
+    # with a retry that has room to converge, the frame is labelled
+    rescued = ReferenceConfig(options={"max_iterations": 1}, retries=[{"max_iterations": 100}])
+    energy, _ = label_with_retries(atoms, resolve_reference(rescued))
+    assert np.isfinite(energy)
+
+
+@pytest.mark.skipif(not SB2TE3_FRAMES.exists(), reason=f"{SB2TE3_FRAMES} absent (../shared)")
+def test_gfn2_on_periodic_sb2te3_does_not_converge_and_says_so():
+    import ase.io
+
+    atoms = ase.io.read(SB2TE3_FRAMES, index=0)
+    assert atoms.pbc.all()
+    config = ReferenceConfig(options={"max_iterations": 5}, retries=[])
+    with pytest.raises(LabelError, match="SCF not converged"):
+        label_with_retries(atoms, resolve_reference(config))
