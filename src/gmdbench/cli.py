@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +28,7 @@ if not console.is_terminal:  # logs and CI: wide enough for SMILES tables, no wr
 err_console = Console(stderr=True, width=160)
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     extxyz = "extxyz"
 
 
@@ -54,7 +54,8 @@ def tasks_show(task: Annotated[str, typer.Argument(help="built-in name or YAML p
     from gmdbench.tasks.split import fragment_table, novel_fragments
 
     spec = load_task(task)
-    console.print(f"[bold]{spec.name}[/bold] ({spec.variant}): {' '.join(spec.description.split())}")
+    description = " ".join(spec.description.split())
+    console.print(f"[bold]{spec.name}[/bold] ({spec.variant}): {description}")
     rows = fragment_table(spec)
     names = list(spec.fragment_smarts())
     novel = novel_fragments(spec)
@@ -188,7 +189,10 @@ def data_import(
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)  # Dask sets its loggers to INFO; cluster chatter is not news
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     try:
         code = app(standalone_mode=False)
     except GmdError as error:

@@ -1,3 +1,4 @@
+import itertools
 import os
 import signal
 import sqlite3
@@ -60,7 +61,7 @@ def test_md_frames_are_a_real_trajectory(tiny_dataset, tiny_preset):
     store = DatasetStore(tiny_dataset)
     rows = sorted(store.rows(trajectory_id="0:train:0"), key=lambda r: r.frame)
     assert [r.frame for r in rows] == list(range(tiny_preset.sampler.frames_per_trajectory))
-    steps = [np.abs(b.positions - a.positions).max() for a, b in zip(rows, rows[1:], strict=False)]
+    steps = [np.abs(b.positions - a.positions).max() for a, b in itertools.pairwise(rows)]
     assert all(0.001 < s < 0.5 for s in steps)  # moved, but continuously
     assert all(r.get("momenta") is not None for r in rows)
 
@@ -143,7 +144,7 @@ def test_unsupported_element_is_refused_before_any_work(tmp_path):
                          "  - {name: a, role: train, smiles: [CC]}\n"
                          "  - {name: b, role: ood, smiles: [CCCl]}\n")
     out = tmp_path / "chloro.db"
-    with pytest.raises(UnsupportedElementError, match="Cl.*CCCl"):
+    with pytest.raises(UnsupportedElementError, match=r"Cl.*CCCl"):
         build_dataset(load_task(task_path), load_preset("quick"), ReferenceConfig(name="emt"),
                       seed=0, out=out)
     assert not out.exists()

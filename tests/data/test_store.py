@@ -33,7 +33,7 @@ def test_extxyz_round_trip_with_standard_keys(tiny_dataset, tmp_path):
 def test_corrupt_database_is_named(tmp_path):
     bad = tmp_path / "garbage.db"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(CorruptDatasetError, match="garbage.db"):
+    with pytest.raises(CorruptDatasetError, match=r"garbage\.db"):
         DatasetStore(bad)
 
 
@@ -41,7 +41,7 @@ def test_truncated_database_is_named(tiny_dataset, tmp_path):
     data = tiny_dataset.read_bytes()
     cut = tmp_path / "cut.db"
     cut.write_bytes(data[: len(data) // 3])
-    with pytest.raises(CorruptDatasetError, match="cut.db"):
+    with pytest.raises(CorruptDatasetError, match=r"cut\.db"):
         DatasetStore(cut).summary()
     assert tiny_dataset.read_bytes() == data  # the original is untouched
 
@@ -57,6 +57,6 @@ def test_truncated_extxyz_is_named(tiny_dataset, tmp_path):
     lines = full.read_text().splitlines()
     cut = tmp_path / "cut.extxyz"
     cut.write_text("\n".join(lines[: len(lines) // 2 + 3]) + "\n")
-    with pytest.raises(CorruptDatasetError, match="cut.extxyz"):
+    with pytest.raises(CorruptDatasetError, match=r"cut\.extxyz"):
         import_extxyz(cut, tmp_path / "cut.db")
     assert not (tmp_path / "cut.db").exists()

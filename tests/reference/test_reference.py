@@ -79,7 +79,7 @@ def test_nan_forces_are_a_label_error():
 def test_scf_non_convergence_is_retried_then_reported():
     atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
     config = ReferenceConfig(options={"max_iterations": 1}, retries=[{"max_iterations": 2}])
-    with pytest.raises(LabelError, match="SCF not converged.*SCF not converged"):
+    with pytest.raises(LabelError, match=r"SCF not converged.*SCF not converged"):
         label_with_retries(atoms, resolve_reference(config))
     # with a retry that has room to converge, the frame is labelled
     rescued = ReferenceConfig(options={"max_iterations": 1}, retries=[{"max_iterations": 100}])

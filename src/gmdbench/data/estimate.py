@@ -25,7 +25,8 @@ class CostEstimate:
 def calls_per_trajectory(preset: PresetConfig) -> int:
     sampler = preset.sampler
     if sampler.kind == "langevin":
-        return 1 + sampler.equilibration_steps + sampler.stride * (sampler.frames_per_trajectory - 1)
+        steps = sampler.equilibration_steps + sampler.stride * (sampler.frames_per_trajectory - 1)
+        return 1 + steps
     return sampler.frames_per_trajectory
 
 

@@ -81,7 +81,7 @@ def compute_frame(
     sampler: SamplerConfig,
     reference: ReferenceConfig,
 ) -> Frame:
-    """Frame ``index`` of a trajectory (runs on a Dask worker)."""
+    """Frame ``index`` of a trajectory; MD frames continue from ``previous``."""
     method = _method(reference)
     if sampler.kind == "rattle":
         return rattled_frame(conformer_of(plan), method, sampler, plan.seed, index)
@@ -95,6 +95,42 @@ def compute_frame(
         return langevin_segment(template, start, sampler.equilibration_steps, method, sampler,
                                 plan.seed, 0)
     return langevin_segment(template, previous, sampler.stride, method, sampler, plan.seed, index)
+
+
+@dataclass
+class ChunkResult:
+    """Frames a worker computed in one task, and the failure that stopped it, if any."""
+
+    frames: list[tuple[int, Frame]]
+    failure: tuple[int, str] | None = None
+
+
+def compute_chunk(
+    plan: TrajectoryPlan,
+    indices: list[int],
+    previous: Frame | None,
+    sampler: SamplerConfig,
+    reference: ReferenceConfig,
+    budget_seconds: float,
+) -> ChunkResult:
+    """Compute frames ``indices`` in order until the time budget is spent (runs on a worker).
+
+    A task returns after about ``budget_seconds`` so that per-task scheduling costs are
+    amortised over many frames while a killed build loses only that much work per worker.
+    """
+    started = time.perf_counter()
+    result = ChunkResult(frames=[])
+    for index in indices:
+        try:
+            frame = compute_frame(plan, index, previous, sampler, reference)
+        except Exception as error:
+            result.failure = (index, f"{type(error).__name__}: {error}")
+            break
+        result.frames.append((index, frame))
+        previous = frame
+        if time.perf_counter() - started > budget_seconds:
+            break
+    return result
 
 
 def package_versions() -> dict[str, str]:
@@ -212,8 +248,12 @@ def build_dataset(
     workers: int = 2,
     scheduler: str | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
+    chunk_seconds: float = 0.5,
 ) -> BuildReport:
-    """Build (or resume) a dataset; ``on_progress(done, total, failures)`` after each frame."""
+    """Build (or resume) a dataset; ``on_progress(done, total, failures)`` after each frame.
+
+    ``chunk_seconds`` bounds the work of one Dask task, hence what a killed build loses.
+    """
     started = time.perf_counter()
     method = resolve_reference(reference)
     check_elements(task, method)
@@ -235,9 +275,9 @@ def build_dataset(
     if on_progress:
         on_progress(existing, total, len(failed))
     if pending:
-        with dask_client(workers, scheduler) as client:
+        with dask_client(workers, scheduler) as client, store.session():
             _run(client, store, pending, counts, failed, sampler, reference, level, report,
-                 on_progress, existing)
+                 on_progress, existing, chunk_seconds)
     store.finalize()
     report.failures = store.failures()
     report.seconds = time.perf_counter() - started
@@ -245,55 +285,67 @@ def build_dataset(
 
 
 def _run(client, store, pending, counts, failed, sampler, reference, level, report,
-         on_progress, done) -> None:
+         on_progress, done, budget_seconds) -> None:
     from dask.distributed import as_completed
 
     per_trajectory = sampler.frames_per_trajectory
     chained = sampler.kind == "langevin"
     futures = as_completed()
-    context = {}
+    context: dict[str, tuple[TrajectoryPlan, list[int]]] = {}
     failures = len(failed)
+    numbers_of: dict[str, np.ndarray] = {}
 
-    def submit(plan: TrajectoryPlan, index: int, previous: Frame | None) -> None:
-        future = client.submit(compute_frame, plan, index, previous, sampler, reference,
-                               pure=False, priority=index, key=f"{plan.trajectory_id}:{index}")
-        context[future.key] = (plan, index)
+    def submit(plan: TrajectoryPlan, indices: list[int], previous: Frame | None) -> None:
+        future = client.submit(compute_chunk, plan, indices, previous, sampler, reference,
+                               budget_seconds, pure=False, priority=-indices[0],
+                               key=f"{plan.trajectory_id}:{indices[0]}")
+        context[future.key] = (plan, indices)
         futures.add(future)
 
     for plan in pending:
         have = counts.get(plan.trajectory_id, 0)
         if chained:
             previous = _frame_from_row(store.last_frame(plan.trajectory_id)) if have else None
-            submit(plan, have, previous)
+            submit(plan, list(range(have, per_trajectory)), previous)
         else:
             stored = {row.frame for row in store.rows(trajectory_id=plan.trajectory_id)}
-            for index in range(per_trajectory):
-                if index not in stored and (plan.trajectory_id, index) not in failed:
-                    submit(plan, index, None)
+            todo = [index for index in range(per_trajectory)
+                    if index not in stored and (plan.trajectory_id, index) not in failed]
+            if todo:
+                submit(plan, todo, None)
 
-    numbers_of: dict[str, np.ndarray] = {}
     for future in futures:
-        plan, index = context.pop(future.key)
+        plan, indices = context.pop(future.key)
         try:
-            frame = future.result()
+            result = future.result()
         except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
-            store.record_failure(plan.trajectory_id, index, plan.smiles, plan.split, reason)
-            log.warning("failed %s frame %d (%s): %s", plan.trajectory_id, index, plan.smiles,
-                        reason)
-            failures += 1
-            if on_progress:
-                on_progress(done, report.frames_total, failures)
-            continue
+            result = ChunkResult(frames=[], failure=(indices[0], f"{type(error).__name__}: "
+                                                                 f"{error}"))
         finally:
             future.release()
         if plan.smiles not in numbers_of:
             numbers_of[plan.smiles] = atomic_numbers_of(plan.smiles)
-        store.write_frame(numbers_of[plan.smiles], frame.positions, frame.energy, frame.forces,
-                          _frame_keys(plan, index, sampler, level), momenta=frame.momenta)
-        report.frames_written += 1
-        done += 1
-        if on_progress:
-            on_progress(done, report.frames_total, failures)
-        if chained and index + 1 < per_trajectory:
-            submit(plan, index + 1, frame)
+        for index, frame in result.frames:
+            store.write_frame(numbers_of[plan.smiles], frame.positions, frame.energy,
+                              frame.forces, _frame_keys(plan, index, sampler, level),
+                              momenta=frame.momenta)
+            report.frames_written += 1
+            done += 1
+            if on_progress:
+                on_progress(done, report.frames_total, failures)
+        finished = {index for index, _ in result.frames}
+        if result.failure is not None:
+            index, reason = result.failure
+            store.record_failure(plan.trajectory_id, index, plan.smiles, plan.split, reason)
+            log.warning("failed %s frame %d (%s): %s", plan.trajectory_id, index, plan.smiles,
+                        reason)
+            failures += 1
+            finished.add(index)
+            if on_progress:
+                on_progress(done, report.frames_total, failures)
+            if chained:
+                continue
+        remaining = [index for index in indices if index not in finished]
+        if remaining:
+            last = result.frames[-1][1] if result.frames else None
+            submit(plan, remaining, last if chained else None)

@@ -69,7 +69,7 @@ class ReferenceCalculator(Calculator):
             else:
                 self.results = {"energy": energy, "forces": forces}
                 return
-        energy, forces = label_with_retries(plain, self.method)
+        energy, forces = label_with_retries(plain, self.method, copy=False)
         self._inner = self.method.make_calculator()
         self.results = {"energy": energy, "forces": forces}
 

@@ -8,12 +8,12 @@ database, and is turned back into a single self-contained file when the build en
 from __future__ import annotations
 
 import hashlib
-import logging
 import json
+import logging
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,8 @@ def _check_readable(path: Path) -> None:
             tables = {row[0] for row in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as error:
-        raise CorruptDatasetError(f"dataset {path} is corrupt or not a database: {error}") from error
+        message = f"dataset {path} is corrupt or not a database: {error}"
+        raise CorruptDatasetError(message) from error
     if status != "ok":
         raise CorruptDatasetError(f"dataset {path} failed SQLite's integrity check: {status}")
     if tables and "systems" not in tables:
@@ -105,7 +106,8 @@ class DatasetStore:
         try:
             return dict(self.db.metadata)
         except (sqlite3.DatabaseError, json.JSONDecodeError) as error:
-            raise CorruptDatasetError(f"dataset {self.path}: unreadable metadata ({error})") from error
+            message = f"dataset {self.path}: unreadable metadata ({error})"
+            raise CorruptDatasetError(message) from error
 
     @metadata.setter
     def metadata(self, value: dict[str, Any]) -> None:
@@ -128,7 +130,9 @@ class DatasetStore:
         if momenta is not None:
             atoms.set_momenta(momenta)
         atoms.calc = SinglePointCalculator(atoms, energy=float(energy), forces=np.asarray(forces))
-        return self.db.write(atoms, key_value_pairs=dict(keys))
+        row_id = self.db.write(atoms, key_value_pairs=dict(keys))
+        self._commit()
+        return row_id
 
     def record_failure(self, trajectory_id: str, frame: int, smiles: str, split: str,
                        reason: str) -> None:
@@ -137,6 +141,17 @@ class DatasetStore:
                 "INSERT OR REPLACE INTO gmd_failures VALUES (?, ?, ?, ?, ?)",
                 (trajectory_id, int(frame), smiles, split, reason),
             )
+        self._commit()
+
+    @contextmanager
+    def session(self) -> Iterator[DatasetStore]:
+        """Keep one connection open (a build's writes); every write still commits at once."""
+        with self.db:
+            yield self
+
+    def _commit(self) -> None:
+        if self.db.connection is not None:  # inside session(): ASE would defer the commit
+            self.db.connection.commit()
 
     def finalize(self) -> None:
         """Fold the write-ahead log back in: the dataset becomes one portable file.

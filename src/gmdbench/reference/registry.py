@@ -253,19 +253,20 @@ def resolve_reference(config: ReferenceConfig | str) -> ReferenceMethod:
 
 
 def label_with_retries(
-    atoms: Atoms, method: ReferenceMethod, extra: dict[str, Any] | None = None
+    atoms: Atoms, method: ReferenceMethod, extra: dict[str, Any] | None = None,
+    copy: bool = True,
 ) -> tuple[float, np.ndarray]:
     """Energy (eV) and forces (eV/A) of ``atoms`` from a fresh calculator, retrying on failure.
 
     A fresh calculator per frame makes every label a function of its geometry alone (no SCF
     guess carried over from a previous frame), so labels equal a direct call on the same
-    geometry and a resumed build reproduces an uninterrupted one bit for bit.
+    geometry and a resumed build reproduces an uninterrupted one bit for bit. ``copy=False``
+    lets a caller that owns a throwaway ``atoms`` skip a copy (its calculator is replaced).
     """
     reasons = []
+    probe = atoms.copy() if copy else atoms
     for options in method.attempts():
-        calc = method.make_calculator({**options, **(extra or {})})
-        probe = atoms.copy()
-        probe.calc = calc
+        probe.calc = method.make_calculator({**options, **(extra or {})})
         try:
             energy = float(probe.get_potential_energy())
             forces = np.array(probe.get_forces(), dtype=float)
