@@ -6,10 +6,9 @@ BIN := $(VENV)/bin
 install:
 	./scripts/install.sh
 
-# The main job on embedded defaults (local Dask cluster, SQLite store).
+# The main job on embedded defaults (local Dask cluster, SQLite store); it prints the summary.
 quick: install
 	$(BIN)/gmd data build fragment_duplication --preset quick --out datasets/fragment_duplication-quick.db
-	$(BIN)/gmd data info datasets/fragment_duplication-quick.db
 
 test: install
 	$(BIN)/ruff check src tests bench
