@@ -23,7 +23,21 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q -c "$constraints" "torch==2.13.0"
 # 2. the package and its declared dependencies, under the same constraints.
 "${pip[@]}" install -q -c "$constraints" -e ".[dev]"
-# 3. packages whose metadata conflicts (see requirements/no-deps.txt): runtime deps, then --no-deps.
+# 3. torch-scatter and torch-sparse (fairchem's models): PyPI has only sources (about 15 min each
+#    to build on 2 cores); ../shared/wheels has them built for torch 2.13.0 / CPython 3.11.
+wheels=${GMD_WHEELS:-../shared/wheels}
+if ! "$venv/bin/python" -c "import torch_scatter, torch_sparse" 2>/dev/null; then
+  if [ -d "$wheels" ] && ls "$wheels"/torch_scatter-*.whl >/dev/null 2>&1; then
+    (cd "$wheels" && sha256sum -c --quiet SHA256SUMS)
+    "${pip[@]}" install -q -c "$constraints" --no-deps --no-index --find-links "$wheels" \
+      torch-scatter torch-sparse
+  else
+    echo "install: building torch-scatter and torch-sparse from source (about 30 min)"
+    "${pip[@]}" install -q -c "$constraints" --no-build-isolation --no-deps \
+      torch-scatter==2.1.2 torch-sparse==0.6.18
+  fi
+fi
+# 4. packages whose metadata conflicts (see requirements/no-deps.txt): runtime deps, then --no-deps.
 if grep -qv '^\s*\(#\|$\)' requirements/no-deps-runtime.txt; then
   "${pip[@]}" install -q -c "$constraints" -r requirements/no-deps-runtime.txt
 fi
@@ -33,6 +47,7 @@ fi
 "$venv/bin/python" - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"torch was replaced: {torch.__version__}"
+import fairchem.core.models.schnet, mace.modules, torch_scatter, torch_sparse  # noqa: E401
 PY
 echo "$digest" > "$stamp"
 echo "install: done ($venv)"

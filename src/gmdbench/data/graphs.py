@@ -1,0 +1,167 @@
+"""One batch format for every model: flat tensors built once, gathered without Python loops.
+
+Edges follow ASE's neighbour-list convention: edge ``e`` joins centre ``i = edge_index[0, e]`` to
+neighbour ``j = edge_index[1, e]`` with vector ``pos[j] - pos[i] + shifts[e] @ cell``, where
+``shifts`` are integer cell offsets (all zero for molecules). Each adapter translates this into
+its library's own convention in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+
+from gmdbench.data.store import DatasetStore
+
+
+@dataclass
+class Batch:
+    """Structures concatenated along atoms; ``batch[a]`` is the structure of atom ``a``."""
+
+    positions: torch.Tensor  # (n_atoms, 3)
+    numbers: torch.Tensor  # (n_atoms,) long
+    cell: torch.Tensor  # (n_structures, 3, 3)
+    pbc: torch.Tensor  # (n_structures, 3) bool
+    edge_index: torch.Tensor  # (2, n_edges) long, [centre, neighbour]
+    shifts: torch.Tensor  # (n_edges, 3) integer cell offsets, float dtype
+    batch: torch.Tensor  # (n_atoms,) long
+    n_atoms: torch.Tensor  # (n_structures,) long
+    energy: torch.Tensor | None = None  # (n_structures,) reference, eV
+    forces: torch.Tensor | None = None  # (n_atoms, 3) reference, eV/A
+    frame_index: torch.Tensor | None = None  # (n_structures,) row in the source GraphSet
+
+    @property
+    def n_structures(self) -> int:
+        return int(self.n_atoms.shape[0])
+
+    def edge_vectors(self) -> torch.Tensor:
+        """pos[j] - pos[i] + shift @ cell, differentiable in positions."""
+        i, j = self.edge_index
+        cell_of_edge = self.cell[self.batch[i]]
+        offsets = torch.einsum("ek,ekl->el", self.shifts, cell_of_edge)
+        return self.positions[j] - self.positions[i] + offsets
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+           ) -> Batch:
+        """Floating tensors to ``dtype``, everything to ``device``."""
+        changes = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            if device is not None:
+                value = value.to(device)
+            changes[field.name] = value
+        return replace(self, **changes)
+
+
+def neighbour_graph(atoms: Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Edge index (2, E) and integer shifts (E, 3) of all pairs within ``cutoff``."""
+    i, j, shifts = neighbor_list("ijS", atoms, float(cutoff))
+    return np.stack([i, j]).astype(np.int64), shifts.astype(np.float64)
+
+
+class GraphSet:
+    """A set of structures with their graphs, stored as flat arrays with offsets.
+
+    Gathering a batch is index arithmetic on these arrays (no per-structure Python objects),
+    so the training loop's cost is the model's, not the data pipeline's.
+    """
+
+    def __init__(self, structures: Sequence[Atoms], cutoff: float,
+                 energies: Sequence[float] | None = None,
+                 forces: Sequence[np.ndarray] | None = None):
+        self.cutoff = float(cutoff)
+        n_atoms, n_edges, numbers, positions, cells, pbcs, edges, shifts = ([] for _ in range(8))
+        for atoms in structures:
+            edge_index, edge_shifts = neighbour_graph(atoms, cutoff)
+            n_atoms.append(len(atoms))
+            n_edges.append(edge_index.shape[1])
+            numbers.append(atoms.numbers)
+            positions.append(atoms.positions)
+            cells.append(atoms.cell.array)
+            pbcs.append(atoms.pbc)
+            edges.append(edge_index)
+            shifts.append(edge_shifts)
+        self.n_atoms = np.asarray(n_atoms, dtype=np.int64)
+        self.n_edges = np.asarray(n_edges, dtype=np.int64)
+        self.atom_ptr = np.concatenate([[0], np.cumsum(self.n_atoms)])
+        self.edge_ptr = np.concatenate([[0], np.cumsum(self.n_edges)])
+        self.numbers = np.concatenate(numbers).astype(np.int64)
+        self.positions = np.concatenate(positions).astype(np.float64)
+        self.cell = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+        self.pbc = np.asarray(pbcs, dtype=bool).reshape(-1, 3)
+        self.edge_index = np.concatenate(edges, axis=1) if edges else np.zeros((2, 0), np.int64)
+        self.shifts = np.concatenate(shifts) if shifts else np.zeros((0, 3))
+        self.energy = None if energies is None else np.asarray(energies, dtype=np.float64)
+        self.forces = None if forces is None else np.concatenate(forces).astype(np.float64)
+
+    def __len__(self) -> int:
+        return int(self.n_atoms.shape[0])
+
+    @property
+    def elements(self) -> list[int]:
+        return sorted({int(z) for z in np.unique(self.numbers)})
+
+    def gather(self, index: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32
+               ) -> Batch:
+        """The structures ``index`` as one Batch."""
+        index = np.asarray(index, dtype=np.int64)
+        n_atoms = self.n_atoms[index]
+        n_edges = self.n_edges[index]
+        atoms = _ranges(self.atom_ptr[index], n_atoms)
+        edges = _ranges(self.edge_ptr[index], n_edges)
+        new_atom_start = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
+        # stored edge indices are local to their structure: add its start in the batch
+        edge_offset = np.repeat(new_atom_start, n_edges)
+        batch = np.repeat(np.arange(len(index)), n_atoms)
+
+        def tensor(array: np.ndarray, floating: bool = True) -> torch.Tensor:
+            return torch.as_tensor(array, dtype=dtype if floating else None)
+
+        return Batch(
+            positions=tensor(self.positions[atoms]),
+            numbers=torch.as_tensor(self.numbers[atoms]),
+            cell=tensor(self.cell[index]),
+            pbc=torch.as_tensor(self.pbc[index]),
+            edge_index=torch.as_tensor(self.edge_index[:, edges] + edge_offset),
+            shifts=tensor(self.shifts[edges]),
+            batch=torch.as_tensor(batch),
+            n_atoms=torch.as_tensor(n_atoms),
+            energy=None if self.energy is None else tensor(self.energy[index]),
+            forces=None if self.forces is None else tensor(self.forces[atoms]),
+            frame_index=torch.as_tensor(index),
+        )
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(start, start + length) for each pair, vectorised."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    block_start = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return block_start + np.arange(total)
+
+
+def batch_from_atoms(structures: Sequence[Atoms], cutoff: float,
+                     dtype: torch.dtype = torch.float32) -> Batch:
+    """A Batch of unlabelled structures (for calculators and analysis)."""
+    return GraphSet(structures, cutoff).gather(np.arange(len(structures)), dtype=dtype)
+
+
+def graphset_from_store(store: DatasetStore, split: str, cutoff: float
+                        ) -> tuple[GraphSet, list[dict]]:
+    """A split of a dataset as a GraphSet, and each frame's keys (smiles, trajectory, frame)."""
+    rows = sorted(store.rows(split=split), key=lambda r: (r.trajectory_id, r.frame))
+    structures = [Atoms(numbers=r.numbers, positions=r.positions, cell=r.cell, pbc=r.pbc)
+                  for r in rows]
+    graphs = GraphSet(structures, cutoff, energies=[r.energy for r in rows],
+                      forces=[r.forces for r in rows])
+    return graphs, [dict(r.key_value_pairs) for r in rows]

@@ -1,0 +1,79 @@
+"""Predict a split with a potential, save the predictions, compute metrics per split and molecule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gmdbench.data.graphs import GraphSet
+from gmdbench.evaluation.metrics import all_metrics
+from gmdbench.models.base import Potential
+
+ALL_MOLECULES = "all"
+
+
+@dataclass
+class Predictions:
+    """Per frame and per atom predictions of one split, with the frames' identities."""
+
+    smiles: np.ndarray  # (S,) str
+    trajectory_id: np.ndarray  # (S,) str
+    frame: np.ndarray  # (S,) int
+    n_atoms: np.ndarray  # (S,)
+    energy: np.ndarray  # (S,) predicted, eV
+    energy_reference: np.ndarray  # (S,)
+    forces: np.ndarray  # (N, 3) predicted, eV/A
+    forces_reference: np.ndarray  # (N, 3)
+    numbers: np.ndarray  # (N,)
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: Path) -> Predictions:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+    def select(self, mask: np.ndarray) -> Predictions:
+        atom_mask = np.repeat(mask, self.n_atoms)
+        return Predictions(self.smiles[mask], self.trajectory_id[mask], self.frame[mask],
+                           self.n_atoms[mask], self.energy[mask], self.energy_reference[mask],
+                           self.forces[atom_mask], self.forces_reference[atom_mask],
+                           self.numbers[atom_mask])
+
+    def metrics(self) -> dict[str, float]:
+        return all_metrics(self.energy, self.energy_reference, self.forces,
+                           self.forces_reference, self.n_atoms)
+
+
+def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size: int = 32,
+            dtype: torch.dtype = torch.float32) -> Predictions:
+    potential.eval()
+    energies, forces = [], []
+    for start in range(0, len(graphs), batch_size):
+        batch = graphs.gather(np.arange(start, min(start + batch_size, len(graphs))), dtype)
+        out = potential(batch)
+        energies.append(out["energy"].detach().cpu().numpy())
+        forces.append(out["forces"].detach().cpu().numpy())
+    return Predictions(
+        smiles=np.array([k["smiles"] for k in keys]),
+        trajectory_id=np.array([k["trajectory_id"] for k in keys]),
+        frame=np.array([k["frame"] for k in keys], dtype=np.int64),
+        n_atoms=graphs.n_atoms.copy(),
+        energy=np.concatenate(energies).astype(np.float64),
+        energy_reference=graphs.energy.copy(),
+        forces=np.concatenate(forces).astype(np.float64),
+        forces_reference=graphs.forces.copy(),
+        numbers=graphs.numbers.copy(),
+    )
+
+
+def metrics_per_molecule(predictions: Predictions) -> dict[str, dict[str, float]]:
+    """Metrics over the whole split (key "all") and for each molecule (canonical SMILES)."""
+    result = {ALL_MOLECULES: predictions.metrics()}
+    for smiles in sorted(set(predictions.smiles.tolist())):
+        result[smiles] = predictions.select(predictions.smiles == smiles).metrics()
+    return result

@@ -1,0 +1,1 @@
+"""Models: one adapter per architecture around its reference library, one protocol for all."""

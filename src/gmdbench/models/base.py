@@ -1,0 +1,86 @@
+"""The model protocol (DESIGN.md section 3) and the Potential that training and inference use.
+
+An adapter (``MLIP``) turns a :class:`~gmdbench.data.graphs.Batch` into its library's input and
+returns ``energy`` (n_structures,), ``forces`` (n_atoms, 3) and ``node_features`` (n_atoms, d).
+A :class:`Potential` adds what every model shares: per-element reference energies (fitted on
+train or taken from the isolated atoms) and a scale, so the network learns a residual of order
+one whatever the architecture.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from gmdbench.data.graphs import Batch
+
+
+class ModelMetadata(BaseModel):
+    """What a report needs to know about a model besides its numbers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    library: str
+    library_version: str
+    conservative: bool
+    pretrained: bool = False
+    level_of_theory: str | None = None
+
+
+class MLIP(nn.Module, ABC):
+    """An architecture adapter. Energies are in the network's own (scaled) units."""
+
+    metadata: ModelMetadata
+    cutoff: float
+
+    @abstractmethod
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """``energy`` (S,), ``forces`` (N, 3), ``node_features`` (N, d)."""
+
+
+def conservative_forces(energy: torch.Tensor, positions: torch.Tensor, training: bool
+                        ) -> torch.Tensor:
+    """Minus the gradient of the total energy; keeps the graph when training on forces."""
+    (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=training)
+    return -gradient
+
+
+class Potential(nn.Module):
+    """E = scale * network + sum_i E0[Z_i];  F = scale * network forces (E0 has no force)."""
+
+    def __init__(self, network: MLIP, atomic_energies: dict[int, float], scale: float = 1.0):
+        super().__init__()
+        self.network = network
+        table = torch.zeros(119, dtype=torch.float64)
+        for number, energy in atomic_energies.items():
+            table[int(number)] = float(energy)
+        self.register_buffer("atomic_energies", table)
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self.network.metadata
+
+    @property
+    def cutoff(self) -> float:
+        return self.network.cutoff
+
+    def reference_energy(self, batch: Batch) -> torch.Tensor:
+        per_atom = self.atomic_energies[batch.numbers]
+        total = torch.zeros(batch.n_structures, dtype=per_atom.dtype,
+                            device=per_atom.device)
+        return total.index_add_(0, batch.batch, per_atom)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.network.metadata.conservative and not batch.positions.requires_grad:
+            batch.positions.requires_grad_(True)
+        out = self.network(batch)
+        # total energies in float64 whatever the network's precision: -1000 eV in float32
+        # carries 1e-4 eV of rounding, the size of the errors being measured
+        energy = self.scale * out["energy"].to(torch.float64) + self.reference_energy(batch)
+        forces = self.scale.to(out["forces"].dtype) * out["forces"]
+        return {"energy": energy, "forces": forces, "node_features": out["node_features"]}

@@ -1,0 +1,96 @@
+"""MACE from mace-torch (``mace.modules.MACE``), built directly, not through its CLI.
+
+Our edge convention equals MACE's (sender = centre i, receiver = neighbour j, vector
+pos[j] - pos[i] + shift); MACE wants Cartesian shifts and one-hot ``node_attrs`` over the
+elements the model covers. MACE's own atomic energies are zero: the Potential adds E0.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gmdbench.data.graphs import Batch
+from gmdbench.errors import UnsupportedElementError
+from gmdbench.models.base import MLIP, ModelMetadata
+
+
+class MACEConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["mace"] = "mace"
+    r_max: float = Field(5.0, gt=0)
+    num_bessel: int = 8
+    num_polynomial_cutoff: int = 5
+    max_ell: int = 2
+    num_interactions: int = 2
+    hidden_irreps: str = "32x0e + 32x1o"
+    mlp_irreps: str = "16x0e"
+    correlation: int = 3
+    radial_mlp: list[int] = Field(default_factory=lambda: [32, 32, 32])
+
+
+class MACEAdapter(MLIP):
+    def __init__(self, config: MACEConfig, elements: list[int], avg_num_neighbors: float):
+        super().__init__()
+        from e3nn import o3
+        from mace.modules import MACE, interaction_classes
+
+        self.cutoff = config.r_max
+        self.metadata = ModelMetadata(name="mace", library="mace-torch",
+                                      library_version=version("mace-torch"), conservative=True)
+        self.elements = sorted(int(z) for z in elements)
+        index = torch.full((119,), -1, dtype=torch.long)
+        index[self.elements] = torch.arange(len(self.elements))
+        self.register_buffer("element_index", index)
+        self.model = MACE(
+            r_max=config.r_max,
+            num_bessel=config.num_bessel,
+            num_polynomial_cutoff=config.num_polynomial_cutoff,
+            max_ell=config.max_ell,
+            interaction_cls=interaction_classes["RealAgnosticResidualInteractionBlock"],
+            interaction_cls_first=interaction_classes["RealAgnosticResidualInteractionBlock"],
+            num_interactions=config.num_interactions,
+            num_elements=len(self.elements),
+            hidden_irreps=o3.Irreps(config.hidden_irreps),
+            MLP_irreps=o3.Irreps(config.mlp_irreps),
+            atomic_energies=np.zeros(len(self.elements)),
+            avg_num_neighbors=float(avg_num_neighbors),
+            atomic_numbers=self.elements,
+            correlation=config.correlation,
+            gate=torch.nn.functional.silu,
+            radial_MLP=list(config.radial_mlp),
+        )
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        species = self.element_index[batch.numbers]
+        if bool((species < 0).any()):
+            missing = sorted({int(z) for z in batch.numbers[species < 0]})
+            raise UnsupportedElementError(
+                f"MACE model covers Z={self.elements}, not Z={missing}")
+        dtype = batch.positions.dtype
+        node_attrs = torch.nn.functional.one_hot(species, len(self.elements)).to(dtype)
+        centre = batch.edge_index[0]
+        cell_of_edge = batch.cell[batch.batch[centre]]
+        shifts = torch.einsum("ek,ekl->el", batch.shifts, cell_of_edge)
+        ptr = torch.cat([batch.n_atoms.new_zeros(1), torch.cumsum(batch.n_atoms, 0)])
+        data = {
+            "positions": batch.positions,
+            "node_attrs": node_attrs,
+            "edge_index": batch.edge_index,
+            "shifts": shifts,
+            "unit_shifts": batch.shifts,
+            "cell": batch.cell.reshape(-1, 3),
+            "batch": batch.batch,
+            "ptr": ptr,
+        }
+        out = self.model(data, training=self.training, compute_force=True)
+        return {"energy": out["energy"], "forces": out["forces"],
+                "node_features": out["node_feats"]}
+
+
+def build_mace(config: MACEConfig, elements: list[int], statistics: dict) -> MLIP:
+    return MACEAdapter(config, elements, statistics.get("avg_num_neighbors", 10.0))

@@ -1,0 +1,1 @@
+"""Runs: configs hashed into run directories, their execution, and the results store."""

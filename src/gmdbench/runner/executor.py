@@ -1,0 +1,150 @@
+"""Execute a run locally: build the model, train (resuming), predict, score, record.
+
+Steps are cached in the run directory: ``best.pt`` + ``training.json`` mark training done;
+``predictions_<split>.npz`` are rewritten by evaluation. Re-executing a finished run only
+re-reads its files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gmdbench.data.graphs import GraphSet, graphset_from_store
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import DatasetMismatchError, GmdError
+from gmdbench.evaluation.evaluate import Predictions, metrics_per_molecule, predict
+from gmdbench.models.base import Potential
+from gmdbench.models.registry import build_model, model_config
+from gmdbench.runner.matrix import RunConfig
+from gmdbench.runner.results import ResultsStore
+from gmdbench.training.reference_energies import force_scale, reference_energies
+from gmdbench.training.trainer import DTYPES, train
+
+EVALUATED_SPLITS = ("id_test", "ood_test")
+_VERSIONED = ("gmd-bench", "torch", "fairchem-core", "mace-torch", "e3nn", "ase", "tblite",
+              "numpy")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in _VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Some library code creates tensors in the default dtype; float64 runs need it set."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def load_splits(store: DatasetStore, cutoff: float) -> dict[str, tuple[GraphSet, list[dict]]]:
+    splits = {}
+    for split in ("train", "val", *EVALUATED_SPLITS):
+        graphs, keys = graphset_from_store(store, split, cutoff)
+        if len(graphs) == 0:
+            raise GmdError(f"dataset {store.path} has no frames in split {split!r}")
+        splits[split] = (graphs, keys)
+    return splits
+
+
+def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, float] | None
+                    ) -> Potential:
+    """The model of a run, seeded, with reference energies and scale from the train split."""
+    config = model_config(run.model, run.model_options)
+    elements = train_set.elements
+    mean_neighbours = float(np.mean(train_set.n_edges / train_set.n_atoms))
+    torch.manual_seed(run.seed)
+    network = build_model(config, elements, {"avg_num_neighbors": mean_neighbours})
+    energies = reference_energies(train_set, elements, run.training.reference_energies, isolated)
+    return Potential(network, energies, scale=force_scale(train_set))
+
+
+def _cutoff(run: RunConfig) -> float:
+    config = model_config(run.model, run.model_options)
+    return float(getattr(config, "cutoff", None) or config.r_max)
+
+
+def train_run(run: RunConfig, data: Path, runs_root: Path,
+              on_epoch: Callable[[int, dict], None] | None = None) -> Path:
+    """Train (or resume, or skip if done) a run; return its directory."""
+    store = DatasetStore(data)
+    if store.content_hash() != run.dataset_hash:
+        raise DatasetMismatchError(f"dataset {data} does not have hash {run.dataset_hash}")
+    run_dir = run.run_dir(runs_root)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(
+        {**run.resolved(), "dataset_path": str(Path(data).resolve())}, indent=2))
+    summary_path = run_dir / "training.json"
+    if summary_path.exists() and (run_dir / "best.pt").exists():
+        return run_dir
+    dtype = DTYPES[run.training.dtype]
+    with default_dtype(dtype):
+        splits = load_splits(store, _cutoff(run))
+        potential = build_potential(run, splits["train"][0],
+                                    store.metadata.get("isolated_atom_energies"))
+        started = time.perf_counter()
+        summary = train(potential, splits["train"][0], splits["val"][0], run.training, run.seed,
+                        run_dir, on_epoch)
+    summary["wall_seconds"] = time.perf_counter() - started
+    summary["reference_energies"] = {str(z): float(e) for z, e in zip(
+        range(119), potential.atomic_energies.tolist(), strict=True) if e != 0.0}
+    summary["scale"] = float(potential.scale)
+    summary["n_parameters"] = sum(p.numel() for p in potential.parameters())
+    summary_path.write_text(json.dumps(summary, indent=2))
+    return run_dir
+
+
+def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
+    """Predict id_test and ood_test with the best weights; record metrics in ``results``."""
+    config = json.loads((run_dir / "config.json").read_text())
+    run = RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"})
+    summary_path = run_dir / "training.json"
+    if not summary_path.exists():
+        raise GmdError(f"run {run_dir} has not finished training (no training.json)")
+    summary = json.loads(summary_path.read_text())
+    store = DatasetStore(config["dataset_path"])
+    dtype = DTYPES[run.training.dtype]
+    started = time.perf_counter()
+    metrics = {}
+    with default_dtype(dtype):
+        splits = load_splits(store, _cutoff(run))
+        potential = build_potential(run, splits["train"][0],
+                                    store.metadata.get("isolated_atom_energies"))
+        potential.to(dtype)
+        potential.load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))
+        for split in EVALUATED_SPLITS:
+            graphs, keys = splits[split]
+            predictions = predict(potential, graphs, keys, dtype=dtype)
+            predictions.save(run_dir / f"predictions_{split}.npz")
+            metrics[split] = metrics_per_molecule(predictions)
+    timings = {"train_seconds": summary["train_seconds"],
+               "evaluate_seconds": time.perf_counter() - started}
+    results.record_run(
+        run_id=run.run_id, task=run.task, model=run.model, regime=run.regime, seed=run.seed,
+        dataset_hash=run.dataset_hash, level_of_theory=store.metadata.get("level_of_theory"),
+        run_dir=run_dir.resolve(), config=run.resolved(),
+        model_metadata=potential.metadata.model_dump(), versions=versions(), timings=timings,
+        training={k: v for k, v in summary.items() if k != "history"}, metrics=metrics)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def load_predictions(run_dir: Path, split: str) -> Predictions:
+    return Predictions.load(Path(run_dir) / f"predictions_{split}.npz")

@@ -1,0 +1,96 @@
+"""The results store: one SQLite file, a row per (run, split, molecule or "all", metric).
+
+Each run's row carries its resolved config, package versions, dataset hash, seed and timings,
+so a table can always be traced back to what produced it. Reports read only this file and the
+predictions saved in run directories.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from gmdbench.errors import CorruptDatasetError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    model TEXT NOT NULL,
+    regime TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    dataset_hash TEXT NOT NULL,
+    level_of_theory TEXT,
+    run_dir TEXT NOT NULL,
+    config TEXT NOT NULL,
+    model_metadata TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    timings TEXT NOT NULL,
+    training TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    split TEXT NOT NULL,
+    molecule TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, split, molecule, metric)
+);
+"""
+
+
+class ResultsStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as connection:
+                connection.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            raise CorruptDatasetError(f"results store {self.path}: {error}") from error
+
+    def _connect(self):
+        return closing(sqlite3.connect(self.path, timeout=60))
+
+    def record_run(self, run_id: str, task: str, model: str, regime: str, seed: int,
+                   dataset_hash: str, level_of_theory: str | None, run_dir: Path,
+                   config: dict, model_metadata: dict, versions: dict, timings: dict,
+                   training: dict, metrics: dict[str, dict[str, dict[str, float]]]) -> None:
+        """Replace everything stored for ``run_id`` (a re-evaluation overwrites, never adds)."""
+        rows = [(run_id, split, molecule, name, value)
+                for split, per_molecule in metrics.items()
+                for molecule, values in per_molecule.items()
+                for name, value in values.items()]
+        with self._connect() as connection, connection:
+            connection.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            connection.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, task, model, regime, seed, dataset_hash, level_of_theory, str(run_dir),
+                 json.dumps(config, sort_keys=True), json.dumps(model_metadata, sort_keys=True),
+                 json.dumps(versions, sort_keys=True), json.dumps(timings, sort_keys=True),
+                 json.dumps(training, sort_keys=True)))
+            connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?)", rows)
+
+    def runs(self) -> list[dict[str, Any]]:
+        with self._connect() as connection:
+            connection.row_factory = sqlite3.Row
+            rows = connection.execute("SELECT * FROM runs ORDER BY task, model, regime, seed")
+            result = []
+            for row in rows:
+                record = dict(row)
+                for key in ("config", "model_metadata", "versions", "timings", "training"):
+                    record[key] = json.loads(record[key])
+                result.append(record)
+            return result
+
+    def metrics(self, molecule: str = "all") -> list[dict[str, Any]]:
+        with self._connect() as connection:
+            connection.row_factory = sqlite3.Row
+            rows = connection.execute(
+                "SELECT m.run_id, r.task, r.model, r.regime, r.seed, m.split, m.molecule, "
+                "m.metric, m.value FROM metrics m JOIN runs r USING (run_id) "
+                "WHERE m.molecule = ? OR ? = '*'", (molecule, molecule))
+            return [dict(row) for row in rows]

@@ -1,0 +1,1 @@
+"""Training: losses, per-element reference energies, the trainer."""

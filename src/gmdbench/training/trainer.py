@@ -1,0 +1,194 @@
+"""The one trainer every model goes through.
+
+Adam/AdamW with a reduce-on-plateau schedule, optional EMA of the weights, gradient clipping,
+early stopping and checkpoint choice on ``val`` only (an OOD set never steers training). A
+checkpoint is written after every epoch; a killed run resumed from it reaches the same result
+as an uninterrupted one, because every random step is seeded by (seed, epoch).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gmdbench.data.graphs import GraphSet
+from gmdbench.models.base import Potential
+from gmdbench.training.losses import energy_force_loss
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class TrainConfig(BaseModel):
+    """Training hyper-parameters; recorded with every run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(5, ge=0)
+    min_learning_rate: float = Field(1e-6, ge=0)
+    ema_decay: float | None = Field(0.99, gt=0, lt=1)
+    gradient_clip: float | None = Field(10.0, gt=0)
+    energy_weight: float = Field(1.0, ge=0)
+    force_weight: float = Field(10.0, ge=0)
+    early_stopping_patience: int | None = Field(20, ge=1)
+    dtype: Literal["float32", "float64"] = "float32"
+    reference_energies: Literal["fit", "isolated"] = "fit"
+
+
+class ExponentialMovingAverage:
+    """Shadow weights w_ema <- d * w_ema + (1 - d) * w, swapped in for validation."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.parameters = [p for p in module.parameters() if p.requires_grad]
+        self.shadow = [p.detach().clone() for p in self.parameters]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.parameters],
+                             1.0 - self.decay)
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        backup = [p.detach().clone() for p in self.parameters]
+        with torch.no_grad():
+            for p, s in zip(self.parameters, self.shadow, strict=True):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, b in zip(self.parameters, backup, strict=True):
+                    p.copy_(b)
+
+    def state_dict(self) -> list[torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, shadow: list[torch.Tensor]) -> None:
+        self.shadow = [s.clone() for s in shadow]
+
+
+def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig) -> dict[str, float]:
+    """Mean loss terms over a set (used for val): energy-per-atom and force MSE."""
+    totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0}
+    potential.eval()
+    order = np.arange(len(graphs))
+    for start in range(0, len(graphs), config.batch_size):
+        index = order[start:start + config.batch_size]
+        batch = graphs.gather(index, dtype=DTYPES[config.dtype])
+        prediction = potential(batch)
+        terms = energy_force_loss(prediction, batch, config.energy_weight, config.force_weight)
+        for key in totals:
+            totals[key] += float(terms[key]) * len(index)
+    return {key: value / len(graphs) for key, value in totals.items()}
+
+
+def train(
+    potential: Potential,
+    train_set: GraphSet,
+    val_set: GraphSet,
+    config: TrainConfig,
+    seed: int,
+    run_dir: Path,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict:
+    """Fit ``potential`` (resuming from ``run_dir/checkpoint.pt``); return the training summary.
+
+    The best weights on val (EMA weights when EMA is on) are saved to ``run_dir/best.pt``.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+    dtype = DTYPES[config.dtype]
+    potential.to(dtype)
+    potential.atomic_energies.data = potential.atomic_energies.data.to(torch.float64)
+    potential.scale.data = potential.scale.data.to(torch.float64)
+    parameters = [p for p in potential.parameters() if p.requires_grad]
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = optimizer_class(parameters, lr=config.learning_rate,
+                                weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
+        min_lr=config.min_learning_rate)
+    ema = ExponentialMovingAverage(potential, config.ema_decay) if config.ema_decay else None
+    state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "bad_epochs": 0,
+             "history": [], "seconds": 0.0}
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, weights_only=True)
+        potential.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+        state = saved["state"]
+        log.info("resumed %s at epoch %d", run_dir, state["epoch"])
+
+    while state["epoch"] < config.epochs and not _stopped_early(state, config):
+        started = time.perf_counter()
+        epoch = state["epoch"]
+        potential.train()
+        order = np.random.default_rng([seed, epoch]).permutation(len(train_set))
+        running, seen = 0.0, 0
+        for start in range(0, len(order), config.batch_size):
+            index = order[start:start + config.batch_size]
+            batch = train_set.gather(index, dtype=dtype)
+            terms = energy_force_loss(potential(batch), batch, config.energy_weight,
+                                      config.force_weight)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if config.gradient_clip:
+                torch.nn.utils.clip_grad_norm_(parameters, config.gradient_clip)
+            optimizer.step()
+            if ema is not None:
+                ema.update()
+            running += float(terms["loss"].detach()) * len(index)
+            seen += len(index)
+        with ema.applied() if ema is not None else _nothing():
+            val = evaluate_loss(potential, val_set, config)
+            improved = val["loss"] < state["best_val"]
+            if improved:
+                torch.save(potential.state_dict(), best_path)
+        scheduler.step(val["loss"])
+        record = {"epoch": epoch, "train_loss": running / seen, "val_loss": val["loss"],
+                  "val_energy_mse": val["energy_mse"], "val_force_mse": val["force_mse"],
+                  "learning_rate": optimizer.param_groups[0]["lr"]}
+        state["history"].append(record)
+        if improved:
+            state.update(best_val=val["loss"], best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        state["seconds"] += time.perf_counter() - started
+        torch.save({"model": potential.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else [], "state": state},
+                   checkpoint_path)
+        if on_epoch:
+            on_epoch(epoch, record)
+    potential.load_state_dict(torch.load(best_path, weights_only=True))
+    return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
+            "best_val_loss": state["best_val"], "train_seconds": state["seconds"],
+            "stopped_early": _stopped_early(state, config), "history": state["history"]}
+
+
+def _stopped_early(state: dict, config: TrainConfig) -> bool:
+    patience = config.early_stopping_patience
+    return patience is not None and state["bad_epochs"] >= patience
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
