@@ -187,6 +187,107 @@ def data_import(
     console.print(f"imported {store.count()} frames into {out}")
 
 
+@app.command("train")
+def train_command(
+    task: Annotated[str, typer.Option(help="task the dataset was built for")],
+    model: Annotated[str, typer.Option(help="registered model name (schnet, painn, mace)")],
+    data: Annotated[Path, typer.Option(help="dataset file built by `gmd data build`")],
+    seed: Annotated[int, typer.Option(help="seed of model initialisation and shuffling")] = 0,
+    config: Annotated[Path | None, typer.Option(
+        help="YAML with `model:` options and `training:` settings")] = None,
+    runs: Annotated[Path, typer.Option(help="folder of run directories")] = Path("runs"),
+) -> None:
+    """Train a model from scratch on a dataset's train split (val for checkpoint choice)."""
+    from pydantic import ValidationError
+
+    from gmdbench.config import format_validation_error, load_yaml
+    from gmdbench.data.store import DatasetStore
+    from gmdbench.runner.executor import train_run
+    from gmdbench.runner.matrix import RunConfig, TrainFileConfig
+
+    store = DatasetStore(data)
+    built_for = store.metadata.get("task", {}).get("name")
+    if built_for != task:
+        raise GmdError(f"dataset {data} was built for task {built_for!r}, not {task!r}")
+    file_config = TrainFileConfig()
+    if config is not None:
+        try:
+            file_config = TrainFileConfig.model_validate(load_yaml(config, "train config") or {})
+        except ValidationError as error:
+            raise GmdError(format_validation_error(error, f"train config {config}")) from error
+    run = RunConfig(task=task, model=model, model_options=file_config.model,
+                    training=file_config.training, seed=seed, dataset_hash=store.content_hash())
+    with Progress(TextColumn("training " + model), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("val loss {task.fields[val]}"), TimeRemainingColumn(),
+                  console=console) as progress:
+        bar = progress.add_task("epochs", total=run.training.epochs, val="-")
+
+        def on_epoch(epoch: int, record: dict) -> None:
+            progress.update(bar, completed=epoch + 1, val=f"{record['val_loss']:.4g}")
+
+        run_dir = train_run(run, data, runs, on_epoch)
+    console.print(f"run: {run_dir}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="run directory printed by `gmd train`")],
+    results: Annotated[Path, typer.Option(help="results store (SQLite)")] = Path(
+        "results/results.db"),
+) -> None:
+    """Predict id_test and ood_test with the run's best weights; record the metrics."""
+    from gmdbench.runner.executor import evaluate_run
+    from gmdbench.runner.results import ResultsStore
+
+    metrics = evaluate_run(run, ResultsStore(results))
+    table = Table("split", "force MAE", "cosine", "F mag. MAE", "energy MAE", "E/atom MAE")
+    for split, per_molecule in metrics.items():
+        m = per_molecule["all"]
+        table.add_row(split, f"{m['force_mae']:.4f}", f"{m['force_cosine']:.4f}",
+                      f"{m['force_magnitude_mae']:.4f}", f"{m['energy_mae']:.4f}",
+                      f"{m['energy_mae_per_atom']:.4f}")
+    console.print(table)
+    console.print(f"recorded in {results}")
+
+
+@app.command("report")
+def report_command(
+    results: Annotated[Path, typer.Argument(help="results store (SQLite)")],
+    out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+) -> None:
+    """Markdown and CSV tables (ID vs OOD, mean +- std over seeds) and parity plots."""
+    from gmdbench.report.build import build_report
+
+    if not results.exists():
+        raise GmdError(f"results store {results} does not exist")
+    out = out or results.parent / "report"
+    for path in build_report(results, out):
+        console.print(f"wrote {path}")
+    console.print((out / "table.md").read_text(), markup=False, highlight=False)
+
+
+@app.command("run")
+def run_command(
+    name: Annotated[str, typer.Argument(help="quick, or the path of a run YAML")],
+    out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Dask workers for data generation")] = 2,
+) -> None:
+    """Dataset, training, evaluation and report in one cached, resumable command."""
+    import time
+
+    from gmdbench.runner.executor import run_matrix
+    from gmdbench.runner.matrix import load_matrix
+
+    matrix = load_matrix(name)
+    out = out or Path("results") / matrix.name
+    started = time.perf_counter()
+    results = run_matrix(matrix, out, workers=workers,
+                         on_event=lambda message: console.print(message, markup=False))
+    console.print((out / "report" / "table.md").read_text(), markup=False, highlight=False)
+    console.print(f"results: {results}; report: {out / 'report'}; "
+                  f"{time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     handler = logging.StreamHandler()

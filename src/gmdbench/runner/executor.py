@@ -64,16 +64,48 @@ def load_splits(store: DatasetStore, cutoff: float) -> dict[str, tuple[GraphSet,
     return splits
 
 
-def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, float] | None
-                    ) -> Potential:
-    """The model of a run, seeded, with reference energies and scale from the train split."""
-    config = model_config(run.model, run.model_options)
+def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, float] | None,
+                    run_dir: Path) -> Potential:
+    """The model of a run, seeded, with reference energies and scale from the train split.
+
+    What the network's shape depends on (elements, neighbour statistics) is written to
+    ``model_build.json`` so that :func:`load_potential` can rebuild it without the dataset.
+    """
     elements = train_set.elements
-    mean_neighbours = float(np.mean(train_set.n_edges / train_set.n_atoms))
+    statistics = {"avg_num_neighbors": float(np.mean(train_set.n_edges / train_set.n_atoms))}
+    (run_dir / "model_build.json").write_text(json.dumps(
+        {"elements": elements, "statistics": statistics}))
     torch.manual_seed(run.seed)
-    network = build_model(config, elements, {"avg_num_neighbors": mean_neighbours})
+    network = build_model(model_config(run.model, run.model_options), elements, statistics)
     energies = reference_energies(train_set, elements, run.training.reference_energies, isolated)
     return Potential(network, energies, scale=force_scale(train_set))
+
+
+def read_run_config(run_dir: Path) -> tuple[RunConfig, dict]:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise GmdError(f"{run_dir} is not a run directory (no config.json)")
+    config = json.loads(path.read_text())
+    return RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"}), \
+        config
+
+
+def load_potential(run_dir: Path) -> Potential:
+    """The trained potential of a run (best weights on val), in the run's precision."""
+    run_dir = Path(run_dir)
+    run, _ = read_run_config(run_dir)
+    if not (run_dir / "best.pt").exists():
+        raise GmdError(f"run {run_dir} has no trained weights (best.pt)")
+    build = json.loads((run_dir / "model_build.json").read_text())
+    dtype = DTYPES[run.training.dtype]
+    with default_dtype(dtype):
+        torch.manual_seed(run.seed)
+        network = build_model(model_config(run.model, run.model_options), build["elements"],
+                              build["statistics"])
+        potential = Potential(network, {})
+        potential.to(dtype)
+        potential.load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))
+    return potential
 
 
 def _cutoff(run: RunConfig) -> float:
@@ -98,7 +130,7 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
     with default_dtype(dtype):
         splits = load_splits(store, _cutoff(run))
         potential = build_potential(run, splits["train"][0],
-                                    store.metadata.get("isolated_atom_energies"))
+                                    store.metadata.get("isolated_atom_energies"), run_dir)
         started = time.perf_counter()
         summary = train(potential, splits["train"][0], splits["val"][0], run.training, run.seed,
                         run_dir, on_epoch)
@@ -113,8 +145,7 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
 
 def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
     """Predict id_test and ood_test with the best weights; record metrics in ``results``."""
-    config = json.loads((run_dir / "config.json").read_text())
-    run = RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"})
+    run, config = read_run_config(run_dir)
     summary_path = run_dir / "training.json"
     if not summary_path.exists():
         raise GmdError(f"run {run_dir} has not finished training (no training.json)")
@@ -123,12 +154,9 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
     dtype = DTYPES[run.training.dtype]
     started = time.perf_counter()
     metrics = {}
+    potential = load_potential(run_dir)
     with default_dtype(dtype):
         splits = load_splits(store, _cutoff(run))
-        potential = build_potential(run, splits["train"][0],
-                                    store.metadata.get("isolated_atom_energies"))
-        potential.to(dtype)
-        potential.load_state_dict(torch.load(run_dir / "best.pt", weights_only=True))
         for split in EVALUATED_SPLITS:
             graphs, keys = splits[split]
             predictions = predict(potential, graphs, keys, dtype=dtype)
@@ -148,3 +176,42 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
 
 def load_predictions(run_dir: Path, split: str) -> Predictions:
     return Predictions.load(Path(run_dir) / f"predictions_{split}.npz")
+
+
+def run_matrix(matrix, out_dir: Path, workers: int = 2,
+               on_event: Callable[[str], None] | None = None) -> Path:
+    """Build each task's dataset, train and evaluate every (model, seed), write the report.
+
+    Everything is cached: datasets resume, finished runs are skipped, results are replaced.
+    Returns the results store path.
+    """
+    from gmdbench.config import load_preset
+    from gmdbench.data.generate import build_dataset
+    from gmdbench.reference.registry import ReferenceConfig
+    from gmdbench.report.build import build_report
+    from gmdbench.tasks.spec import load_task
+
+    say = on_event or (lambda message: None)
+    out_dir = Path(out_dir)
+    results = ResultsStore(out_dir / "results.db")
+    preset = load_preset(matrix.preset)
+    for task_name in matrix.tasks:
+        task = load_task(task_name)
+        data = out_dir / "datasets" / f"{task.name}-{preset.name}-seed{matrix.data_seed}.db"
+        say(f"dataset {task.name} ({preset.name}) -> {data}")
+        report = build_dataset(task, preset, ReferenceConfig(name=matrix.reference),
+                               matrix.data_seed, data, workers=workers)
+        if report.failures:
+            raise GmdError(f"dataset {data}: {len(report.failures)} frame(s) failed; see "
+                           f"`gmd data info {data}`")
+        dataset_hash = DatasetStore(data).content_hash()
+        for entry in matrix.models:
+            for seed in matrix.seeds:
+                run = RunConfig(task=task.name, model=entry.name, model_options=entry.options,
+                                training=entry.training, seed=seed, dataset_hash=dataset_hash)
+                say(f"train {entry.name} seed {seed} on {task.name}")
+                run_dir = train_run(run, data, out_dir / "runs")
+                evaluate_run(run_dir, results)
+                say(f"evaluated {run_dir.name}")
+    build_report(results.path, out_dir / "report")
+    return results.path

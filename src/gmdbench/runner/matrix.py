@@ -46,3 +46,47 @@ class TrainFileConfig(BaseModel):
 
     model: dict[str, Any] = Field(default_factory=dict)
     training: TrainConfig = TrainConfig()
+
+
+class MatrixModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    training: TrainConfig = TrainConfig()
+
+
+class MatrixConfig(BaseModel):
+    """An experiment matrix: tasks x models x seeds on one preset and reference method."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    tasks: list[str] = Field(min_length=1)
+    preset: str = "quick"
+    reference: str = "gfn2-xtb"
+    data_seed: int = 0
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    models: list[MatrixModel] = Field(min_length=1)
+
+
+BUILTIN_MATRICES = Path(__file__).parent / "builtin"
+
+
+def load_matrix(name_or_path: str) -> MatrixConfig:
+    from pydantic import ValidationError
+
+    from gmdbench.config import format_validation_error, load_yaml
+    from gmdbench.errors import TaskSpecError
+
+    path = BUILTIN_MATRICES / f"{name_or_path}.yaml"
+    if not path.is_file():
+        path = Path(name_or_path)
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in BUILTIN_MATRICES.glob("*.yaml")))
+            raise TaskSpecError(f"unknown run {name_or_path!r}: built-in runs are {known}, "
+                                "or give the path of a run YAML")
+    try:
+        return MatrixConfig.model_validate(load_yaml(path, "run"))
+    except ValidationError as error:
+        raise TaskSpecError(format_validation_error(error, f"run {path}")) from error

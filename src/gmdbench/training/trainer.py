@@ -93,7 +93,7 @@ def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig) -
         prediction = potential(batch)
         terms = energy_force_loss(prediction, batch, config.energy_weight, config.force_weight)
         for key in totals:
-            totals[key] += float(terms[key]) * len(index)
+            totals[key] += float(terms[key].detach()) * len(index)
     return {key: value / len(graphs) for key, value in totals.items()}
 
 

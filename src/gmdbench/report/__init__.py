@@ -1,0 +1,1 @@
+"""Reports: tables (markdown, CSV), plots. Reads only the results store and saved predictions."""

@@ -1,0 +1,25 @@
+"""``gmd report``: tables and a parity plot per (task, model, regime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gmdbench.evaluation.evaluate import Predictions
+from gmdbench.report.plots import parity_plot
+from gmdbench.report.tables import write_tables
+from gmdbench.runner.results import ResultsStore
+
+
+def build_report(results_path: Path, out_dir: Path) -> list[Path]:
+    results = ResultsStore(results_path)
+    written = list(write_tables(results, out_dir))
+    first_seed: dict[tuple[str, str, str], dict] = {}
+    for run in results.runs():  # ordered by seed within (task, model, regime)
+        first_seed.setdefault((run["task"], run["model"], run["regime"]), run)
+    for (task, model, regime), run in sorted(first_seed.items()):
+        predictions = {split: Predictions.load(Path(run["run_dir"]) / f"predictions_{split}.npz")
+                       for split in ("id_test", "ood_test")}
+        title = f"{model} ({regime}), {task}, seed {run['seed']}"
+        written.append(parity_plot(predictions, title,
+                                   out_dir / f"parity_{task}_{model}_{regime}.png"))
+    return written
