@@ -48,3 +48,29 @@ def tiny_dataset(tmp_path_factory, tiny_task, tiny_preset):
     report = build_dataset(tiny_task, tiny_preset, ReferenceConfig(), seed=7, out=out, workers=2)
     assert not report.failures
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory, tiny_dataset):
+    """SchNet (two seeds) and MACE trained briefly on the tiny dataset, evaluated and recorded."""
+    from gmdbench.data.store import DatasetStore
+    from gmdbench.runner.executor import evaluate_run, train_run
+    from gmdbench.runner.matrix import RunConfig
+    from gmdbench.runner.results import ResultsStore
+    from gmdbench.training.trainer import TrainConfig
+
+    root = tmp_path_factory.mktemp("runs")
+    results = ResultsStore(root / "results.db")
+    dataset_hash = DatasetStore(tiny_dataset).content_hash()
+    training = TrainConfig(epochs=3, batch_size=4)
+    run_dirs = []
+    for model, options, seed in [("schnet", {"hidden_channels": 16, "num_filters": 16}, 0),
+                                 ("schnet", {"hidden_channels": 16, "num_filters": 16}, 1),
+                                 ("mace", {"hidden_irreps": "8x0e + 8x1o",
+                                           "radial_mlp": [8, 8]}, 0)]:
+        run = RunConfig(task="tiny_alkanes", model=model, model_options=options,
+                        training=training, seed=seed, dataset_hash=dataset_hash)
+        run_dir = train_run(run, tiny_dataset, root / "runs")
+        evaluate_run(run_dir, results)
+        run_dirs.append(run_dir)
+    return results, run_dirs

@@ -1,18 +1,10 @@
 """The `gmd` command as a user runs it: real subprocesses, real exit codes."""
 
-import subprocess
-import sys
-
 import ase.io
 import pytest
 
 from gmdbench.data.store import DatasetStore
-from tests_support import DATA
-
-
-def gmd(*args, input_text=None):
-    return subprocess.run([sys.executable, "-m", "gmdbench.cli", *map(str, args)],
-                          capture_output=True, text=True, input=input_text, timeout=300)
+from tests_support import DATA, gmd
 
 
 def test_tasks_list_and_show():

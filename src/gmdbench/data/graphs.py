@@ -106,6 +106,23 @@ class GraphSet:
     def __len__(self) -> int:
         return int(self.n_atoms.shape[0])
 
+    def structures(self, index: Sequence[int] | None = None) -> list[Atoms]:
+        """The structures (no labels) as ase.Atoms."""
+        index = range(len(self)) if index is None else index
+        result = []
+        for k in index:
+            a, b = self.atom_ptr[k], self.atom_ptr[k + 1]
+            result.append(Atoms(numbers=self.numbers[a:b], positions=self.positions[a:b],
+                                cell=self.cell[k], pbc=self.pbc[k]))
+        return result
+
+    def subset(self, index: Sequence[int]) -> GraphSet:
+        """A new GraphSet of the structures ``index``, with their labels."""
+        energies = None if self.energy is None else self.energy[np.asarray(index)]
+        forces = None if self.forces is None else [
+            self.forces[self.atom_ptr[k]:self.atom_ptr[k + 1]] for k in index]
+        return GraphSet(self.structures(index), self.cutoff, energies=energies, forces=forces)
+
     @property
     def elements(self) -> list[int]:
         return sorted({int(z) for z in np.unique(self.numbers)})

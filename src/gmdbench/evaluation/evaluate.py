@@ -1,4 +1,4 @@
-"""Predict a split with a potential, save the predictions, compute metrics per split and molecule."""
+"""Predict a split with a potential, save predictions, compute metrics per split and molecule."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from gmdbench.evaluation.evaluate import Predictions  # noqa: E402
+from gmdbench.evaluation.evaluate import Predictions
 
 COLOURS = {"id_test": "tab:blue", "ood_test": "tab:red"}
 

@@ -1,0 +1,51 @@
+"""gmd train / evaluate / report / run, as a user runs them."""
+
+import pytest
+
+from gmdbench.runner.results import ResultsStore
+from tests_support import DATA, gmd
+
+
+def test_train_evaluate_report(tiny_dataset, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("model: {hidden_channels: 16, num_filters: 16}\n"
+                      "training: {epochs: 2, batch_size: 4}\n")
+    trained = gmd("train", "--task", "tiny_alkanes", "--model", "schnet", "--data", tiny_dataset,
+                  "--seed", "4", "--config", config, "--runs", tmp_path / "runs")
+    assert trained.returncode == 0, trained.stderr
+    run_dir = trained.stdout.strip().splitlines()[-1].removeprefix("run: ").strip()
+    results = tmp_path / "results.db"
+    evaluated = gmd("evaluate", run_dir, "--results", results)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "ood_test" in evaluated.stdout
+    (run,) = ResultsStore(results).runs()
+    assert run["seed"] == 4 and run["model"] == "schnet"
+    reported = gmd("report", results, "--out", tmp_path / "report")
+    assert reported.returncode == 0, reported.stderr
+    assert (tmp_path / "report" / "table.md").exists()
+    assert (tmp_path / "report" / "parity_tiny_alkanes_schnet_scratch.png").exists()
+    # a second `gmd train` of the same run is a cache hit: same directory, nothing retrained
+    again = gmd("train", "--task", "tiny_alkanes", "--model", "schnet", "--data", tiny_dataset,
+                "--seed", "4", "--config", config, "--runs", tmp_path / "runs")
+    assert again.stdout.strip().splitlines()[-1].endswith(run_dir.split("/")[-1])
+
+
+def test_train_refuses_a_dataset_of_another_task_and_bad_config(tiny_dataset, tmp_path):
+    wrong = gmd("train", "--task", "chain_extension", "--model", "schnet", "--data",
+                tiny_dataset)
+    assert wrong.returncode == 2 and "built for task 'tiny_alkanes'" in wrong.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {epoks: 3}\n")
+    result = gmd("train", "--task", "tiny_alkanes", "--model", "schnet", "--data",
+                 tiny_dataset, "--config", bad)
+    assert result.returncode == 2 and "training.epoks" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_quick_end_to_end(tmp_path):
+    """The README's main job: dataset, SchNet and MACE, report (about 2 minutes here)."""
+    result = gmd("run", "quick", "--out", tmp_path / "quick")
+    assert result.returncode == 0, result.stderr
+    markdown = (tmp_path / "quick" / "report" / "table.md").read_text()
+    assert "| mace | scratch | 1 |" in markdown and "| schnet | scratch | 1 |" in markdown
+    assert DATA.exists()

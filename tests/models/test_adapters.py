@@ -1,0 +1,100 @@
+"""Every adapter through the same checks: it fits a few structures, its forces are conservative."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from gmdbench.data.graphs import GraphSet, graphset_from_store
+from gmdbench.data.store import DatasetStore
+from gmdbench.models.base import Potential
+from gmdbench.models.registry import build_model, model_config
+from gmdbench.runner.executor import default_dtype
+from gmdbench.training.reference_energies import fit_reference_energies, force_scale
+from gmdbench.training.trainer import TrainConfig, train
+
+ADAPTERS = [
+    ("schnet", {}),
+    ("painn", {}),
+    ("painn", {"direct_forces": True}),
+    ("mace", {"hidden_irreps": "16x0e + 16x1o", "radial_mlp": [16, 16]}),
+]
+# After training on 4 structures for the stated epochs, the force RMSE on them must be below
+# this fraction of the RMS reference force (a model that learned nothing sits at about 1).
+OVERFIT_THRESHOLD = 0.25
+
+
+def _potential(name, options, graphs, seed=0):
+    config = model_config(name, options)
+    torch.manual_seed(seed)
+    network = build_model(config, graphs.elements, {"avg_num_neighbors": 6.0})
+    return Potential(network, fit_reference_energies(graphs, graphs.elements),
+                     scale=force_scale(graphs))
+
+
+def _cutoff(name, options):
+    config = model_config(name, options)
+    return getattr(config, "cutoff", None) or config.r_max
+
+
+@pytest.mark.parametrize(("name", "options"), ADAPTERS, ids=lambda v: str(v))
+def test_adapter_overfits_four_structures(name, options, tiny_dataset, tmp_path):
+    graphs, _ = graphset_from_store(DatasetStore(tiny_dataset), "train", _cutoff(name, options))
+    four = np.array([0, 5, 9, 14])
+    batch = graphs.gather(four)
+    potential = _potential(name, options, graphs)
+    config = TrainConfig(epochs=150, batch_size=4, learning_rate=5e-3, ema_decay=None,
+                         early_stopping_patience=None, plateau_patience=1000)
+    small = graphs.subset(four)
+    train(potential, small, small, config, seed=0, run_dir=tmp_path)
+    potential.eval()
+    out = potential(graphs.gather(four))
+    rmse = torch.sqrt(torch.mean((out["forces"] - batch.forces) ** 2)).item()
+    reference_rms = torch.sqrt(torch.mean(batch.forces**2)).item()
+    assert rmse < OVERFIT_THRESHOLD * reference_rms, (name, rmse, reference_rms)
+    assert out["node_features"].shape[0] == batch.positions.shape[0]
+
+
+@pytest.mark.parametrize(("name", "options"), [a for a in ADAPTERS
+                                                if not a[1].get("direct_forces")],
+                         ids=lambda v: str(v))
+def test_forces_are_minus_the_energy_gradient(name, options):
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=1)
+    with default_dtype(torch.float64):
+        graphs = GraphSet([atoms], _cutoff(name, options), energies=[0.0],
+                          forces=[np.zeros((len(atoms), 3))])
+        potential = _potential(name, options, graphs).to(torch.float64)
+        potential.eval()
+
+        def energy_and_forces(positions):
+            moved = atoms.copy()
+            moved.positions = positions
+            batch = GraphSet([moved], graphs.cutoff).gather([0], dtype=torch.float64)
+            out = potential(batch)
+            return float(out["energy"][0].detach()), out["forces"].detach().numpy()
+
+        _, forces = energy_and_forces(atoms.positions)
+        delta = 1e-5
+        for atom, axis in [(0, 0), (2, 1), (5, 2), (8, 0)]:
+            shifted = atoms.positions.copy()
+            shifted[atom, axis] += delta
+            plus, _ = energy_and_forces(shifted)
+            shifted[atom, axis] -= 2 * delta
+            minus, _ = energy_and_forces(shifted)
+            assert forces[atom, axis] == pytest.approx(-(plus - minus) / (2 * delta), abs=1e-6)
+
+
+def test_direct_force_model_says_so():
+    graphs = GraphSet([molecule("CH4")], 5.0, energies=[0.0], forces=[np.zeros((5, 3))])
+    assert not _potential("painn", {"direct_forces": True}, graphs).metadata.conservative
+    assert _potential("painn", {}, graphs).metadata.conservative
+
+
+def test_unknown_model_and_bad_option_are_named():
+    from gmdbench.errors import GmdError
+
+    with pytest.raises(GmdError, match="unknown model 'nequipp'"):
+        model_config("nequipp")
+    with pytest.raises(GmdError, match="hidden_chanels"):
+        model_config("schnet", {"hidden_chanels": 3})

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from gmdbench.data.graphs import graphset_from_store
+from gmdbench.data.store import DatasetStore
+from gmdbench.models.base import Potential
+from gmdbench.models.registry import build_model, model_config
+from gmdbench.training.reference_energies import (
+    composition_matrix,
+    fit_reference_energies,
+    force_scale,
+)
+from gmdbench.training.trainer import TrainConfig, train
+
+
+def _setup(tiny_dataset):
+    store = DatasetStore(tiny_dataset)
+    train_set, _ = graphset_from_store(store, "train", 4.0)
+    val_set, _ = graphset_from_store(store, "val", 4.0)
+    torch.manual_seed(3)
+    network = build_model(model_config("schnet", {"cutoff": 4.0, "hidden_channels": 16,
+                                                  "num_filters": 16}), train_set.elements, {})
+    potential = Potential(network, fit_reference_energies(train_set, train_set.elements),
+                          scale=force_scale(train_set))
+    return potential, train_set, val_set
+
+
+CONFIG = TrainConfig(epochs=6, batch_size=4, learning_rate=2e-3, ema_decay=0.9)
+
+
+def test_resumed_training_matches_uninterrupted(tiny_dataset, tmp_path):
+    potential, train_set, val_set = _setup(tiny_dataset)
+    straight = train(potential, train_set, val_set, CONFIG, seed=1, run_dir=tmp_path / "a")
+
+    potential, train_set, val_set = _setup(tiny_dataset)
+    halfway = CONFIG.model_copy(update={"epochs": 3})
+    train(potential, train_set, val_set, halfway, seed=1, run_dir=tmp_path / "b")
+    potential, train_set, val_set = _setup(tiny_dataset)  # a fresh process would start here
+    resumed = train(potential, train_set, val_set, CONFIG, seed=1, run_dir=tmp_path / "b")
+
+    assert resumed["epochs_run"] == straight["epochs_run"] == 6
+    assert resumed["best_val_loss"] == pytest.approx(straight["best_val_loss"], rel=1e-5)
+    a = torch.load(tmp_path / "a" / "best.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "best.pt", weights_only=True)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_checkpoint_choice_uses_val_only(tiny_dataset, tmp_path):
+    potential, train_set, val_set = _setup(tiny_dataset)
+    summary = train(potential, train_set, val_set, CONFIG, seed=0, run_dir=tmp_path)
+    history = summary["history"]
+    best = min(range(len(history)), key=lambda k: history[k]["val_loss"])
+    assert summary["best_epoch"] == history[best]["epoch"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_fitted_reference_energies_reproduce_a_linear_model(tiny_dataset):
+    store = DatasetStore(tiny_dataset)
+    graphs, _ = graphset_from_store(store, "train", 4.0)
+    true = {1: -10.5, 6: -48.25}
+    counts = composition_matrix(graphs, graphs.elements)
+    graphs.energy = counts @ np.array([true[1], true[6]])
+    fitted = fit_reference_energies(graphs, graphs.elements)
+    assert fitted[1] == pytest.approx(true[1]) and fitted[6] == pytest.approx(true[6])
