@@ -195,6 +195,8 @@ def train_command(
     seed: Annotated[int, typer.Option(help="seed of model initialisation and shuffling")] = 0,
     config: Annotated[Path | None, typer.Option(
         help="YAML with `model:` options and `training:` settings")] = None,
+    size: Annotated[str, typer.Option(help="model size from configs/models: small | paper")
+                    ] = "small",
     runs: Annotated[Path, typer.Option(help="folder of run directories")] = Path("runs"),
 ) -> None:
     """Train a model from scratch on a dataset's train split (val for checkpoint choice)."""
@@ -215,7 +217,10 @@ def train_command(
             file_config = TrainFileConfig.model_validate(load_yaml(config, "train config") or {})
         except ValidationError as error:
             raise GmdError(format_validation_error(error, f"train config {config}")) from error
-    run = RunConfig(task=task, model=model, model_options=file_config.model,
+    from gmdbench.models.registry import model_config
+
+    options = model_config(model, file_config.model, size=size).model_dump(exclude={"name"})
+    run = RunConfig(task=task, model=model, model_options=options,
                     training=file_config.training, seed=seed, dataset_hash=store.content_hash())
     with Progress(TextColumn("training " + model), BarColumn(), MofNCompleteColumn(),
                   TextColumn("val loss {task.fields[val]}"), TimeRemainingColumn(),
@@ -227,6 +232,31 @@ def train_command(
 
         run_dir = train_run(run, data, runs, on_epoch)
     console.print(f"run: {run_dir}")
+
+
+models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model: library and version, forces, elements covered, pretrained or not."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from gmdbench.models.registry import model_sizes, registered_models
+
+    table = Table("model", "library", "version", "forces", "elements", "pretrained", "sizes",
+                  "description")
+    for name, spec in sorted(registered_models().items()):
+        try:
+            library_version = version(spec.library)
+        except PackageNotFoundError:
+            library_version = "not installed"
+        conservative = spec.conservative(spec.config_class())
+        forces = "conservative (-dE/dx)" if conservative else "direct / non-conservative"
+        table.add_row(name, spec.library, library_version, forces, "any (trained from scratch)",
+                      "no", ", ".join(model_sizes(name)) or "-", spec.description)
+    console.print(table)
 
 
 @app.command("evaluate")

@@ -49,3 +49,13 @@ def test_run_quick_end_to_end(tmp_path):
     markdown = (tmp_path / "quick" / "report" / "table.md").read_text()
     assert "| mace | scratch | 1 |" in markdown and "| schnet | scratch | 1 |" in markdown
     assert DATA.exists()
+
+
+def test_models_list_shows_every_model_with_its_forces():
+    listed = gmd("models", "list")
+    assert listed.returncode == 0, listed.stderr
+    for name in ("schnet", "painn", "dimenetpp", "gemnet_oc", "equiformer_v2", "mace"):
+        assert name in listed.stdout
+    assert "fairchem-core" in listed.stdout and "mace-torch" in listed.stdout
+    line = next(line for line in listed.stdout.splitlines() if "equiformer_v2" in line)
+    assert "non-conservative" in line

@@ -76,7 +76,7 @@ class Potential(nn.Module):
         return total.index_add_(0, batch.batch, per_atom)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.network.metadata.conservative and not batch.positions.requires_grad:
+        if not batch.positions.requires_grad:  # gradient forces, or graphs built from positions
             batch.positions.requires_grad_(True)
         out = self.network(batch)
         # total energies in float64 whatever the network's precision: -1000 eV in float32

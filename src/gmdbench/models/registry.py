@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -23,12 +24,20 @@ class ModelSpec:
     build: Callable[[Any, list[int], dict], MLIP]
     library: str
     description: str
+    conservative: Callable[[Any], bool] = lambda config: not getattr(config, "direct_forces",
+                                                                      False)
 
 
 def _builtin() -> dict[str, ModelSpec]:
     from gmdbench.models.fairchem_models import (
+        DimeNetPPConfig,
+        EquiformerV2Config,
+        GemNetOCConfig,
         PaiNNConfig,
         SchNetConfig,
+        build_dimenetpp,
+        build_equiformer_v2,
+        build_gemnet_oc,
         build_painn,
         build_schnet,
     )
@@ -39,6 +48,14 @@ def _builtin() -> dict[str, ModelSpec]:
                             "SchNet (Schuett et al. 2017), fairchem's SchNetWrap"),
         "painn": ModelSpec("painn", PaiNNConfig, build_painn, "fairchem-core",
                            "PaiNN (Schuett et al. 2021), fairchem"),
+        "dimenetpp": ModelSpec("dimenetpp", DimeNetPPConfig, build_dimenetpp, "fairchem-core",
+                               "DimeNet++ (Gasteiger et al. 2020), fairchem",
+                               conservative=lambda config: False),
+        "gemnet_oc": ModelSpec("gemnet_oc", GemNetOCConfig, build_gemnet_oc, "fairchem-core",
+                               "GemNet-OC (Gasteiger et al. 2022), fairchem"),
+        "equiformer_v2": ModelSpec("equiformer_v2", EquiformerV2Config, build_equiformer_v2,
+                                   "fairchem-core", "EquiformerV2 (Liao et al. 2023), fairchem",
+                                   conservative=lambda config: False),
         "mace": ModelSpec("mace", MACEConfig, build_mace, "mace-torch",
                           "MACE (Batatia et al. 2022), mace.modules.MACE"),
     }
@@ -55,12 +72,33 @@ def registered_models() -> dict[str, ModelSpec]:
     return models
 
 
-def model_config(name: str, overrides: dict[str, Any] | None = None) -> BaseModel:
+SIZES_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
+
+
+def model_sizes(name: str) -> dict[str, dict[str, Any]]:
+    """The named sizes (``small``, ``paper``) of a built-in model, from configs/models/."""
+    import yaml
+
+    path = SIZES_DIR / f"{name}.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+def model_config(name: str, overrides: dict[str, Any] | None = None,
+                 size: str | None = None) -> BaseModel:
+    """A validated model config: the config class's defaults, a named size, then overrides."""
     models = registered_models()
     if name not in models:
         raise UnknownModelError(f"unknown model {name!r}: available {', '.join(sorted(models))}")
+    base: dict[str, Any] = {}
+    if size is not None:
+        sizes = model_sizes(name)
+        if size not in sizes:
+            raise GmdError(f"model {name!r} has no size {size!r} (sizes: "
+                           f"{', '.join(sorted(sizes)) or 'none'})")
+        base = dict(sizes[size])
     try:
-        return models[name].config_class.model_validate({"name": name, **(overrides or {})})
+        return models[name].config_class.model_validate({"name": name, **base,
+                                                         **(overrides or {})})
     except ValidationError as error:
         from gmdbench.config import format_validation_error
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gmdbench.data.graphs import GraphSet
 from gmdbench.models.base import Potential
-from gmdbench.training.losses import energy_force_loss
+from gmdbench.training.losses import LOSSES
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -44,6 +44,7 @@ class TrainConfig(BaseModel):
     gradient_clip: float | None = Field(10.0, gt=0)
     energy_weight: float = Field(1.0, ge=0)
     force_weight: float = Field(10.0, ge=0)
+    loss: Literal["mse", "mae_l2"] = "mse"
     early_stopping_patience: int | None = Field(20, ge=1)
     dtype: Literal["float32", "float64"] = "float32"
     reference_energies: Literal["fit", "isolated"] = "fit"
@@ -91,7 +92,7 @@ def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig) -
         index = order[start:start + config.batch_size]
         batch = graphs.gather(index, dtype=DTYPES[config.dtype])
         prediction = potential(batch)
-        terms = energy_force_loss(prediction, batch, config.energy_weight, config.force_weight)
+        terms = LOSSES[config.loss](prediction, batch, config.energy_weight, config.force_weight)
         for key in totals:
             totals[key] += float(terms[key].detach()) * len(index)
     return {key: value / len(graphs) for key, value in totals.items()}
@@ -145,8 +146,8 @@ def train(
         for start in range(0, len(order), config.batch_size):
             index = order[start:start + config.batch_size]
             batch = train_set.gather(index, dtype=dtype)
-            terms = energy_force_loss(potential(batch), batch, config.energy_weight,
-                                      config.force_weight)
+            terms = LOSSES[config.loss](potential(batch), batch, config.energy_weight,
+                                        config.force_weight)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
             if config.gradient_clip:
