@@ -23,7 +23,9 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q -c "$constraints" "torch==2.13.0"
 # 2. the package and its declared dependencies, under the same constraints.
 "${pip[@]}" install -q -c "$constraints" -e ".[dev]"
-# 3. torch-scatter and torch-sparse (fairchem's models): PyPI has only sources (about 15 min each
+# 3. model libraries that require torch (installed now that torch is pinned).
+"${pip[@]}" install -q -c "$constraints" -r requirements/models.txt
+# 4. torch-scatter and torch-sparse (fairchem's models): PyPI has only sources (about 15 min each
 #    to build on 2 cores); ../shared/wheels has them built for torch 2.13.0 / CPython 3.11.
 wheels=${GMD_WHEELS:-../shared/wheels}
 if ! "$venv/bin/python" -c "import torch_scatter, torch_sparse" 2>/dev/null; then
@@ -37,7 +39,7 @@ if ! "$venv/bin/python" -c "import torch_scatter, torch_sparse" 2>/dev/null; the
       torch-scatter==2.1.2 torch-sparse==0.6.18
   fi
 fi
-# 4. packages whose metadata conflicts (see requirements/no-deps.txt): runtime deps, then --no-deps.
+# 5. packages whose metadata conflicts (see requirements/no-deps.txt): runtime deps, then --no-deps.
 if grep -qv '^\s*\(#\|$\)' requirements/no-deps-runtime.txt; then
   "${pip[@]}" install -q -c "$constraints" -r requirements/no-deps-runtime.txt
 fi
@@ -47,7 +49,7 @@ fi
 "$venv/bin/python" - <<'PY'
 import torch
 assert torch.__version__.startswith("2.13.0"), f"torch was replaced: {torch.__version__}"
-import fairchem.core.models.schnet, mace.modules, torch_scatter, torch_sparse  # noqa: E401
+import fairchem.core.models.schnet, mace.modules, torch_scatter, torch_sparse, torchani  # noqa
 PY
 echo "$digest" > "$stamp"
 echo "install: done ($venv)"

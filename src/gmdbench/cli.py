@@ -195,8 +195,10 @@ def train_command(
     seed: Annotated[int, typer.Option(help="seed of model initialisation and shuffling")] = 0,
     config: Annotated[Path | None, typer.Option(
         help="YAML with `model:` options and `training:` settings")] = None,
-    size: Annotated[str, typer.Option(help="model size from configs/models: small | paper")
-                    ] = "small",
+    size: Annotated[str | None, typer.Option(
+        help="model size from configs/models: small (default where defined) | paper")] = None,
+    regime: Annotated[str, typer.Option(
+        help="scratch | zero-shot | zero-shot-refit | fine-tune | fine-tune-head")] = "scratch",
     runs: Annotated[Path, typer.Option(help="folder of run directories")] = Path("runs"),
 ) -> None:
     """Train a model from scratch on a dataset's train split (val for checkpoint choice)."""
@@ -217,10 +219,14 @@ def train_command(
             file_config = TrainFileConfig.model_validate(load_yaml(config, "train config") or {})
         except ValidationError as error:
             raise GmdError(format_validation_error(error, f"train config {config}")) from error
-    from gmdbench.models.registry import model_config
+    from gmdbench.models.registry import model_config, model_sizes
 
+    if size is None and "small" in model_sizes(model):
+        size = "small"
     options = model_config(model, file_config.model, size=size).model_dump(exclude={"name"})
-    run = RunConfig(task=task, model=model, model_options=options,
+    if regime not in RunConfig.model_fields["regime"].annotation.__args__:
+        raise GmdError(f"unknown regime {regime!r}")
+    run = RunConfig(task=task, model=model, model_options=options, regime=regime,
                     training=file_config.training, seed=seed, dataset_hash=store.content_hash())
     with Progress(TextColumn("training " + model), BarColumn(), MofNCompleteColumn(),
                   TextColumn("val loss {task.fields[val]}"), TimeRemainingColumn(),
@@ -254,8 +260,9 @@ def models_list() -> None:
             library_version = "not installed"
         conservative = spec.conservative(spec.config_class())
         forces = "conservative (-dE/dx)" if conservative else "direct / non-conservative"
-        table.add_row(name, spec.library, library_version, forces, "any (trained from scratch)",
-                      "no", ", ".join(model_sizes(name)) or "-", spec.description)
+        table.add_row(name, spec.library, library_version, forces, spec.elements,
+                      "yes (weights in the wheel)" if spec.pretrained else "no",
+                      ", ".join(model_sizes(name)) or "-", spec.description)
     console.print(table)
 
 

@@ -27,7 +27,8 @@ def test_table_has_a_row_per_model_read_back_from_the_store(trained_runs, tmp_pa
     assert float(mace["energy_mae_ood_test_mean"]) == pytest.approx(
         np.mean(np.abs(ood.energy - ood.energy_reference)))
     markdown = (tmp_path / "table.md").read_text()
-    assert "| mace | scratch | 1 |" in markdown and "| schnet | scratch | 2 |" in markdown
+    assert "| mace | scratch | the data's (trained on it) | 1 |" in markdown
+    assert "| schnet | scratch | the data's (trained on it) | 2 |" in markdown
     assert any(path.name.startswith("parity_tiny_alkanes_mace") for path in written)
     assert all(path.exists() and path.stat().st_size > 0 for path in written)
 

@@ -26,6 +26,8 @@ class ModelSpec:
     description: str
     conservative: Callable[[Any], bool] = lambda config: not getattr(config, "direct_forces",
                                                                       False)
+    pretrained: bool = False
+    elements: str = "any (trained from scratch)"
 
 
 def _builtin() -> dict[str, ModelSpec]:
@@ -41,6 +43,7 @@ def _builtin() -> dict[str, ModelSpec]:
         build_painn,
         build_schnet,
     )
+    from gmdbench.models.foundation import ANI1xConfig, build_ani1x
     from gmdbench.models.mace_model import MACEConfig, build_mace
 
     return {
@@ -56,6 +59,9 @@ def _builtin() -> dict[str, ModelSpec]:
         "equiformer_v2": ModelSpec("equiformer_v2", EquiformerV2Config, build_equiformer_v2,
                                    "fairchem-core", "EquiformerV2 (Liao et al. 2023), fairchem",
                                    conservative=lambda config: False),
+        "ani1x": ModelSpec("ani1x", ANI1xConfig, build_ani1x, "torchani",
+                           "ANI-1x ensemble (Smith et al. 2018), pretrained, H/C/N/O",
+                           pretrained=True, elements="H, C, N, O"),
         "mace": ModelSpec("mace", MACEConfig, build_mace, "mace-torch",
                           "MACE (Batatia et al. 2022), mace.modules.MACE"),
     }

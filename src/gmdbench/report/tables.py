@@ -31,6 +31,7 @@ class TableRow:
     regime: str
     conservative: bool
     level_of_theory: str
+    model_level_of_theory: str
     seeds: list[int] = field(default_factory=list)
     values: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
@@ -55,9 +56,10 @@ def collect_rows(results: ResultsStore) -> list[TableRow]:
         run = runs[record["run_id"]]
         key = (run["task"], run["model"], run["regime"])
         if key not in rows:
+            metadata = run["model_metadata"]
             rows[key] = TableRow(run["task"], run["model"], run["regime"],
-                                 bool(run["model_metadata"]["conservative"]),
-                                 run["level_of_theory"] or "?")
+                                 bool(metadata["conservative"]), run["level_of_theory"] or "?",
+                                 metadata.get("level_of_theory") or "the data's (trained on it)")
         row = rows[key]
         if run["seed"] not in row.seeds:
             row.seeds.append(run["seed"])
@@ -79,7 +81,7 @@ def markdown_table(rows: list[TableRow]) -> str:
         lines.append(f"## {task}\n")
         lines.append(f"Reference labels: {', '.join(theories)}. Mean ± std over seeds "
                      "(a single value where one seed ran). Energies are total energies.\n")
-        header = ["Model", "Regime", "Seeds"]
+        header = ["Model", "Regime", "Model's level of theory", "Seeds"]
         for _, title, _ in COLUMNS:
             header += [f"{title} ID", f"{title} OOD"]
         header.append("OOD/ID force MAE")
@@ -87,7 +89,7 @@ def markdown_table(rows: list[TableRow]) -> str:
         lines.append("|" + "---|" * len(header))
         for row in task_rows:
             name = row.model if row.conservative else f"{row.model} (direct forces)*"
-            cells = [name, row.regime, str(len(row.seeds))]
+            cells = [name, row.regime, row.model_level_of_theory, str(len(row.seeds))]
             for metric, _, digits in COLUMNS:
                 for split, _ in SPLITS:
                     cells.append(_cell(*row.mean_std(metric, split), digits, len(row.seeds)))
@@ -108,7 +110,8 @@ def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
     table = out_dir / "table.csv"
     with table.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        header = ["task", "model", "regime", "conservative", "level_of_theory", "n_seeds"]
+        header = ["task", "model", "regime", "conservative", "level_of_theory",
+                  "model_level_of_theory", "n_seeds"]
         for metric, _, _ in COLUMNS:
             for split, _ in SPLITS:
                 header += [f"{metric}_{split}_mean", f"{metric}_{split}_std"]
@@ -116,7 +119,7 @@ def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
         writer.writerow(header)
         for row in rows:
             cells = [row.task, row.model, row.regime, row.conservative, row.level_of_theory,
-                     len(row.seeds)]
+                     row.model_level_of_theory, len(row.seeds)]
             for metric, _, _ in COLUMNS:
                 for split, _ in SPLITS:
                     cells += list(row.mean_std(metric, split))

@@ -23,7 +23,8 @@ class RunConfig(BaseModel):
     model: str
     model_options: dict[str, Any] = Field(default_factory=dict)
     training: TrainConfig = TrainConfig()
-    regime: Literal["scratch"] = "scratch"
+    regime: Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune",
+                    "fine-tune-head"] = "scratch"
     seed: int = 0
     dataset_hash: str
 
