@@ -58,4 +58,4 @@ def test_models_list_shows_every_model_with_its_forces():
         assert name in listed.stdout
     assert "fairchem-core" in listed.stdout and "mace-torch" in listed.stdout
     line = next(line for line in listed.stdout.splitlines() if "equiformer_v2" in line)
-    assert "non-conservative" in line
+    assert "direct" in line

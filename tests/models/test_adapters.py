@@ -18,6 +18,7 @@ ADAPTERS = [
     ("painn", {}),
     ("painn", {"direct_forces": True}),
     ("mace", {"hidden_irreps": "16x0e + 16x1o", "radial_mlp": [16, 16]}),
+    ("nequip", {"num_features": 8, "num_layers": 2}),
     ("dimenetpp", {}),
     ("gemnet_oc", {}),
     ("equiformer_v2", {}),
@@ -108,7 +109,7 @@ def test_direct_force_models_say_so():
 
 
 @pytest.mark.parametrize("name", ["schnet", "painn", "dimenetpp", "gemnet_oc",
-                                  "equiformer_v2", "mace"])
+                                  "equiformer_v2", "mace", "nequip"])
 def test_every_model_has_small_and_paper_sizes(name):
     from gmdbench.models.registry import model_sizes
 

@@ -84,3 +84,28 @@ def test_ani1x_refuses_a_chlorinated_dataset_before_any_work(tmp_path):
     assert result.returncode == 2
     assert "ANI-1x covers H, C, N, O only; the dataset has Cl" in result.stderr
     assert not list((tmp_path / "runs").glob("*/best.pt"))
+
+
+def test_any_ase_calculator_is_evaluated_zero_shot(tiny_dataset, tmp_path):
+    """EMT given as module:factory goes through the same evaluation as every model."""
+    results = ResultsStore(tmp_path / "results.db")
+    dataset_hash = DatasetStore(tiny_dataset).content_hash()
+    for regime in ("zero-shot", "zero-shot-refit"):
+        run = RunConfig(task="tiny_alkanes", model="ase-calculator", regime=regime,
+                        model_options={"factory": "fake_calculators:emt_factory"}, seed=0,
+                        dataset_hash=dataset_hash)
+        metrics = evaluate_run(train_run(run, tiny_dataset, tmp_path / "runs"), results)
+        assert np.isfinite(metrics["ood_test"]["all"]["force_mae"])
+    by_regime = {r["regime"]: r for r in results.runs()}
+    # EMT energies are on another scale than GFN2-xTB: refitted offsets must close most of it
+    energy = {regime: next(m["value"] for m in results.metrics("all")
+                           if m["run_id"] == by_regime[regime]["run_id"]
+                           and m["metric"] == "energy_mae" and m["split"] == "id_test")
+              for regime in by_regime}
+    assert energy["zero-shot-refit"] < energy["zero-shot"]
+    run = RunConfig(task="tiny_alkanes", model="ase-calculator", regime="fine-tune",
+                    seed=0, dataset_hash=dataset_hash)
+    from gmdbench.errors import GmdError
+
+    with pytest.raises(GmdError, match="no weights to fine-tune"):
+        train_run(run, tiny_dataset, tmp_path / "runs")

@@ -31,6 +31,7 @@ class ModelSpec:
 
 
 def _builtin() -> dict[str, ModelSpec]:
+    from gmdbench.models.ase_calculator import ASECalculatorConfig, build_ase_calculator
     from gmdbench.models.fairchem_models import (
         DimeNetPPConfig,
         EquiformerV2Config,
@@ -45,6 +46,7 @@ def _builtin() -> dict[str, ModelSpec]:
     )
     from gmdbench.models.foundation import ANI1xConfig, build_ani1x
     from gmdbench.models.mace_model import MACEConfig, build_mace
+    from gmdbench.models.nequip_model import NequIPConfig, build_nequip
 
     return {
         "schnet": ModelSpec("schnet", SchNetConfig, build_schnet, "fairchem-core",
@@ -59,9 +61,15 @@ def _builtin() -> dict[str, ModelSpec]:
         "equiformer_v2": ModelSpec("equiformer_v2", EquiformerV2Config, build_equiformer_v2,
                                    "fairchem-core", "EquiformerV2 (Liao et al. 2023), fairchem",
                                    conservative=lambda config: False),
+        "nequip": ModelSpec("nequip", NequIPConfig, build_nequip, "nequip",
+                            "NequIP (Batzner et al. 2022), nequip.model.NequIPGNNModel"),
         "ani1x": ModelSpec("ani1x", ANI1xConfig, build_ani1x, "torchani",
                            "ANI-1x ensemble (Smith et al. 2018), pretrained, H/C/N/O",
                            pretrained=True, elements="H, C, N, O"),
+        "ase-calculator": ModelSpec(
+            "ase-calculator", ASECalculatorConfig, build_ase_calculator, "ase",
+            "any ASE calculator (options: factory: package.module:factory), zero-shot only",
+            pretrained=True, elements="the calculator's"),
         "mace": ModelSpec("mace", MACEConfig, build_mace, "mace-torch",
                           "MACE (Batatia et al. 2022), mace.modules.MACE"),
     }

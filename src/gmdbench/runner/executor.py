@@ -90,6 +90,9 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
     potential = Potential(network, {}, scale=1.0)
     if run.regime != "zero-shot":
         potential.atomic_energies.data = offsets_on_top(potential, train_set, elements)
+    if run.regime.startswith("fine-tune") and not any(True for _ in network.parameters()):
+        raise GmdError(f"model {run.model!r} has no weights to fine-tune; use zero-shot or "
+                       "zero-shot-refit")
     if run.regime == "fine-tune-head":
         head = {id(p) for p in network.head_parameters()}
         for parameter in network.parameters():
