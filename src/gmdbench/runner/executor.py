@@ -257,9 +257,12 @@ def run_matrix(matrix, out_dir: Path, workers: int = 2,
         dataset_hash = DatasetStore(data).content_hash()
         for entry in matrix.models:
             for seed in matrix.seeds:
-                run = RunConfig(task=task.name, model=entry.name, model_options=entry.options,
-                                training=entry.training, seed=seed, dataset_hash=dataset_hash)
-                say(f"train {entry.name} seed {seed} on {task.name}")
+                options = model_config(entry.name, entry.options, size=entry.size).model_dump(
+                    exclude={"name"})
+                run = RunConfig(task=task.name, model=entry.name, model_options=options,
+                                regime=entry.regime, training=entry.training, seed=seed,
+                                dataset_hash=dataset_hash)
+                say(f"{entry.regime} {entry.name} seed {seed} on {task.name}")
                 run_dir = train_run(run, data, out_dir / "runs")
                 evaluate_run(run_dir, results)
                 say(f"evaluated {run_dir.name}")

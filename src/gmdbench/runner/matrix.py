@@ -54,6 +54,9 @@ class MatrixModel(BaseModel):
 
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    size: str | None = Field(None, description="a size from configs/models (small, paper)")
+    regime: Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune",
+                    "fine-tune-head"] = "scratch"
     training: TrainConfig = TrainConfig()
 
 
