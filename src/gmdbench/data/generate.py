@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from gmdbench.data.sampling import (
 )
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import DatasetMismatchError
+from gmdbench.provenance import package_versions
 from gmdbench.reference.registry import ReferenceConfig, ReferenceMethod, resolve_reference
 from gmdbench.tasks.spec import TaskSpec
 from gmdbench.tasks.split import TrajectoryPlan, plan_trajectories
@@ -133,16 +133,6 @@ def compute_chunk(
     return result
 
 
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in _VERSIONED:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def dataset_identity(task: TaskSpec, preset: PresetConfig, reference: ReferenceConfig,
                      seed: int) -> dict[str, Any]:
     """What defines a dataset's content; a resumed build must match it exactly."""
@@ -233,7 +223,7 @@ def prepare_store(out: Path, identity: dict[str, Any], method: ReferenceMethod,
         **identity,
         "level_of_theory": method.level_of_theory,
         "isolated_atom_energies": method.isolated_atom_energies(elements),
-        "versions": package_versions(),
+        "versions": package_versions(_VERSIONED),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return store

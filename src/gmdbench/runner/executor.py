@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -23,24 +22,15 @@ from gmdbench.errors import DatasetMismatchError, GmdError
 from gmdbench.evaluation.evaluate import Predictions, metrics_per_molecule, predict
 from gmdbench.models.base import Potential
 from gmdbench.models.registry import build_model, model_config
+from gmdbench.provenance import package_versions
 from gmdbench.runner.matrix import RunConfig
 from gmdbench.runner.results import ResultsStore
 from gmdbench.training.reference_energies import force_scale, reference_energies
 from gmdbench.training.trainer import DTYPES, train
 
 EVALUATED_SPLITS = ("id_test", "ood_test")
-_VERSIONED = ("gmd-bench", "torch", "fairchem-core", "mace-torch", "e3nn", "ase", "tblite",
-              "numpy")
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in _VERSIONED:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+_VERSIONED = ("gmd-bench", "torch", "fairchem-core", "mace-torch", "nequip", "torchani",
+              "e3nn", "ase", "tblite", "numpy")
 
 
 @contextmanager
@@ -218,7 +208,8 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
         run_id=run.run_id, task=run.task, model=run.model, regime=run.regime, seed=run.seed,
         dataset_hash=run.dataset_hash, level_of_theory=store.metadata.get("level_of_theory"),
         run_dir=run_dir.resolve(), config=run.resolved(),
-        model_metadata=potential.metadata.model_dump(), versions=versions(), timings=timings,
+        model_metadata=potential.metadata.model_dump(),
+        versions=package_versions(_VERSIONED), timings=timings,
         training={k: v for k, v in summary.items() if k != "history"}, metrics=metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
