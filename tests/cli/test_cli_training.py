@@ -30,6 +30,14 @@ def test_train_evaluate_report(tiny_dataset, tmp_path):
     assert again.stdout.strip().splitlines()[-1].endswith(run_dir.split("/")[-1])
 
 
+def test_evaluate_and_report_refuse_what_is_not_there(tmp_path):
+    missing = gmd("evaluate", tmp_path / "no-run")
+    assert missing.returncode == 2 and "is not a run directory" in missing.stderr
+    ResultsStore(tmp_path / "empty.db")
+    empty = gmd("report", tmp_path / "empty.db")
+    assert empty.returncode == 2 and "has no evaluated runs" in empty.stderr
+
+
 def test_train_refuses_a_dataset_of_another_task_and_bad_config(tiny_dataset, tmp_path):
     wrong = gmd("train", "--task", "chain_extension", "--model", "schnet", "--data",
                 tiny_dataset)

@@ -12,6 +12,10 @@ from gmdbench.runner.results import ResultsStore
 
 def build_report(results_path: Path, out_dir: Path) -> list[Path]:
     results = ResultsStore(results_path)
+    if not results.runs():
+        from gmdbench.errors import GmdError
+
+        raise GmdError(f"results store {results_path} has no evaluated runs: run `gmd evaluate`")
     written = list(write_tables(results, out_dir))
     first_seed: dict[tuple[str, str, str], dict] = {}
     for run in results.runs():  # ordered by seed within (task, model, regime)
