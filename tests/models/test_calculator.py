@@ -4,7 +4,7 @@ import torch
 from ase import units
 from ase.build import molecule
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 
 from gmdbench.models.calculator import MLIPCalculator
 
@@ -14,7 +14,7 @@ def test_calculator_runs_langevin_md(trained_runs, index):
     _, run_dirs = trained_runs
     atoms = molecule("C2H6")
     atoms.calc = MLIPCalculator.from_run(run_dirs[index])
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
     dynamics = Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs,
                         fixcm=False, rng=np.random.default_rng(1))
     start = atoms.positions.copy()

@@ -19,7 +19,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
 from gmdbench.config import SamplerConfig
 from gmdbench.reference.registry import ReferenceMethod, check_finite, label_with_retries
@@ -86,9 +86,7 @@ def initial_md_frame(
 ) -> Frame:
     """The conformer with Maxwell-Boltzmann momenta (no net translation or rotation), labelled."""
     atoms = conformer.copy()
-    MaxwellBoltzmannDistribution(
-        atoms, temperature_K=config.temperature_K, rng=np.random.default_rng([seed, 0])
-    )
+    thermalize_momenta(atoms, config.temperature_K, rng=np.random.default_rng([seed, 0]))
     Stationary(atoms)
     ZeroRotation(atoms)
     energy, forces = label_with_retries(atoms, method)
