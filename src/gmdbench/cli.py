@@ -307,7 +307,11 @@ def report_command(
 def run_command(
     name: Annotated[str, typer.Argument(help="quick, or the path of a run YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Dask workers for data generation")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="local Dask workers")] = 2,
+    executor: Annotated[str, typer.Option(
+        help="local: runs one after another here; dask: one Dask task per run")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        help="address of an existing Dask scheduler (shared filesystem needed)")] = None,
 ) -> None:
     """Dataset, training, evaluation and report in one cached, resumable command."""
     import time
@@ -318,7 +322,7 @@ def run_command(
     matrix = load_matrix(name)
     out = out or Path("results") / matrix.name
     started = time.perf_counter()
-    results = run_matrix(matrix, out, workers=workers,
+    results = run_matrix(matrix, out, workers=workers, executor=executor, scheduler=scheduler,
                          on_event=lambda message: console.print(message, markup=False))
     console.print((out / "report" / "table.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {results}; report: {out / 'report'}; "

@@ -219,42 +219,68 @@ def load_predictions(run_dir: Path, split: str) -> Predictions:
     return Predictions.load(Path(run_dir) / f"predictions_{split}.npz")
 
 
-def run_matrix(matrix, out_dir: Path, workers: int = 2,
+def _train_in_worker(run: RunConfig, data: Path, runs_root: Path, threads: int) -> Path:
+    """A Dask task: train one run with a bounded number of torch threads."""
+    torch.set_num_threads(threads)
+    return train_run(run, data, runs_root)
+
+
+def run_matrix(matrix, out_dir: Path, workers: int = 2, executor: str = "local",
+               scheduler: str | None = None,
                on_event: Callable[[str], None] | None = None) -> Path:
     """Build each task's dataset, train and evaluate every (model, seed), write the report.
 
-    Everything is cached: datasets resume, finished runs are skipped, results are replaced.
+    ``executor="local"`` trains runs one after another in this process; ``"dask"`` submits one
+    task per run to an embedded LocalCluster (``workers`` processes, one torch thread each) or
+    to ``scheduler``, whose workers must see ``out_dir`` (a shared filesystem), then evaluates
+    here. Everything is cached: datasets resume, finished runs are skipped, results replaced.
     Returns the results store path.
     """
     from gmdbench.config import load_preset
-    from gmdbench.data.generate import build_dataset
+    from gmdbench.data.generate import build_dataset, dask_client
     from gmdbench.reference.registry import ReferenceConfig
     from gmdbench.report.build import build_report
     from gmdbench.tasks.spec import load_task
 
+    if executor not in ("local", "dask"):
+        raise GmdError(f"unknown executor {executor!r}: local or dask")
     say = on_event or (lambda message: None)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
     results = ResultsStore(out_dir / "results.db")
     preset = load_preset(matrix.preset)
+    planned: list[tuple[RunConfig, Path]] = []
     for task_name in matrix.tasks:
         task = load_task(task_name)
         data = out_dir / "datasets" / f"{task.name}-{preset.name}-seed{matrix.data_seed}.db"
         say(f"dataset {task.name} ({preset.name}) -> {data}")
         report = build_dataset(task, preset, ReferenceConfig(name=matrix.reference),
-                               matrix.data_seed, data, workers=workers)
+                               matrix.data_seed, data, workers=workers, scheduler=scheduler)
         if report.failures:
             raise GmdError(f"dataset {data}: {len(report.failures)} frame(s) failed; see "
                            f"`gmd data info {data}`")
         dataset_hash = DatasetStore(data).content_hash()
         for entry in matrix.models:
+            options = model_config(entry.name, entry.options, size=entry.size).model_dump(
+                exclude={"name"})
             for seed in matrix.seeds:
-                options = model_config(entry.name, entry.options, size=entry.size).model_dump(
-                    exclude={"name"})
-                run = RunConfig(task=task.name, model=entry.name, model_options=options,
-                                regime=entry.regime, training=entry.training, seed=seed,
-                                dataset_hash=dataset_hash)
-                say(f"{entry.regime} {entry.name} seed {seed} on {task.name}")
-                run_dir = train_run(run, data, out_dir / "runs")
+                planned.append((RunConfig(task=task.name, model=entry.name,
+                                          model_options=options, regime=entry.regime,
+                                          training=entry.training, seed=seed,
+                                          dataset_hash=dataset_hash), data))
+    runs_root = out_dir / "runs"
+    if executor == "local":
+        for run, data in planned:
+            say(f"{run.regime} {run.model} seed {run.seed} on {run.task}")
+            evaluate_run(train_run(run, data, runs_root), results)
+    else:
+        from dask.distributed import as_completed
+
+        with dask_client(workers, scheduler) as client:
+            futures = [client.submit(_train_in_worker, run, data, runs_root, 1, pure=False,
+                                     key=f"train-{run.run_id}") for run, data in planned]
+            say(f"submitted {len(futures)} runs to Dask")
+            for future in as_completed(futures):
+                run_dir = future.result()
                 evaluate_run(run_dir, results)
                 say(f"evaluated {run_dir.name}")
     build_report(results.path, out_dir / "report")
