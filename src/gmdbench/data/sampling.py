@@ -64,7 +64,9 @@ class ReferenceCalculator(Calculator):
                 energy = float(plain.get_potential_energy())
                 forces = np.array(plain.get_forces(), dtype=float)
                 check_finite(energy, forces)
-            except Exception:
+            # any failure of the warm calculator (SCF, non-finite output, library error) falls
+            # through to label_with_retries below, which records every attempt's reason
+            except Exception:  # recorded below by label_with_retries if it persists
                 self._inner = None
             else:
                 self.results = {"energy": energy, "forces": forces}

@@ -173,13 +173,14 @@ class _PySCFMethod(ReferenceMethod):
     @cached_property
     def supported_elements(self) -> frozenset[str]:
         from pyscf import gto
+        from pyscf.lib.exceptions import BasisNotFoundError
 
         supported = set()
         for symbol in chemical_symbols[1:87]:
             try:
                 if gto.basis.load(self.basis, symbol):
                     supported.add(symbol)
-            except Exception:
+            except (BasisNotFoundError, KeyError, ValueError):  # no basis for this element
                 continue
         if not supported:
             raise ReferenceMethodError(f"reference {self.config.name!r}: unknown basis set")
