@@ -1,11 +1,12 @@
 """Build a labelled dataset from a task, a preset, a reference method and a seed.
 
-Work is cut into one Dask task per saved frame: for MD a trajectory is a chain of segments, each
-starting from the last stored frame; for rattling and normal-mode sampling frames are
-independent. The client writes each returned frame in its own transaction and submits the next
-segment, so the same code runs on an embedded LocalCluster or on any Dask scheduler, no shared
-filesystem is needed, and a killed build resumes from what is stored: frames already written
-are never recomputed, and the resumed dataset is identical to an uninterrupted one.
+Work is cut into Dask tasks of about ``chunk_seconds`` each: for MD a task continues a
+trajectory segment by segment from its last stored frame; for rattling and normal-mode sampling
+frames are independent. The client writes each returned frame in its own transaction and
+submits the rest of the trajectory, so the same code runs on an embedded LocalCluster or on any
+Dask scheduler, no shared filesystem is needed, and a killed build resumes from what is stored:
+frames already written are never recomputed, and the resumed dataset is identical to an
+uninterrupted one.
 """
 
 from __future__ import annotations

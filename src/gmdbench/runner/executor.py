@@ -44,9 +44,11 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def load_splits(store: DatasetStore, cutoff: float) -> dict[str, tuple[GraphSet, list[dict]]]:
+def load_splits(store: DatasetStore, cutoff: float, names: tuple[str, ...]
+                ) -> dict[str, tuple[GraphSet, list[dict]]]:
+    """Only the splits a step needs: training builds train and val graphs, evaluation the tests."""
     splits = {}
-    for split in ("train", "val", *EVALUATED_SPLITS):
+    for split in names:
         graphs, keys = graphset_from_store(store, split, cutoff)
         if len(graphs) == 0:
             raise GmdError(f"dataset {store.path} has no frames in split {split!r}")
@@ -158,7 +160,7 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
         return run_dir
     dtype = DTYPES[run.training.dtype]
     with default_dtype(dtype):
-        splits = load_splits(store, _cutoff(run))
+        splits = load_splits(store, _cutoff(run), ("train", "val"))
         potential = build_potential(run, splits["train"][0],
                                     store.metadata.get("isolated_atom_energies"), run_dir)
         started = time.perf_counter()
@@ -196,7 +198,7 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
     metrics = {}
     potential = load_potential(run_dir)
     with default_dtype(dtype):
-        splits = load_splits(store, _cutoff(run))
+        splits = load_splits(store, _cutoff(run), EVALUATED_SPLITS)
         for split in EVALUATED_SPLITS:
             graphs, keys = splits[split]
             predictions = predict(potential, graphs, keys, dtype=dtype)
