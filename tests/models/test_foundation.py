@@ -82,7 +82,7 @@ def test_ani1x_refuses_a_chlorinated_dataset_before_any_work(tmp_path):
     result = gmd("train", "--task", "chloro", "--model", "ani1x", "--regime", "zero-shot",
                  "--data", data, "--runs", tmp_path / "runs")
     assert result.returncode == 2
-    assert "ANI-1x covers H, C, N, O only; the dataset has Cl" in result.stderr
+    assert "ANI-1x (H, C, N, O only) does not cover Cl" in result.stderr
     assert not list((tmp_path / "runs").glob("*/best.pt"))
 
 

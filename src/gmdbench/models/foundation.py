@@ -104,12 +104,17 @@ class ANI1xAdapter(MLIP):
         return heads
 
 
-def build_ani1x(config: ANI1xConfig, elements: list[int], statistics: dict) -> MLIP:
-    missing = sorted(set(elements) - set(ANI1X_ELEMENTS))
+def refuse_uncovered_elements(model: str, covered, elements: list[int]) -> None:
+    """Refuse, before any work, a dataset with elements a pretrained model never saw."""
+    missing = sorted(set(elements) - {int(z) for z in covered})
     if missing:
         from ase.data import chemical_symbols
 
         raise UnsupportedElementError(
-            "ANI-1x covers H, C, N, O only; the dataset has "
-            + ", ".join(chemical_symbols[z] for z in missing))
+            f"{model} does not cover " + ", ".join(chemical_symbols[z] for z in missing)
+            + " found in the dataset")
+
+
+def build_ani1x(config: ANI1xConfig, elements: list[int], statistics: dict) -> MLIP:
+    refuse_uncovered_elements("ANI-1x (H, C, N, O only)", ANI1X_ELEMENTS, elements)
     return ANI1xAdapter(config)

@@ -46,6 +46,12 @@ def _builtin() -> dict[str, ModelSpec]:
     )
     from gmdbench.models.foundation import ANI1xConfig, build_ani1x
     from gmdbench.models.mace_model import MACEConfig, build_mace
+    from gmdbench.models.materials_foundation import (
+        CHGNetConfig,
+        SevenNetConfig,
+        build_chgnet,
+        build_sevennet,
+    )
     from gmdbench.models.nequip_model import NequIPConfig, build_nequip
 
     return {
@@ -66,6 +72,13 @@ def _builtin() -> dict[str, ModelSpec]:
         "ani1x": ModelSpec("ani1x", ANI1xConfig, build_ani1x, "torchani",
                            "ANI-1x ensemble (Smith et al. 2018), pretrained, H/C/N/O",
                            pretrained=True, elements="H, C, N, O"),
+        "chgnet": ModelSpec("chgnet", CHGNetConfig, build_chgnet, "chgnet",
+                            "CHGNet 0.3.0 (Deng et al. 2023), pretrained on MPtrj, float32 only",
+                            pretrained=True, elements="Z 1-94"),
+        "sevennet": ModelSpec("sevennet", SevenNetConfig, build_sevennet, "sevenn",
+                              "SevenNet-0 11Jul2024 (Park et al. 2024), pretrained on MPtrj",
+                              pretrained=True, elements="89 elements (Z 1-94 but Po, At, Rn, "
+                              "Fr, Ra)"),
         "ase-calculator": ModelSpec(
             "ase-calculator", ASECalculatorConfig, build_ase_calculator, "ase",
             "any ASE calculator (options: factory: package.module:factory), zero-shot only",
