@@ -22,6 +22,11 @@ ADAPTERS = [
     ("dimenetpp", {}),
     ("gemnet_oc", {}),
     ("equiformer_v2", {}),
+    # DeepSet-MoE: every router and aggregation and both rho (the variants are configs)
+    ("deepset_moe", {"router": "identity", "aggregation": "sum", "rho": "identity"}),
+    ("deepset_moe", {"router": "spatial", "aggregation": "mean", "rho": "mlp"}),
+    ("deepset_moe", {"router": "learned", "aggregation": "attention", "rho": "mlp"}),
+    ("deepset_moe", {"router": "identity", "aggregation": "none"}),
 ]
 # fairchem's DimeNet++ detaches positions in its angle computation (-dE/dx through distances
 # only) and EquiformerV2 uses a direct force head: both are marked non-conservative and left out

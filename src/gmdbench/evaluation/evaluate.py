@@ -58,12 +58,15 @@ def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size
         out = potential(batch)
         energies.append(out["energy"].detach().cpu().numpy())
         forces.append(out["forces"].detach().cpu().numpy())
+    energy = np.concatenate(energies).astype(np.float64)
+    if not potential.metadata.energy_defined:  # forces-only model: no energy to score
+        energy = np.full_like(energy, np.nan)
     return Predictions(
         smiles=np.array([k["smiles"] for k in keys]),
         trajectory_id=np.array([k["trajectory_id"] for k in keys]),
         frame=np.array([k["frame"] for k in keys], dtype=np.int64),
         n_atoms=graphs.n_atoms.copy(),
-        energy=np.concatenate(energies).astype(np.float64),
+        energy=energy,
         energy_reference=graphs.energy.copy(),
         forces=np.concatenate(forces).astype(np.float64),
         forces_reference=graphs.forces.copy(),

@@ -29,6 +29,12 @@ class ModelMetadata(BaseModel):
     conservative: bool
     pretrained: bool = False
     level_of_theory: str | None = None
+    # False for models without a global energy (DeepSet-MoE with aggregation "none"): they
+    # train on forces only and their energies are reported as undefined
+    energy_defined: bool = True
+    # what tells apart runs of one model whose configs are different models in a table
+    # (DeepSet-MoE: router, aggregation, rho)
+    variant: str | None = None
 
 
 class MLIP(nn.Module, ABC):
@@ -83,4 +89,5 @@ class Potential(nn.Module):
         # carries 1e-4 eV of rounding, the size of the errors being measured
         energy = self.scale * out["energy"].to(torch.float64) + self.reference_energy(batch)
         forces = self.scale.to(out["forces"].dtype) * out["forces"]
-        return {"energy": energy, "forces": forces, "node_features": out["node_features"]}
+        extras = {k: v for k, v in out.items() if k not in ("energy", "forces")}
+        return {**extras, "energy": energy, "forces": forces}

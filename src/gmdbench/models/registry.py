@@ -44,6 +44,7 @@ def _builtin() -> dict[str, ModelSpec]:
         build_painn,
         build_schnet,
     )
+    from gmdbench.models.deepset_moe import DeepSetMoEConfig, build_deepset_moe
     from gmdbench.models.foundation import ANI1xConfig, build_ani1x
     from gmdbench.models.mace_model import MACEConfig, build_mace
     from gmdbench.models.materials_foundation import (
@@ -83,6 +84,9 @@ def _builtin() -> dict[str, ModelSpec]:
             "ase-calculator", ASECalculatorConfig, build_ase_calculator, "ase",
             "any ASE calculator (options: factory: package.module:factory), zero-shot only",
             pretrained=True, elements="the calculator's"),
+        "deepset_moe": ModelSpec("deepset_moe", DeepSetMoEConfig, build_deepset_moe,
+                                 "gmd-bench", "DeepSet-MoE (DESIGN.md section 8): "
+                                 "E = rho(sum phi), phi a mixture of experts"),
         "mace": ModelSpec("mace", MACEConfig, build_mace, "mace-torch",
                           "MACE (Batatia et al. 2022), mace.modules.MACE"),
     }

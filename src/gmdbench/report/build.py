@@ -1,4 +1,4 @@
-"""``gmd report``: tables and a parity plot per (task, model, regime)."""
+"""``gmd report``: tables, a parity plot per (task, model, regime), DeepSet-MoE routing."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.report.plots import parity_plot
+from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import write_tables
 from gmdbench.runner.results import ResultsStore
 
@@ -19,11 +20,15 @@ def build_report(results_path: Path, out_dir: Path) -> list[Path]:
     written = list(write_tables(results, out_dir))
     first_seed: dict[tuple[str, str, str], dict] = {}
     for run in results.runs():  # ordered by seed within (task, model, regime)
-        first_seed.setdefault((run["task"], run["model"], run["regime"]), run)
+        variant = run["model_metadata"].get("variant")
+        model = run["model"] + (f"-{variant.replace(', ', '-').replace('=', '')}"
+                                if variant else "")
+        first_seed.setdefault((run["task"], model, run["regime"]), run)
     for (task, model, regime), run in sorted(first_seed.items()):
         predictions = {split: Predictions.load(Path(run["run_dir"]) / f"predictions_{split}.npz")
                        for split in ("id_test", "ood_test")}
         title = f"{model} ({regime}), {task}, seed {run['seed']}"
         written.append(parity_plot(predictions, title,
                                    out_dir / f"parity_{task}_{model}_{regime}.png"))
+    written += write_routing(results, out_dir)
     return written

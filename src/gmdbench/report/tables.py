@@ -32,6 +32,7 @@ class TableRow:
     conservative: bool
     level_of_theory: str
     model_level_of_theory: str
+    energy_defined: bool = True
     seeds: list[int] = field(default_factory=list)
     values: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
@@ -54,12 +55,14 @@ def collect_rows(results: ResultsStore) -> list[TableRow]:
     rows: dict[tuple[str, str, str], TableRow] = {}
     for record in results.metrics("all"):
         run = runs[record["run_id"]]
-        key = (run["task"], run["model"], run["regime"])
+        metadata = run["model_metadata"]
+        model = run["model"] + (f" [{metadata['variant']}]" if metadata.get("variant") else "")
+        key = (run["task"], model, run["regime"])
         if key not in rows:
-            metadata = run["model_metadata"]
-            rows[key] = TableRow(run["task"], run["model"], run["regime"],
+            rows[key] = TableRow(run["task"], model, run["regime"],
                                  bool(metadata["conservative"]), run["level_of_theory"] or "?",
-                                 metadata.get("level_of_theory") or "the data's (trained on it)")
+                                 metadata.get("level_of_theory") or "the data's (trained on it)",
+                                 bool(metadata.get("energy_defined", True)))
         row = rows[key]
         if run["seed"] not in row.seeds:
             row.seeds.append(run["seed"])
@@ -92,11 +95,17 @@ def markdown_table(rows: list[TableRow]) -> str:
             cells = [name, row.regime, row.model_level_of_theory, str(len(row.seeds))]
             for metric, _, digits in COLUMNS:
                 for split, _ in SPLITS:
+                    if metric.startswith("energy") and not row.energy_defined:
+                        cells.append("undefined†")
+                        continue
                     cells.append(_cell(*row.mean_std(metric, split), digits, len(row.seeds)))
             cells.append(_cell(*row.ood_id_ratio(), 2, len(row.seeds)))
             lines.append("| " + " | ".join(cells) + " |")
         if any(not row.conservative for row in task_rows):
             lines.append("\n* direct-force model: forces are not the gradient of its energy.")
+        if any(not row.energy_defined for row in task_rows):
+            lines.append("\n† no global energy (DeepSet-MoE, aggregation none): trained on "
+                         "forces only, its energies are undefined.")
         lines.append("")
     return "\n".join(lines)
 

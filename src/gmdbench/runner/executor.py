@@ -204,6 +204,8 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
             predictions = predict(potential, graphs, keys, dtype=dtype)
             predictions.save(run_dir / f"predictions_{split}.npz")
             metrics[split] = metrics_per_molecule(predictions)
+        if hasattr(potential.network, "route"):  # a mixture of experts: routing metrics too
+            _record_routing(potential, splits, store, run_dir, metrics, dtype)
     timings = {"train_seconds": summary["train_seconds"],
                "evaluate_seconds": time.perf_counter() - started}
     results.record_run(
@@ -215,6 +217,24 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
         training={k: v for k, v in summary.items() if k != "history"}, metrics=metrics)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _record_routing(potential: Potential, splits: dict, store: DatasetStore, run_dir: Path,
+                    metrics: dict, dtype: torch.dtype) -> None:
+    """routing.json, the routing scalars in each split's metrics, and the atoms-by-expert plot."""
+    from gmdbench.analysis.routing import flat_routing_metrics, plot_atom_experts, routing_metrics
+    from gmdbench.tasks.spec import TaskSpec
+
+    fragments = TaskSpec.model_validate(store.metadata["task"]).fragment_smarts()
+    routing = {}
+    for split, (graphs, keys) in splits.items():
+        routing[split] = routing_metrics(potential.network, graphs, keys, fragments, dtype=dtype)
+        metrics[split]["all"].update(flat_routing_metrics(routing[split]))
+    (run_dir / "routing.json").write_text(json.dumps(
+        {"fragments": fragments, **routing}, indent=2))
+    shown = {label: (splits[split][0], 0, splits[split][1][0]["smiles"])
+             for label, split in (("ID", "id_test"), ("OOD", "ood_test"))}
+    plot_atom_experts(potential.network, shown, run_dir / "routing_atoms.png", dtype=dtype)
 
 
 def load_predictions(run_dir: Path, split: str) -> Predictions:

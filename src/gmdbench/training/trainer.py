@@ -112,6 +112,9 @@ def train(
     The best weights on val (EMA weights when EMA is on) are saved to ``run_dir/best.pt``.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not potential.metadata.energy_defined and config.energy_weight:
+        log.info("%s has no global energy: training on forces only", potential.metadata.name)
+        config = config.model_copy(update={"energy_weight": 0.0})
     checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
     dtype = DTYPES[config.dtype]
     potential.to(dtype)

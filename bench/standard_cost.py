@@ -1,0 +1,139 @@
+"""Measured cost of `gmd run standard` on this machine, component by component.
+
+A full `gmd run standard` takes tens of hours on 2 cores, longer than a working session, so
+this bench measures each component and adds them up (the README quotes its output):
+
+- data: the cost estimator of `gmd data build` (one timed GFN2-xTB call per molecule, scaled by
+  the reference calls its trajectories need) for each task at the standard preset;
+- training: for every model entry of the standard run, one real `train_run` of K epochs on the
+  quick fragment_duplication dataset; the median time between successive epochs (train + val,
+  checkpoint included) divided by the atoms it processes is the rate. The standard run's
+  training time is that rate x the atoms of each task's train + val splits x its epochs x its
+  seeds, plus the start-up (time to the first epoch's end minus one epoch) per run;
+- evaluation: the run's evaluation per atom of its test splits, scaled likewise.
+
+Scaling by atoms assumes a model's cost grows linearly with atoms (true for these cutoff
+graphs at these sizes, to within the machine's noise of ~30%).
+
+Usage: python bench/standard_cost.py [--epochs 4] [--models schnet,mace]
+       (needs the quick dataset: run `make quick` first, or it is built here)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from gmdbench.config import load_preset
+from gmdbench.data.store import DatasetStore
+from gmdbench.runner.matrix import RunConfig, load_matrix
+from gmdbench.tasks.spec import load_task
+
+QUICK_DATA = Path("results/quick/datasets/fragment_duplication-quick-seed0.db")
+
+
+def atoms_per_split(task_name: str, preset_name: str) -> dict[str, int]:
+    """Atoms the standard preset will put in each split of a task (from its trajectory plan)."""
+    from gmdbench.chem.molecules import parse_smiles
+
+    task, preset = load_task(task_name), load_preset(preset_name)
+    counts = preset.trajectories
+    frames = preset.sampler.frames_per_trajectory
+    atoms = {"train": 0, "val": 0, "id_test": 0, "ood_test": 0}
+    for molecule in task.molecules():
+        n_atoms = parse_smiles(molecule.smiles).GetNumAtoms()
+        if molecule.role == "train":
+            for split in ("train", "val", "id_test"):
+                atoms[split] += getattr(counts, split) * frames * n_atoms
+        else:
+            atoms["ood_test"] += counts.ood_test * frames * n_atoms
+    return atoms
+
+
+def quick_atoms(store: DatasetStore) -> dict[str, int]:
+    return {split: sum(row.natoms for row in store.rows(split=split))
+            for split in ("train", "val", "id_test", "ood_test")}
+
+
+def timed_run(run: RunConfig, data: Path, root: Path) -> tuple[float, float, float]:
+    """(seconds per epoch, start-up seconds, evaluation seconds) of one real run."""
+    import itertools
+    import statistics
+
+    from gmdbench.runner.executor import evaluate_run, train_run
+    from gmdbench.runner.results import ResultsStore
+
+    ends: list[float] = []
+    started = time.perf_counter()
+    run_dir = train_run(run, data, root, on_epoch=lambda epoch, metrics: ends.append(
+        time.perf_counter()))
+    trained = time.perf_counter() - started
+    epoch = statistics.median(b - a for a, b in itertools.pairwise(ends)) if len(ends) > 1 else 0.0
+    start = (ends[0] - started - epoch) if ends else trained
+    started = time.perf_counter()
+    evaluate_run(run_dir, ResultsStore(root / "results.db"))
+    return epoch, max(start, 0.0), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--models", default=None, help="comma-separated subset of entries")
+    args = parser.parse_args()
+
+    from gmdbench.data.estimate import estimate_cost
+    from gmdbench.models.registry import model_config
+    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+
+    matrix = load_matrix("standard")
+    if not QUICK_DATA.exists():
+        from gmdbench.data.generate import build_dataset
+
+        build_dataset(load_task("fragment_duplication"), load_preset("quick"), ReferenceConfig(),
+                      0, QUICK_DATA, workers=2)
+    store = DatasetStore(QUICK_DATA)
+    quick = quick_atoms(store)
+    standard = {task: atoms_per_split(task, matrix.preset) for task in matrix.tasks}
+    method = resolve_reference(ReferenceConfig(name=matrix.reference))
+
+    data_hours = 0.0
+    print(f"{'task':24s} {'frames':>7s} {'data CPU-h':>10s}")
+    for task in matrix.tasks:
+        cost = estimate_cost(load_task(task), load_preset(matrix.preset), method)
+        data_hours += cost.cpu_seconds / 3600
+        print(f"{task:24s} {cost.frames:7d} {cost.cpu_seconds / 3600:10.2f}")
+    wanted = set(args.models.split(",")) if args.models else None
+    total_hours = 0.0
+    print(f"\n{'model':16s} {'regime':16s} {'s/epoch quick':>13s} {'start s':>8s} "
+          f"{'epochs':>6s} {'hours (4 tasks x seeds)':>24s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for entry in matrix.models:
+            if wanted and entry.name not in wanted:
+                continue
+            options = model_config(entry.name, entry.options, size=entry.size).model_dump(
+                exclude={"name"})
+            trains = entry.regime in ("scratch", "fine-tune", "fine-tune-head")
+            training = entry.training.model_copy(update={"epochs": args.epochs if trains else 1})
+            run = RunConfig(task="fragment_duplication", model=entry.name,
+                            model_options=options, regime=entry.regime, training=training,
+                            seed=0, dataset_hash=store.content_hash())
+            epoch, start, evaluation = timed_run(run, QUICK_DATA, Path(tmp) / entry.regime)
+            epochs = entry.training.epochs if trains else 0
+            per_train_atom = epoch / (quick["train"] + quick["val"])
+            per_test_atom = evaluation / (quick["id_test"] + quick["ood_test"])
+            hours = sum(
+                (start + epochs * per_train_atom * (atoms["train"] + atoms["val"])
+                 + per_test_atom * (atoms["id_test"] + atoms["ood_test"])) * len(matrix.seeds)
+                for atoms in standard.values()) / 3600
+            total_hours += hours
+            print(f"{entry.name:16s} {entry.regime:16s} {epoch:13.1f} {start:8.1f} "
+                  f"{epochs:6d} {hours:24.1f}", flush=True)
+    print(f"\ndata {data_hours:.1f} CPU-h (wall ~{data_hours / 2:.1f} h on 2 workers); "
+          f"training + evaluation {total_hours:.1f} h; total ~{data_hours / 2 + total_hours:.0f} h "
+          "wall on 2 cores")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Analyses of trained models: routing of DeepSet-MoE, representations (CKA, projections)."""

@@ -1,0 +1,82 @@
+"""Routing of DeepSet-MoE: the routers do what they say, the metrics measure what they claim."""
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from gmdbench.analysis.routing import (
+    atom_fragment_labels,
+    entropy_bits,
+    expert_energy_ig,
+    mutual_information_bits,
+)
+from gmdbench.data.graphs import batch_from_atoms
+from gmdbench.models.deepset_moe import DeepSetMoE, DeepSetMoEConfig
+
+
+def _ethanol_batch(cutoff=5.0):
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.03, seed=2)
+    return batch_from_atoms([atoms, molecule("H2O")], cutoff)
+
+
+def _network(**options):
+    torch.manual_seed(0)
+    return DeepSetMoE(DeepSetMoEConfig(**options), [1, 6, 8]).double()
+
+
+def test_identity_router_sends_each_atoms_edges_to_its_elements_expert():
+    batch = _ethanol_batch().to(torch.float64)
+    weights = _network(router="identity")(batch)["routing"]
+    centre_numbers = batch.numbers[batch.edge_index[0]]
+    expected = torch.as_tensor([[1, 6, 8].index(int(z)) for z in centre_numbers])
+    assert torch.equal(weights.argmax(-1), expected)
+    assert torch.all(weights.sum(-1) == 1) and torch.all((weights == 0) | (weights == 1))
+
+
+def test_spatial_router_bins_edges_by_length():
+    batch = _ethanol_batch().to(torch.float64)
+    edges = [1.25, 1.8, 2.6]
+    weights = _network(router="spatial", bin_edges=edges)(batch)["routing"]
+    lengths = torch.linalg.vector_norm(batch.edge_vectors(), dim=-1).detach().numpy()
+    assert np.array_equal(weights.argmax(-1).numpy(), np.searchsorted(edges, lengths))
+
+
+def test_learned_router_keeps_top_k_and_adds_a_balance_loss():
+    batch = _ethanol_batch().to(torch.float64)
+    out = _network(router="learned", num_experts=4, top_k=2)(batch)
+    weights = out["routing"]
+    assert torch.all((weights > 0).sum(-1) == 2)
+    assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[0], dtype=weights.dtype))
+    assert float(out["auxiliary_loss"]) > 0
+
+
+def test_mutual_information_is_one_bit_for_a_matching_routing_and_near_zero_for_random():
+    rng = np.random.default_rng(0)
+    fragments = np.array(["carboxyl", "methylene"] * 5000)
+    matching = np.where(fragments == "carboxyl", 3, 1)
+    assert mutual_information_bits(matching, fragments) == pytest.approx(1.0, abs=1e-12)
+    random_experts = rng.integers(0, 4, size=fragments.size)
+    assert mutual_information_bits(random_experts, fragments) < 0.01
+    assert entropy_bits(np.full(4, 0.25)) == pytest.approx(2.0)
+
+
+def test_energy_shares_are_complete():
+    """Integrated gradients: the experts' parts add up to E(all messages) - E(no messages)."""
+    batch = _ethanol_batch().to(torch.float64)
+    network = _network(router="spatial")
+    ig = expert_energy_ig(network, batch, steps=64)
+    full = network(batch, compute_forces=False)["energy"].sum()
+    empty = network(batch, expert_scale=torch.zeros(4, dtype=torch.float64),
+                    compute_forces=False)["energy"].sum()
+    assert ig.sum() == pytest.approx(float(full - empty), rel=1e-3)
+
+
+def test_hydrogens_inherit_the_fragment_of_their_heavy_atom():
+    labels = atom_fragment_labels("CCO", (("hydroxyl", "[OX2H1][#6;!$([#6]=[O,S,N])]"),
+                                          ("methyl", "[CH3X4]")))
+    # RDKit order: C, C, O, then H on C0 (3), H on C1 (2), H on O (1)
+    assert labels[:3] == ("methyl", "hydroxyl", "hydroxyl")
+    assert labels[3:6] == ("methyl",) * 3
+    assert labels[-1] == "hydroxyl"
