@@ -25,6 +25,7 @@ Every variant is a config of this one class.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal
 
@@ -72,7 +73,7 @@ class DeepSetMoEConfig(BaseModel):
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for k, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+    for k, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if k < len(sizes) - 2:
             layers.append(nn.SiLU())

@@ -32,6 +32,7 @@ class ModelSpec:
 
 def _builtin() -> dict[str, ModelSpec]:
     from gmdbench.models.ase_calculator import ASECalculatorConfig, build_ase_calculator
+    from gmdbench.models.deepset_moe import DeepSetMoEConfig, build_deepset_moe
     from gmdbench.models.fairchem_models import (
         DimeNetPPConfig,
         EquiformerV2Config,
@@ -44,7 +45,6 @@ def _builtin() -> dict[str, ModelSpec]:
         build_painn,
         build_schnet,
     )
-    from gmdbench.models.deepset_moe import DeepSetMoEConfig, build_deepset_moe
     from gmdbench.models.foundation import ANI1xConfig, build_ani1x
     from gmdbench.models.mace_model import MACEConfig, build_mace
     from gmdbench.models.materials_foundation import (

@@ -36,7 +36,7 @@ def write_routing(results: ResultsStore, out_dir: Path) -> list[Path]:
             lines.append(
                 f"| {run['task']} | {variant} | {run['seed']} | {split} | "
                 f"{r['load_entropy_bits']:.2f} ({r['max_load_entropy_bits']:.2f}) | "
-                f"{r['mi_expert_fragment_bits']:.2f} | {r.get('mi_atom_expert_fragment_bits', float('nan')):.2f} | "
+                f"{r['mi_expert_fragment_bits']:.2f} | {r['mi_atom_expert_fragment_bits']:.2f} | "
                 f"{r['fragment_entropy_bits']:.2f} | {_fmt(r['expert_load_edges'])} | "
                 f"{_fmt(r['expert_energy_share'])} |")
         picture = Path(run["run_dir"]) / "routing_atoms.png"
