@@ -287,6 +287,37 @@ def evaluate_command(
     console.print(f"recorded in {results}")
 
 
+@app.command("distance")
+def distance_command(
+    run: Annotated[Path, typer.Argument(help="an evaluated run directory")],
+    descriptor: Annotated[str, typer.Option(help="soap (dscribe) or model (its node "
+                                            "features)")] = "soap",
+    k: Annotated[int, typer.Option(help="k-th nearest training environment")] = 1,
+    bins: Annotated[int, typer.Option(help="distance bins (quantiles)")] = 12,
+    out: Annotated[Path | None, typer.Option(help="output folder (default RUN/distance)")] = None,
+) -> None:
+    """Distance of each test frame from the training manifold, against its force error."""
+    from gmdbench.distance.analysis import distance_for_run
+    from gmdbench.distance.manifold import ManifoldSettings
+
+    if descriptor not in ("soap", "model"):
+        raise GmdError(f"unknown descriptor {descriptor!r}: use soap or model")
+    if not (run / "config.json").exists():
+        raise GmdError(f"{run} is not a run directory (no config.json)")
+    with console.status("computing descriptors and nearest neighbours"):
+        summary = distance_for_run(run, descriptor, ManifoldSettings(k=k), bins=bins, out_dir=out)
+    table = Table("split", "median distance", "p90", "max")
+    for split, stats in summary["splits"].items():
+        table.add_row(split, f"{stats['max']['median']:.2f}", f"{stats['max']['p90']:.2f}",
+                      f"{stats['max']['max']:.2f}")
+    console.print(table)
+    binned = summary["error_vs_distance"]
+    rho = binned["spearman_rho"]
+    console.print(f"Spearman(distance, force MAE) = {'n/a' if rho is None else f'{rho:.3f}'}; "
+                  f"extrapolation distance = {binned['extrapolation_distance']}")
+    console.print(f"written to {out or run / 'distance'}")
+
+
 @app.command("report")
 def report_command(
     results: Annotated[Path, typer.Argument(help="results store (SQLite)")],

@@ -117,9 +117,14 @@ def read_run_config(run_dir: Path) -> tuple[RunConfig, dict]:
     path = Path(run_dir) / "config.json"
     if not path.exists():
         raise GmdError(f"{run_dir} is not a run directory (no config.json)")
-    config = json.loads(path.read_text())
-    return RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"}), \
-        config
+    from pydantic import ValidationError
+
+    try:
+        config = json.loads(path.read_text())
+        run = RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"})
+    except (json.JSONDecodeError, ValidationError) as error:
+        raise GmdError(f"{path} is not a valid run config: {error}") from error
+    return run, config
 
 
 def load_potential(run_dir: Path) -> Potential:
@@ -140,7 +145,7 @@ def load_potential(run_dir: Path) -> Potential:
     return potential
 
 
-def _cutoff(run: RunConfig) -> float:
+def graph_cutoff(run: RunConfig) -> float:
     config = model_config(run.model, run.model_options)
     return float(getattr(config, "cutoff", None) or config.r_max)
 
@@ -160,7 +165,7 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
         return run_dir
     dtype = DTYPES[run.training.dtype]
     with default_dtype(dtype):
-        splits = load_splits(store, _cutoff(run), ("train", "val"))
+        splits = load_splits(store, graph_cutoff(run), ("train", "val"))
         potential = build_potential(run, splits["train"][0],
                                     store.metadata.get("isolated_atom_energies"), run_dir)
         started = time.perf_counter()
@@ -198,7 +203,7 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
     metrics = {}
     potential = load_potential(run_dir)
     with default_dtype(dtype):
-        splits = load_splits(store, _cutoff(run), EVALUATED_SPLITS)
+        splits = load_splits(store, graph_cutoff(run), EVALUATED_SPLITS)
         for split in EVALUATED_SPLITS:
             graphs, keys = splits[split]
             predictions = predict(potential, graphs, keys, dtype=dtype)

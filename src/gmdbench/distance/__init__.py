@@ -1,0 +1,1 @@
+"""Distance of a structure from the training manifold (DESIGN.md section 7)."""
