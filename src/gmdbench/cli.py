@@ -336,7 +336,8 @@ def report_command(
 
 @app.command("run")
 def run_command(
-    name: Annotated[str, typer.Argument(help="quick, or the path of a run YAML")],
+    name: Annotated[str, typer.Argument(
+        help="quick, standard, moe-ablation, or the path of a run YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     workers: Annotated[int, typer.Option(min=1, help="local Dask workers")] = 2,
     executor: Annotated[str, typer.Option(

@@ -40,8 +40,10 @@ def split_descriptors(graphs: GraphSet, descriptor: Descriptor, soap: SoapSettin
 
 def dataset_distances(store: DatasetStore, soap: SoapSettings | None = None,
                       settings: ManifoldSettings | None = None,
-                      splits: tuple[str, ...] = TEST_SPLITS) -> dict[str, dict]:
-    """SOAP distances of a dataset's test frames from its train split (model-independent)."""
+                      splits: tuple[str, ...] = TEST_SPLITS
+                      ) -> tuple[dict[str, dict], SoapSettings]:
+    """SOAP distances of a dataset's test frames from its train split (model-independent),
+    and the SOAP settings used (species filled in from the dataset)."""
     soap = soap or SoapSettings()
     settings = settings or ManifoldSettings()
     train, _ = graphset_from_store(store, "train", soap.r_cut)
@@ -55,7 +57,7 @@ def dataset_distances(store: DatasetStore, soap: SoapSettings | None = None,
                                         graphs.numbers)
         maxima, means = frame_distances(atoms, graphs.n_atoms)
         result[split] = {"max": maxima, "mean": means, "keys": keys}
-    return result
+    return result, soap
 
 
 def species_of(*graphsets: GraphSet) -> list[int]:
@@ -187,3 +189,23 @@ def plot_error_vs_distance(frames: dict[str, dict], binned, title: str, out: Pat
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def dataset_distance_path(data: Path) -> Path:
+    return Path(data).with_suffix(".distance.json")
+
+
+def write_dataset_distance(data: Path) -> Path:
+    """SOAP distance statistics of a dataset's test splits, cached beside it by content hash."""
+    store = DatasetStore(data)
+    path = dataset_distance_path(data)
+    dataset_hash = store.content_hash()
+    if path.exists() and json.loads(path.read_text()).get("dataset_hash") == dataset_hash:
+        return path
+    settings = ManifoldSettings()
+    distances, soap = dataset_distances(store, SoapSettings(), settings)
+    path.write_text(json.dumps({
+        "dataset_hash": dataset_hash, "soap": soap.model_dump(), "manifold": settings.model_dump(),
+        "splits": {split: {"max": summarise(d["max"]), "mean": summarise(d["mean"])}
+                   for split, d in distances.items()}}, indent=2))
+    return path

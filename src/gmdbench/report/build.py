@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gmdbench.evaluation.evaluate import Predictions
+from gmdbench.report.ablation import write_ablation
 from gmdbench.report.plots import parity_plot
 from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import write_tables
@@ -31,4 +32,5 @@ def build_report(results_path: Path, out_dir: Path) -> list[Path]:
         written.append(parity_plot(predictions, title,
                                    out_dir / f"parity_{task}_{model}_{regime}.png"))
     written += write_routing(results, out_dir)
+    written += write_ablation(results, out_dir)
     return written

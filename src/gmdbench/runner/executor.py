@@ -286,6 +286,11 @@ def run_matrix(matrix, out_dir: Path, workers: int = 2, executor: str = "local",
             raise GmdError(f"dataset {data}: {len(report.failures)} frame(s) failed; see "
                            f"`gmd data info {data}`")
         dataset_hash = DatasetStore(data).content_hash()
+        if matrix.distance_statistics:
+            from gmdbench.distance.analysis import write_dataset_distance
+
+            say(f"SOAP distances of {task.name}'s test frames -> "
+                f"{write_dataset_distance(data)}")
         for entry in matrix.models:
             options = model_config(entry.name, entry.options, size=entry.size).model_dump(
                 exclude={"name"})

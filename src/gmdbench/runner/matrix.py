@@ -72,6 +72,9 @@ class MatrixConfig(BaseModel):
     data_seed: int = 0
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[MatrixModel] = Field(min_length=1)
+    distance_statistics: bool = Field(
+        False, description="compute each dataset's SOAP distances of id_test and ood_test "
+        "frames from its train split (written beside the dataset, shown by the report)")
 
 
 BUILTIN_MATRICES = Path(__file__).parent / "builtin"
