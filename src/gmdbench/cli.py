@@ -318,14 +318,84 @@ def distance_command(
     console.print(f"written to {out or run / 'distance'}")
 
 
+@app.command("representations")
+def representations_command(
+    runs: Annotated[list[Path], typer.Argument(help="evaluated run directories (same dataset)")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/representations"),
+    frames: Annotated[int, typer.Option(help="frames sampled per test split")] = 20,
+    seed: Annotated[int, typer.Option(help="seed of the sampling, PCA and t-SNE")] = 0,
+    perplexity: Annotated[float, typer.Option(help="t-SNE perplexity")] = 30.0,
+) -> None:
+    """Linear CKA between models' node features, PCA and t-SNE with ID-vs-OOD silhouettes."""
+    from gmdbench.analysis.representations import ProjectionSettings, represent_runs
+
+    with console.status("node features, CKA, PCA and t-SNE"):
+        summary = represent_runs(runs, out, frames,
+                                 ProjectionSettings(seed=seed, perplexity=perplexity))
+    table = Table("model", *[str(k) for k in range(len(summary["models"]))])
+    for name, row in zip(summary["models"], summary["cka"], strict=True):
+        table.add_row(name, *[f"{v:.2f}" for v in row])
+    console.print(table)
+    console.print(f"written to {out} (cka.png, projections.png, representations.json)")
+
+
+probe_app = typer.Typer(help="Materials probes: NEB, sliding, equilibrium, MD stability.",
+                        no_args_is_help=True)
+app.add_typer(probe_app, name="probe")
+
+
+@probe_app.command("list")
+def probe_list() -> None:
+    """The built-in probe suites."""
+    from gmdbench.probes.suite import builtin_suite_names, load_suite
+
+    table = Table("suite", "name", "reference", "models", "description")
+    for name in builtin_suite_names():
+        suite, _ = load_suite(name)
+        table.add_row(name, suite.name, suite.reference or "stored data",
+                      str(len(suite.models)), suite.description)
+    console.print(table)
+
+
+@probe_app.command("run")
+def probe_run(
+    suite: Annotated[str, typer.Argument(help="a built-in suite (gmd probe list) or a YAML")],
+    data: Annotated[Path | None, typer.Option(
+        help="folder the suite's relative data files are taken from (default: the YAML's "
+             "folder for your own suites)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+) -> None:
+    """Train the suite's models (cached), run every probe (resumable), write the report."""
+    from gmdbench.probes.runner import run_suite
+    from gmdbench.probes.suite import BUILTIN_SUITES, load_suite
+
+    spec, folder = load_suite(suite)
+    root = data if data is not None else (None if folder == BUILTIN_SUITES else folder)
+    if data is not None and not data.is_dir():
+        raise GmdError(f"data folder {data} does not exist")
+    out = out or Path("results") / "probes" / spec.name
+    results = run_suite(spec, root, out,
+                        on_event=lambda message: console.print(message, markup=False))
+    console.print((out / "report" / "probes.md").read_text(), markup=False, highlight=False)
+    console.print(f"results: {results}; report: {out / 'report'}")
+
+
 @app.command("report")
 def report_command(
-    results: Annotated[Path, typer.Argument(help="results store (SQLite)")],
+    results: Annotated[Path, typer.Argument(
+        help="results store (SQLite), or the output folder of `gmd probe run`")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
 ) -> None:
     """Markdown and CSV tables (ID vs OOD, mean +- std over seeds) and parity plots."""
     from gmdbench.report.build import build_report
 
+    if results.is_dir() and (results / "probe_results.json").exists():  # a probe suite's output
+        from gmdbench.report.probes import write_probe_report
+
+        out = out or results / "report"
+        for path in write_probe_report(results / "probe_results.json", out):
+            console.print(f"wrote {path}")
+        return
     if not results.exists():
         raise GmdError(f"results store {results} does not exist")
     out = out or results.parent / "report"

@@ -43,3 +43,17 @@ class SCFFailsForPropane(_Wrapped):
 
 def emt_factory(**options):
     return EMT(**options)
+
+
+class ForcesTimes100(_Wrapped):
+    """EMT with forces (not energies) scaled by 100: a deliberately broken model for probes."""
+
+    def corrupt(self) -> None:
+        self.results["forces"] = 100.0 * self.results["forces"]
+
+
+class UphillForces(_Wrapped):
+    """EMT with forces pointing uphill (x -10): a model whose MD must run away."""
+
+    def corrupt(self) -> None:
+        self.results["forces"] = -10.0 * self.results["forces"]

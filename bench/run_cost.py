@@ -1,13 +1,13 @@
-"""Measured cost of `gmd run standard` on this machine, component by component.
+"""Measured cost of a run matrix (`gmd run standard`, `gmd run moe-ablation`) on this machine.
 
 A full `gmd run standard` takes tens of hours on 2 cores, longer than a working session, so
 this bench measures each component and adds them up (the README quotes its output):
 
 - data: the cost estimator of `gmd data build` (one timed GFN2-xTB call per molecule, scaled by
-  the reference calls its trajectories need) for each task at the standard preset;
-- training: for every model entry of the standard run, one real `train_run` of K epochs on the
+  the reference calls its trajectories need) for each task at the matrix's preset;
+- training: for every model entry of the matrix, one real `train_run` of K epochs on the
   quick fragment_duplication dataset; the median time between successive epochs (train + val,
-  checkpoint included) divided by the atoms it processes is the rate. The standard run's
+  checkpoint included) divided by the atoms it processes is the rate. The matrix's
   training time is that rate x the atoms of each task's train + val splits x its epochs x its
   seeds, plus the start-up (time to the first epoch's end minus one epoch) per run;
 - evaluation: the run's evaluation per atom of its test splits, scaled likewise.
@@ -15,7 +15,7 @@ this bench measures each component and adds them up (the README quotes its outpu
 Scaling by atoms assumes a model's cost grows linearly with atoms (true for these cutoff
 graphs at these sizes, to within the machine's noise of ~30%).
 
-Usage: python bench/standard_cost.py [--epochs 4] [--models schnet,mace]
+Usage: python bench/run_cost.py [--matrix standard] [--epochs 4] [--models schnet,mace]
        (needs the quick dataset: run `make quick` first, or it is built here)
 """
 
@@ -79,6 +79,7 @@ def timed_run(run: RunConfig, data: Path, root: Path) -> tuple[float, float, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--matrix", default="standard", help="a built-in run or a run YAML")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--models", default=None, help="comma-separated subset of entries")
     args = parser.parse_args()
@@ -87,7 +88,7 @@ def main() -> None:
     from gmdbench.models.registry import model_config
     from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 
-    matrix = load_matrix("standard")
+    matrix = load_matrix(args.matrix)
     if not QUICK_DATA.exists():
         from gmdbench.data.generate import build_dataset
 
@@ -106,7 +107,7 @@ def main() -> None:
         print(f"{task:24s} {cost.frames:7d} {cost.cpu_seconds / 3600:10.2f}")
     wanted = set(args.models.split(",")) if args.models else None
     total_hours = 0.0
-    print(f"\n{'model':16s} {'regime':16s} {'s/epoch quick':>13s} {'start s':>8s} "
+    print(f"\n{'model':36s} {'regime':16s} {'s/epoch quick':>13s} {'start s':>8s} "
           f"{'epochs':>6s} {'hours (4 tasks x seeds)':>24s}")
     with tempfile.TemporaryDirectory() as tmp:
         for entry in matrix.models:
@@ -128,7 +129,8 @@ def main() -> None:
                  + per_test_atom * (atoms["id_test"] + atoms["ood_test"])) * len(matrix.seeds)
                 for atoms in standard.values()) / 3600
             total_hours += hours
-            print(f"{entry.name:16s} {entry.regime:16s} {epoch:13.1f} {start:8.1f} "
+            label = entry.name + "".join(f" {v}" for v in entry.options.values())
+            print(f"{label:36s} {entry.regime:16s} {epoch:13.1f} {start:8.1f} "
                   f"{epochs:6d} {hours:24.1f}", flush=True)
     print(f"\ndata {data_hours:.1f} CPU-h (wall ~{data_hours / 2:.1f} h on 2 workers); "
           f"training + evaluation {total_hours:.1f} h; total ~{data_hours / 2 + total_hours:.0f} h "

@@ -1,0 +1,265 @@
+"""Run a probe suite: training data, models through the harness, every probe, the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from gmdbench.errors import GmdError
+from gmdbench.probes.equilibrium import equilibrium_errors
+from gmdbench.probes.md import md_stability
+from gmdbench.probes.neb import (
+    errors_by_class,
+    fixed_path,
+    linear_path,
+    reference_neb_path,
+    self_consistent_neb,
+    single_points,
+)
+from gmdbench.probes.sliding import sliding_images, sliding_probe
+from gmdbench.probes.suite import (
+    CachedJSON,
+    PathSpec,
+    ProbeSuite,
+    build_system,
+    call_dotted,
+    path_energies,
+    reference_factory,
+    suite_hash,
+)
+
+REFERENCE_LABEL = "reference"
+
+
+def _say(on_event: Callable[[str], None] | None, message: str) -> None:
+    if on_event:
+        on_event(message)
+
+
+def training_dataset(suite: ProbeSuite, root: Path | None, out: Path,
+                     on_event: Callable[[str], None] | None = None) -> Path:
+    from gmdbench.probes.data import GeneratedFrames, generated_dataset, stored_dataset
+
+    data = out / "data" / f"{suite.name}-{suite_hash(suite)}.db"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"probe_suite": suite.name, "training_data": suite.training_data.model_dump(),
+                "level_of_theory": _level_of_theory(suite)}
+    if isinstance(suite.training_data, GeneratedFrames):
+        reference = reference_factory(suite)
+        system = build_system(suite.system, root)
+        return generated_dataset(suite.training_data, system, reference, data, metadata,
+                                 progress=lambda m: _say(on_event, m))
+    return stored_dataset(suite.training_data, root, data, metadata)
+
+
+def _level_of_theory(suite: ProbeSuite) -> str:
+    if suite.reference is None:
+        return "stored reference data"
+    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+
+    return resolve_reference(ReferenceConfig(name=suite.reference)).level_of_theory
+
+
+def train_models(suite: ProbeSuite, data: Path, out: Path,
+                 on_event: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Each model x regime through the harness (cached by run hash), evaluated into results."""
+    from gmdbench.data.store import DatasetStore
+    from gmdbench.models.registry import model_config
+    from gmdbench.runner.executor import evaluate_run, train_run
+    from gmdbench.runner.matrix import RunConfig
+    from gmdbench.runner.results import ResultsStore
+
+    results = ResultsStore(out / "results.db")
+    dataset_hash = DatasetStore(data).content_hash()
+    run_dirs = {}
+    for entry in suite.models:
+        options = model_config(entry.name, entry.options, size=entry.size).model_dump(
+            exclude={"name"})
+        run = RunConfig(task=suite.name, model=entry.name, model_options=options,
+                        regime=entry.regime, training=entry.training, seed=entry.seed,
+                        dataset_hash=dataset_hash)
+        _say(on_event, f"{entry.regime} {entry.name} seed {entry.seed}")
+        run_dir = train_run(run, data, out / "runs")
+        if not (run_dir / "metrics.json").exists():
+            evaluate_run(run_dir, results)
+        run_dirs[entry.label] = run_dir
+    return run_dirs
+
+
+def reference_paths(suite: ProbeSuite, root: Path | None, out: Path
+                    ) -> dict[str, tuple[list[Atoms], np.ndarray, PathSpec]]:
+    """Images and reference energies of every path (computed ones cached as extxyz)."""
+    folder = out / "paths"
+    folder.mkdir(parents=True, exist_ok=True)
+    reference = reference_factory(suite)
+    system = build_system(suite.system, root) if any(p.endpoints for p in suite.paths) else None
+    paths = {}
+    for spec in suite.paths:
+        if spec.file:
+            file = Path(spec.file) if Path(spec.file).is_absolute() or root is None \
+                else root / spec.file
+            if not file.exists():
+                raise GmdError(f"path file {file} does not exist")
+            images = ase.io.read(file, index=":")
+            energies = path_energies(images, spec.energy_key)
+        else:
+            cached = folder / f"{spec.name}.extxyz"
+            if cached.exists():
+                images = ase.io.read(cached, index=":")
+                energies = np.array([image.info["reference_energy"] for image in images])
+            else:
+                initial, final = call_dotted(spec.endpoints, system)
+                if spec.source == "neb":
+                    images, energies = reference_neb_path(initial, final, reference, suite.neb
+                                                          .model_copy(update={"images":
+                                                                              spec.images}))
+                else:
+                    images = linear_path(initial, final, spec.images)
+                    energies = single_points(images, reference())
+                for image, energy in zip(images, energies, strict=True):
+                    image.info["reference_energy"] = float(energy)
+                ase.io.write(cached, images, format="extxyz")
+        for image in images:
+            image.calc = None
+        paths[spec.name] = (images, energies, spec)
+    return paths
+
+
+def model_calculators(suite: ProbeSuite, run_dirs: dict[str, Path]
+                      ) -> dict[str, Callable[[], Calculator]]:
+    from gmdbench.models.calculator import MLIPCalculator
+    from gmdbench.runner.executor import DTYPES, load_potential, read_run_config
+
+    factories: dict[str, Callable[[], Calculator]] = {}
+    for label, run_dir in run_dirs.items():
+        potential = load_potential(run_dir)  # one model shared by the calculators of a probe
+        dtype = DTYPES[read_run_config(run_dir)[0].training.dtype]
+        factories[label] = (lambda p=potential, d=dtype: MLIPCalculator(p, dtype=d))
+    if suite.reference_as_model:
+        factories[REFERENCE_LABEL] = reference_factory(suite)
+    return factories
+
+
+def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
+              on_event: Callable[[str], None] | None = None) -> Path:
+    """Everything a suite asks for; returns the path of ``probe_results.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(json.dumps(suite.model_dump(mode="json", by_alias=True),
+                                               indent=2))
+    data = training_dataset(suite, root, out, on_event)
+    run_dirs = train_models(suite, data, out, on_event)
+    paths = reference_paths(suite, root, out)
+    reference = reference_factory(suite)
+    calculators = model_calculators(suite, run_dirs)
+    sliding_reference = None
+    if suite.sliding is not None:
+        sliding_system = build_system(suite.sliding.system, root)
+        slide = sliding_images(sliding_system, suite.sliding.settings)
+        sliding_reference = CachedJSON(out / "sliding").get(
+            "reference", lambda: {"energies": single_points(slide, reference()).tolist()})
+    held_out = _held_out_frames(data) if suite.equilibrium else None
+    results: dict[str, dict] = {}
+    for label, factory in calculators.items():
+        cache = CachedJSON(out / "probes" / label)
+        model_results: dict = {"fixed_path": [], "neb": {}}
+        for name, (images, energies, spec) in paths.items():
+            _say(on_event, f"{label}: fixed path {name}")
+            model_results["fixed_path"].append(cache.get(
+                f"fixed_{name}", lambda i=images, e=energies, s=spec, f=factory: fixed_path(
+                    i, e, f(), s.name, s.path_class).model_dump()))
+            if spec.self_consistent:
+                _say(on_event, f"{label}: self-consistent NEB {name}")
+                reference_barrier = float(np.max(energies - energies[0]))
+                model_results["neb"][name] = cache.get(
+                    f"neb_{name}", lambda i=images, b=reference_barrier, f=factory:
+                    self_consistent_neb(i[0], i[-1], f, suite.neb, reference, b).model_dump())
+        from gmdbench.probes.neb import FixedPathResult
+
+        model_results["fixed_path_by_class"] = errors_by_class(
+            [FixedPathResult(**r) for r in model_results["fixed_path"]])
+        if suite.sliding is not None:
+            _say(on_event, f"{label}: sliding")
+            model_results["sliding"] = cache.get("sliding", lambda f=factory: sliding_probe(
+                slide, f(), sliding_reference["energies"]).model_dump())
+        if held_out is not None:
+            _say(on_event, f"{label}: equilibrium on {len(held_out)} held-out frames")
+            model_results["equilibrium"] = cache.get(
+                "equilibrium", lambda f=factory: equilibrium_errors(held_out, f()))
+        if suite.md is not None:
+            _say(on_event, f"{label}: MD stability")
+            system = build_system(suite.system, root)
+            model_results["md"] = cache.get(
+                "md", lambda s=system, f=factory: md_stability(s, f(), suite.md).model_dump())
+        results[label] = model_results
+    if suite.representations and run_dirs and paths:
+        _say(on_event, "representations of the path images")
+        results_repr = path_representations(run_dirs, paths, out / "representations")
+    else:
+        results_repr = None
+    summary = {"suite": suite.name, "suite_hash": suite_hash(suite),
+               "level_of_theory": _level_of_theory(suite), "dataset": str(data),
+               "runs": {label: str(path) for label, path in run_dirs.items()},
+               "results": results, "representations": results_repr}
+    path = out / "probe_results.json"
+    path.write_text(json.dumps(summary, indent=2))
+    from gmdbench.report.probes import write_probe_report
+
+    write_probe_report(path, out / "report")
+    return path
+
+
+def _held_out_frames(data: Path) -> list[Atoms]:
+    from gmdbench.data.store import DatasetStore
+
+    store = DatasetStore(data)
+    frames = []
+    for row in store.rows(split="ood_test"):
+        atoms = store.to_atoms(row)
+        frames.append(atoms)
+    return frames
+
+
+def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path) -> dict:
+    """CKA and projections of every model's node features on the atoms of the path images,
+    labelled by path class."""
+    from gmdbench.analysis.representations import (
+        ProjectionSettings,
+        cka_matrix,
+        plot_cka,
+        plot_projections,
+        project,
+    )
+    from gmdbench.distance.descriptors import model_descriptors
+    from gmdbench.runner.executor import (
+        DTYPES,
+        default_dtype,
+        graph_cutoff,
+        load_potential,
+        read_run_config,
+    )
+
+    images = [image for (path_images, _, _) in paths.values() for image in path_images]
+    labels = np.concatenate([[spec.path_class or spec.name] * sum(len(i) for i in path_images)
+                             for (path_images, _, spec) in paths.values()])
+    features = {}
+    from gmdbench.data.graphs import GraphSet
+
+    for label, run_dir in run_dirs.items():
+        run, _ = read_run_config(run_dir)
+        dtype = DTYPES[run.training.dtype]
+        with default_dtype(dtype):
+            graphs = GraphSet(images, graph_cutoff(run))
+            features[label] = model_descriptors(load_potential(run_dir), graphs, dtype=dtype)
+    names, matrix = cka_matrix(features)
+    settings = ProjectionSettings(perplexity=10.0)
+    projections = [p for name in names for p in project(name, features[name], labels, settings)]
+    plot_cka(names, matrix, out / "cka.png", "linear CKA on the path images' atoms")
+    plot_projections(projections, out / "projections.png")
+    return {"models": names, "cka": matrix.tolist(), "settings": settings.model_dump(),
+            "silhouette": {f"{p.model} {p.method}": p.silhouette for p in projections}}

@@ -1,0 +1,219 @@
+"""A probe suite: one YAML naming the system, its reference, the paths (with their class), the
+sliding definition, MD stability, and the models x regimes with their training data.
+
+``gmd probe run SUITE.yaml [--data DIR]`` trains (or reuses) each model through the harness,
+then runs every probe with every model. Each (model, probe) result is a JSON file under
+``OUT/probes/<model label>/``, written as soon as it is computed, so an interrupted suite
+resumes where it stopped; reference paths and sliding energies are cached the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Literal
+
+import ase.io
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gmdbench.errors import GmdError, TaskSpecError
+from gmdbench.probes.data import GeneratedFrames, StoredFrames
+from gmdbench.probes.md import MDSettings
+from gmdbench.probes.neb import NEBSettings
+from gmdbench.probes.sliding import SlidingSettings
+from gmdbench.training.trainer import TrainConfig
+
+BUILTIN_SUITES = Path(__file__).parent / "builtin"
+
+
+class SystemSpec(BaseModel):
+    """An ase.Atoms from a builder (``package.module:function`` with options) or a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    builder: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    file: str | None = None
+    index: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SystemSpec:
+        if (self.builder is None) == (self.file is None):
+            raise ValueError("a system needs exactly one of builder, file")
+        return self
+
+
+class PathSpec(BaseModel):
+    """A migration path: stored images with energies, or endpoints whose reference path
+    gmd-bench computes (a converged reference NEB, or straight-line images)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str
+    path_class: Literal["interpolation", "extrapolation"] | None = Field(None, alias="class")
+    file: str | None = None
+    energy_key: str = Field("energy", description="atoms.info key, or 'energy' (calculator)")
+    endpoints: str | None = Field(None, description="module:function(system) -> (initial, "
+                                  "final)")
+    source: Literal["neb", "linear"] = "neb"
+    images: int = Field(5, ge=1, description="intermediate images of a computed path")
+    self_consistent: bool = Field(True, description="also run the model's own NEB between "
+                                  "the path's endpoints")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PathSpec:
+        if (self.file is None) == (self.endpoints is None):
+            raise ValueError(f"path {self.name}: give exactly one of file, endpoints")
+        return self
+
+
+class SlidingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: SystemSpec
+    settings: SlidingSettings
+
+
+class ProbeModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    regime: Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune",
+                    "fine-tune-head"] = "scratch"
+    options: dict[str, Any] = Field(default_factory=dict)
+    size: str | None = None
+    training: TrainConfig = TrainConfig()
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.regime}-s{self.seed}"
+
+
+class ProbeSuite(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    system: SystemSpec
+    reference: str | None = Field(None, description="a reference method (emt, gfn1-xtb, "
+                                  "pyscf:..., module:factory); none: stored data only")
+    training_data: StoredFrames | GeneratedFrames
+    paths: list[PathSpec] = Field(default_factory=list)
+    neb: NEBSettings = NEBSettings()
+    sliding: SlidingSpec | None = None
+    md: MDSettings | None = None
+    equilibrium: bool = Field(True, description="energy and force errors on ood_test frames")
+    models: list[ProbeModel] = Field(default_factory=list)
+    reference_as_model: bool = Field(False, description="score the reference itself as a "
+                                     "model too: a check that every error is 0")
+    representations: bool = Field(True, description="CKA / PCA / t-SNE of the models' node "
+                                  "features on the path images")
+
+    @model_validator(mode="after")
+    def _needs_reference(self) -> ProbeSuite:
+        if self.reference is None:
+            if isinstance(self.training_data, GeneratedFrames):
+                raise ValueError("generated training data needs a reference")
+            if any(p.endpoints for p in self.paths) or self.sliding or self.reference_as_model:
+                raise ValueError("computed paths, sliding and reference_as_model need a "
+                                 "reference")
+        if not self.models and not self.reference_as_model:
+            raise ValueError("a suite needs models (or reference_as_model: true)")
+        return self
+
+
+def builtin_suite_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_SUITES.glob("*.yaml"))
+
+
+def load_suite(name_or_path: str | Path) -> tuple[ProbeSuite, Path]:
+    """A suite by built-in name or path; also the folder its relative paths start from."""
+    from gmdbench.config import format_validation_error, load_yaml
+
+    path = BUILTIN_SUITES / f"{name_or_path}.yaml"
+    if not path.is_file():
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise TaskSpecError(f"unknown probe suite {name_or_path!r}: built-in suites are "
+                                f"{', '.join(builtin_suite_names())}, or give a YAML path")
+    try:
+        return ProbeSuite.model_validate(load_yaml(path, "probe suite")), path.parent
+    except ValidationError as error:
+        raise TaskSpecError(format_validation_error(error, f"probe suite {path}")) from error
+
+
+def call_dotted(dotted: str, *args, **kwargs):
+    module_name, _, attribute = dotted.partition(":")
+    if not attribute:
+        raise GmdError(f"{dotted!r} is not of the form package.module:function")
+    try:
+        function = getattr(import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise GmdError(f"cannot import {dotted}: {error}") from error
+    return function(*args, **kwargs)
+
+
+def build_system(spec: SystemSpec, root: Path | None) -> Atoms:
+    if spec.builder:
+        return call_dotted(spec.builder, **spec.options)
+    path = Path(spec.file)
+    if not path.is_absolute():
+        if root is None:
+            raise GmdError(f"system file {spec.file} is relative but no data root was given")
+        path = root / path
+    if not path.exists():
+        raise GmdError(f"system file {path} does not exist")
+    atoms = ase.io.read(path, index=spec.index)
+    atoms.calc = None
+    return atoms
+
+
+def suite_hash(suite: ProbeSuite) -> str:
+    return hashlib.sha256(json.dumps(suite.model_dump(mode="json", by_alias=True),
+                                     sort_keys=True).encode()).hexdigest()[:16]
+
+
+class CachedJSON:
+    """A folder of JSON results: compute once, reuse after an interruption."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str, compute: Callable[[], dict]) -> dict:
+        path = self.folder / f"{key}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        value = compute()
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(value, indent=2))
+        partial.rename(path)
+        return value
+
+
+def path_energies(images: list[Atoms], key: str) -> np.ndarray:
+    energies = []
+    for index, image in enumerate(images):
+        if key in image.info:
+            energies.append(float(image.info[key]))
+        elif key == "energy" and image.calc is not None and "energy" in image.calc.results:
+            energies.append(float(image.calc.results["energy"]))
+        else:
+            raise GmdError(f"path image {index} has no {key!r}")
+    return np.array(energies)
+
+
+def reference_factory(suite: ProbeSuite) -> Callable[[], Calculator] | None:
+    if suite.reference is None:
+        return None
+    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+
+    method = resolve_reference(ReferenceConfig(name=suite.reference))
+    return method.make_calculator
