@@ -97,6 +97,7 @@ def test_probe_suite_runs_from_yaml_and_resumes(tmp_path):
     for section in ("barrier error by class", "Self-consistent NEB", "Sliding", "MD stability"):
         assert section in report
     assert (tmp_path / "out" / "report" / "neb_profile_nn_hop.png").exists()
+    assert "neb_profile_nn_hop.png" in (tmp_path / "out" / "report" / "index.html").read_text()
     # a second run reuses every cached result: the same numbers, no new training
     before = (tmp_path / "out" / "probe_results.json").read_text()
     again = gmd("probe", "run", suite, "--out", tmp_path / "out")

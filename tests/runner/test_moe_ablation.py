@@ -34,6 +34,8 @@ def test_tiny_ablation_end_to_end(tmp_path):
     routing = (report / "routing.md").read_text()
     assert routing.count("| tiny_alkanes |") == 4  # two variants x two splits
     assert list(report.glob("routing_*.png"))
+    page = (report / "index.html").read_text()  # the HTML report holds every table
+    assert page.count("<table>") >= 3 and "routing_" in page
     distance = json.loads(next((tmp_path / "out" / "datasets").glob("*.distance.json"))
                           .read_text())
     assert distance["splits"]["ood_test"]["max"]["median"] > 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.report.ablation import write_ablation
+from gmdbench.report.html import write_html
 from gmdbench.report.plots import parity_plot
 from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import write_tables
@@ -33,4 +34,5 @@ def build_report(results_path: Path, out_dir: Path) -> list[Path]:
                                    out_dir / f"parity_{task}_{model}_{regime}.png"))
     written += write_routing(results, out_dir)
     written += write_ablation(results, out_dir)
+    written.append(write_html(out_dir))
     return written

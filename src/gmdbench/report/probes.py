@@ -144,4 +144,6 @@ def write_probe_report(results_path: Path, out_dir: Path) -> list[Path]:
                                     if p.name not in ("cka.png", "projections.png")]
     report = out_dir / "probes.md"
     report.write_text("\n".join(lines) + "\n")
-    return [report, *written]
+    from gmdbench.report.html import write_html
+
+    return [report, *written, write_html(out_dir, f"gmd-bench probes: {summary['suite']}")]

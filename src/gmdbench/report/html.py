@@ -1,0 +1,42 @@
+"""One self-contained-looking HTML page per report folder: every markdown file of the report,
+tables rendered, figures shown inline (linked relative to the page, so the folder can move)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+# the order sections appear in; any other markdown file follows, alphabetically
+ORDER = ("table.md", "ablation.md", "routing.md", "probes.md")
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; margin: 0.5em 0; border: 1px solid #eee; }
+h1 { border-bottom: 2px solid #444; } h2 { margin-top: 1.6em; }
+"""
+
+
+def write_html(report_dir: Path, title: str = "gmd-bench report") -> Path:
+    import markdown
+
+    sources = sorted(report_dir.glob("*.md"),
+                     key=lambda p: (ORDER.index(p.name) if p.name in ORDER else len(ORDER),
+                                    p.name))
+    shown: set[str] = set()
+    body = []
+    for source in sources:
+        text = source.read_text()
+        shown.update(part.split(")")[0] for part in text.split("](")[1:])
+        body.append(markdown.markdown(text, extensions=["tables"]))
+    figures = [p for p in sorted(report_dir.glob("*.png")) if p.name not in shown]
+    if figures:
+        body.append("<h2>Figures</h2>")
+        body += [f'<figure><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
+                 f"<figcaption>{html.escape(p.stem)}</figcaption></figure>" for p in figures]
+    page = report_dir / "index.html"
+    page.write_text(f"<!doctype html>\n<html><head><meta charset='utf-8'><title>"
+                    f"{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
+                    + "\n".join(body) + "\n</body></html>\n")
+    return page
