@@ -385,8 +385,11 @@ def report_command(
     results: Annotated[Path, typer.Argument(
         help="results store (SQLite), or the output folder of `gmd probe run`")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    representations: Annotated[bool, typer.Option(
+        help="CKA / PCA / t-SNE of the models' node features (loads every model)")] = True,
 ) -> None:
-    """Markdown and CSV tables (ID vs OOD, mean +- std over seeds) and parity plots."""
+    """Tables (ID vs OOD, mean +- std over seeds), parity plots, routing, ablation,
+    representations, and an index.html; or the report of a probe suite's output folder."""
     from gmdbench.report.build import build_report
 
     if results.is_dir() and (results / "probe_results.json").exists():  # a probe suite's output
@@ -399,7 +402,7 @@ def report_command(
     if not results.exists():
         raise GmdError(f"results store {results} does not exist")
     out = out or results.parent / "report"
-    for path in build_report(results, out):
+    for path in build_report(results, out, representations=representations):
         console.print(f"wrote {path}")
     console.print((out / "table.md").read_text(), markup=False, highlight=False)
 

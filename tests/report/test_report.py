@@ -31,6 +31,11 @@ def test_table_has_a_row_per_model_read_back_from_the_store(trained_runs, tmp_pa
     assert "| schnet | scratch | the data's (trained on it) | 2 |" in markdown
     assert any(path.name.startswith("parity_tiny_alkanes_mace") for path in written)
     assert all(path.exists() and path.stat().st_size > 0 for path in written)
+    # schnet and mace share the dataset: a CKA heatmap and ID/OOD silhouettes per model
+    assert (tmp_path / "cka_tiny_alkanes.png").exists()
+    representations = (tmp_path / "representations.md").read_text()
+    assert "schnet (scratch, s0)" in representations and "mace (scratch, s0)" in representations
+    assert "cka_tiny_alkanes.png" in (tmp_path / "index.html").read_text()
 
 
 def test_metrics_are_stored_per_molecule(trained_runs):
