@@ -10,7 +10,7 @@ Nearest neighbours: faiss ``IndexFlatL2``, exact search with BLAS kernels over f
 held in memory, one index per element. 10^6 environments of 312 SOAP features (the default
 settings, three elements) take 1.2 GiB, well inside 24 GiB; exact search keeps the distance
 deterministic, which an approximate index (HNSW, IVF) would not. m_Z is estimated from at most
-``median_sample`` training environments per element (seeded), each searched against all of
+``median_sample`` (5000) training environments per element (seeded), each searched against all of
 them, so fitting costs O(sample x n) rather than O(n^2).
 """
 
@@ -25,7 +25,7 @@ class ManifoldSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     k: int = Field(1, ge=1, description="k-th nearest training environment")
-    median_sample: int = Field(20000, ge=10, description="training environments per element "
+    median_sample: int = Field(5000, ge=10, description="training environments per element "
                                "used to estimate the median training distance")
     seed: int = 0
 
