@@ -200,9 +200,12 @@ def write_dataset_distance(data: Path) -> Path:
     store = DatasetStore(data)
     path = dataset_distance_path(data)
     dataset_hash = store.content_hash()
-    if path.exists() and json.loads(path.read_text()).get("dataset_hash") == dataset_hash:
-        return path
     settings = ManifoldSettings()
+    if path.exists():
+        cached = json.loads(path.read_text())
+        if cached.get("dataset_hash") == dataset_hash \
+                and cached.get("manifold") == settings.model_dump():
+            return path
     distances, soap = dataset_distances(store, SoapSettings(), settings)
     path.write_text(json.dumps({
         "dataset_hash": dataset_hash, "soap": soap.model_dump(), "manifold": settings.model_dump(),
