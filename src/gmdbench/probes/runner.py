@@ -37,6 +37,15 @@ from gmdbench.probes.suite import (
 REFERENCE_LABEL = "reference"
 
 
+def _key(*parts) -> str:
+    """A short hash of the settings a cached result depends on."""
+    import hashlib
+
+    text = json.dumps([p.model_dump(mode="json") if hasattr(p, "model_dump") else p
+                       for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
 def _say(on_event: Callable[[str], None] | None, message: str) -> None:
     if on_event:
         on_event(message)
@@ -162,40 +171,49 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
         sliding_system = build_system(suite.sliding.system, root)
         slide = sliding_images(sliding_system, suite.sliding.settings)
         sliding_reference = CachedJSON(out / "sliding").get(
-            "reference", lambda: {"energies": single_points(slide, reference()).tolist()})
+            f"reference_{_key(suite.sliding, suite.reference)}",
+            lambda: {"energies": single_points(slide, reference()).tolist()})
     held_out = _held_out_frames(data) if suite.equilibrium else None
     results: dict[str, dict] = {}
     for label, factory in calculators.items():
-        cache = CachedJSON(out / "probes" / label)
+        # a result is reused only for the same trained weights and the same probe settings
+        weights = run_dirs[label].name.rsplit("-", 1)[-1] if label in run_dirs \
+            else _key(suite.reference)
+        cache = CachedJSON(out / "probes" / f"{label}-{weights}")
         model_results: dict = {"fixed_path": [], "neb": {}}
         for name, (images, energies, spec) in paths.items():
             _say(on_event, f"{label}: fixed path {name}")
             model_results["fixed_path"].append(cache.get(
-                f"fixed_{name}", lambda i=images, e=energies, s=spec, f=factory: fixed_path(
+                f"fixed_{name}_{_key(spec)}",
+                lambda i=images, e=energies, s=spec, f=factory: fixed_path(
                     i, e, f(), s.name, s.path_class).model_dump()))
             if spec.self_consistent:
                 _say(on_event, f"{label}: self-consistent NEB {name}")
                 reference_barrier = float(np.max(energies - energies[0]))
                 model_results["neb"][name] = cache.get(
-                    f"neb_{name}", lambda i=images, b=reference_barrier, f=factory:
-                    self_consistent_neb(i[0], i[-1], f, suite.neb, reference, b).model_dump())
+                    f"neb_{name}_{_key(spec, suite.neb)}",
+                    lambda i=images, b=reference_barrier, f=factory: self_consistent_neb(
+                        i[0], i[-1], f, suite.neb, reference, b).model_dump())
         from gmdbench.probes.neb import FixedPathResult
 
         model_results["fixed_path_by_class"] = errors_by_class(
             [FixedPathResult(**r) for r in model_results["fixed_path"]])
         if suite.sliding is not None:
             _say(on_event, f"{label}: sliding")
-            model_results["sliding"] = cache.get("sliding", lambda f=factory: sliding_probe(
+            model_results["sliding"] = cache.get(f"sliding_{_key(suite.sliding)}",
+                                                 lambda f=factory: sliding_probe(
                 slide, f(), sliding_reference["energies"]).model_dump())
         if held_out is not None:
             _say(on_event, f"{label}: equilibrium on {len(held_out)} held-out frames")
             model_results["equilibrium"] = cache.get(
-                "equilibrium", lambda f=factory: equilibrium_errors(held_out, f()))
+                f"equilibrium_{_key(suite.training_data)}",
+                lambda f=factory: equilibrium_errors(held_out, f()))
         if suite.md is not None:
             _say(on_event, f"{label}: MD stability")
             system = build_system(suite.system, root)
             model_results["md"] = cache.get(
-                "md", lambda s=system, f=factory: md_stability(s, f(), suite.md).model_dump())
+                f"md_{_key(suite.md, suite.system)}",
+                lambda s=system, f=factory: md_stability(s, f(), suite.md).model_dump())
         results[label] = model_results
     if suite.representations and run_dirs and paths:
         _say(on_event, "representations of the path images")
