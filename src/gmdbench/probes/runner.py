@@ -189,7 +189,11 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
                     i, e, f(), s.name, s.path_class).model_dump()))
             if spec.self_consistent:
                 _say(on_event, f"{label}: self-consistent NEB {name}")
-                reference_barrier = float(np.max(energies - energies[0]))
+                # the fixed path's barrier is the reference's NEB barrier only for NEB paths;
+                # a straight-line path is not a minimum-energy path (compare the rescored
+                # barrier, or the reference's own row, instead)
+                reference_barrier = None if spec.source == "linear" and spec.endpoints \
+                    else float(np.max(energies - energies[0]))
                 model_results["neb"][name] = cache.get(
                     f"neb_{name}_{_key(spec, suite.neb)}",
                     lambda i=images, b=reference_barrier, f=factory: self_consistent_neb(

@@ -89,6 +89,9 @@ def write_probe_report(results_path: Path, out_dir: Path) -> list[Path]:
                          f"{_f(c['barrier_error_std'])} | {_f(c['barrier_abs_error_mean'])} |")
     if any(model.get("neb") for model in results.values()):
         lines += ["\n## Self-consistent NEB (climbing image, the model's own path)\n",
+                  "Reference barrier: of the reference's NEB path ('-' for straight-line paths, "
+                  "which are not minimum-energy paths: compare the rescored barrier and the "
+                  "reference's own row).\n",
                   "| model | path | converged | steps | exploded | model barrier | "
                   "reference barrier | model path rescored by reference | min distance (A) |",
                   "|---|---|---|---|---|---|---|---|---|"]
