@@ -133,6 +133,10 @@ def md_stability(atoms: Atoms, calculator: Calculator, settings: MDSettings) -> 
 def _mean_rdf(snapshots: list[Atoms], settings: MDSettings) -> tuple[list[float], list[float]]:
     from ase.geometry.rdf import get_rdf
 
-    rmax = min(settings.rdf_rmax, 0.49 * float(min(snapshots[0].cell.lengths())))
+    cell = snapshots[0].cell.array
+    volume = abs(np.linalg.det(cell))
+    widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3]))
+              for k in range(3)]  # distances between opposite faces: what ASE's RDF checks
+    rmax = min(settings.rdf_rmax, 0.49 * min(widths))
     curves = [get_rdf(atoms, rmax, settings.rdf_bins) for atoms in snapshots]
     return curves[0][1].tolist(), np.mean([c[0] for c in curves], axis=0).tolist()
