@@ -132,3 +132,11 @@ def test_builtin_suites_load():
 def test_reference_energies_of_the_paths_are_finite():
     energies = single_points(linear_path(*nearest_neighbour_hop(fcc_vacancy()), 2), EMT())
     assert np.all(np.isfinite(energies))
+
+
+def test_rdf_fits_a_hexagonal_cell():
+    """The bilayer's cell is narrower face to face than its vectors are long."""
+    from gmdbench.probes.md import _mean_rdf
+
+    r, g = _mean_rdf([graphene_bilayer()], MDSettings(rdf_rmax=5.0))
+    assert max(r) < 3.2 and np.argmax(g) == np.argmin(np.abs(np.array(r) - 1.42))
