@@ -5,16 +5,11 @@ import pytest
 from gmdbench.runner.executor import run_matrix
 from gmdbench.runner.matrix import load_matrix
 from gmdbench.runner.results import ResultsStore
-from tests_support import DATA
+from tests_support import tiny_matrix_file
 
 
 def _matrix(tmp_path):
-    text = (DATA / "tiny_matrix.yaml").read_text()
-    text = text.replace("TASK", str(DATA / "tiny_task.yaml"))
-    text = text.replace("PRESET", str(DATA / "tiny_preset.yaml"))
-    path = tmp_path / "tiny_matrix.yaml"
-    path.write_text(text)
-    return load_matrix(str(path))
+    return load_matrix(str(tiny_matrix_file("tiny_matrix.yaml", tmp_path)))
 
 
 def _force_mae(results_path):

@@ -3,7 +3,7 @@
 import json
 
 from gmdbench.runner.matrix import load_matrix
-from tests_support import DATA, gmd
+from tests_support import gmd, tiny_matrix_file
 
 
 def test_builtin_moe_ablation_covers_every_router_and_aggregation():
@@ -17,11 +17,7 @@ def test_builtin_moe_ablation_covers_every_router_and_aggregation():
 
 
 def test_tiny_ablation_end_to_end(tmp_path):
-    text = (DATA / "tiny_moe_matrix.yaml").read_text()
-    text = text.replace("TASK", str(DATA / "tiny_task.yaml"))
-    text = text.replace("PRESET", str(DATA / "tiny_preset.yaml"))
-    matrix = tmp_path / "tiny_moe.yaml"
-    matrix.write_text(text)
+    matrix = tiny_matrix_file("tiny_moe_matrix.yaml", tmp_path)
     result = gmd("run", matrix, "--out", tmp_path / "out", "--workers", "1")
     assert result.returncode == 0, result.stderr
     report = tmp_path / "out" / "report"

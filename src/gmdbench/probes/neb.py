@@ -119,18 +119,25 @@ def _min_distance(atoms: Atoms) -> float:
     return float(distances.min()) if distances.size else 2.0
 
 
-def self_consistent_neb(initial: Atoms, final: Atoms, model: CalculatorFactory,
-                        settings: NEBSettings, reference: CalculatorFactory | None = None,
-                        reference_barrier: float | None = None) -> NEBResult:
+def _band(initial: Atoms, final: Atoms, calculator: CalculatorFactory, settings: NEBSettings):
+    """Images (each with its own calculator) interpolated between the endpoints, and the NEB."""
     from ase.mep import NEB
-    from ase.optimize import BFGS, FIRE
 
     images = [initial.copy()] + [initial.copy() for _ in range(settings.images)] \
         + [final.copy()]
     for image in images:
-        image.calc = model()
+        image.calc = calculator()
     neb = NEB(images, climb=settings.climb, method="improvedtangent")
     neb.interpolate(method=settings.interpolation, mic=True)
+    return images, neb
+
+
+def self_consistent_neb(initial: Atoms, final: Atoms, model: CalculatorFactory,
+                        settings: NEBSettings, reference: CalculatorFactory | None = None,
+                        reference_barrier: float | None = None) -> NEBResult:
+    from ase.optimize import BFGS, FIRE
+
+    images, neb = _band(initial, final, model, settings)
     optimizer_class = FIRE if settings.optimizer == "FIRE" else BFGS
     optimizer = optimizer_class(neb, maxstep=settings.max_displacement, logfile=None)
     state: dict = {"energies": None, "min_distance": np.inf, "fmax": None}
@@ -186,15 +193,9 @@ def self_consistent_neb(initial: Atoms, final: Atoms, model: CalculatorFactory,
 def reference_neb_path(initial: Atoms, final: Atoms, reference: CalculatorFactory,
                        settings: NEBSettings) -> tuple[list[Atoms], np.ndarray]:
     """A converged NEB of the reference itself: the images and energies of a fixed path."""
-    from ase.mep import NEB
     from ase.optimize import FIRE
 
-    images = [initial.copy()] + [initial.copy() for _ in range(settings.images)] \
-        + [final.copy()]
-    for image in images:
-        image.calc = reference()
-    neb = NEB(images, climb=settings.climb, method="improvedtangent")
-    neb.interpolate(method=settings.interpolation, mic=True)
+    images, neb = _band(initial, final, reference, settings)
     if not FIRE(neb, maxstep=settings.max_displacement, logfile=None).run(
             fmax=settings.fmax, steps=settings.max_steps):
         raise RuntimeError(f"the reference NEB did not converge in {settings.max_steps} steps")
