@@ -140,3 +140,14 @@ def test_rdf_fits_a_hexagonal_cell():
 
     r, g = _mean_rdf([graphene_bilayer()], MDSettings(rdf_rmax=5.0))
     assert max(r) < 3.2 and np.argmax(g) == np.argmin(np.abs(np.array(r) - 1.42))
+
+
+def test_sliding_block_by_z_range_equals_block_by_tag():
+    bilayer = graphene_bilayer(repeat=3)
+    by_tag = SlidingSettings(lattice_translation=[1 / 3, 0, 0], block_tag=1, images=3)
+    top = bilayer.positions[bilayer.get_tags() == 1, 2]
+    by_range = SlidingSettings(lattice_translation=[1 / 3, 0, 0], block_z_min=top.min() - 0.1,
+                               block_z_max=top.max() + 0.1, images=3)
+    assert np.array_equal(by_tag.block(bilayer), by_range.block(bilayer))
+    with pytest.raises(ValueError, match="z range"):
+        SlidingSettings(lattice_translation=[1, 0, 0], block_tag=1, block_z_max=3.0)

@@ -1,11 +1,11 @@
 """Interlayer sliding as a probe: one block shifted rigidly along a lattice translation.
 
-The block (atoms selected by a z range or a tag) moves by t * translation for t in [0, 1] in
-``images`` steps; nothing relaxes. For a translation that is a lattice vector of the layer the
-end is the start again, so E(end) - E(start) -- the **periodicity error** -- is 0 for an exact
-model and measures how much a model's energy depends on where the block sits rather than on the
-structure. Barrier = max_t E(t) - E(0); the profile error is the mean absolute difference of
-energies relative to the start.
+The block (atoms selected by a z range, ``block_z_min`` to ``block_z_max``, or a tag) moves by
+t * translation for t in [0, 1] in ``images`` steps; nothing relaxes. For a translation that
+is a lattice vector of the layer the end is the start again, so E(end) - E(start) -- the
+**periodicity error** -- is 0 for an exact model and measures how much a model's energy
+depends on where the block sits rather than on the structure. Barrier = max_t E(t) - E(0); the
+profile error is the mean absolute difference of energies relative to the start.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class SlidingSettings(BaseModel):
         None, description="the shift in fractions of the cell vectors, e.g. [0.333, 0, 0]")
     block_tag: int | None = Field(None, description="move the atoms with this tag")
     block_z_min: float | None = Field(None, description="or those with z >= this (A)")
+    block_z_max: float | None = Field(None, description="and z <= this (A), with block_z_min")
     images: int = Field(9, ge=2, description="points along the path, ends included")
 
     @model_validator(mode="after")
@@ -37,6 +38,8 @@ class SlidingSettings(BaseModel):
             raise ValueError("give exactly one of translation, lattice_translation")
         if (self.block_tag is None) == (self.block_z_min is None):
             raise ValueError("give exactly one of block_tag, block_z_min")
+        if self.block_z_max is not None and self.block_z_min is None:
+            raise ValueError("block_z_max needs block_z_min (a z range)")
         return self
 
     def shift(self, atoms: Atoms) -> np.ndarray:
@@ -45,8 +48,12 @@ class SlidingSettings(BaseModel):
         return np.asarray(self.lattice_translation, dtype=float) @ atoms.cell.array
 
     def block(self, atoms: Atoms) -> np.ndarray:
-        mask = atoms.get_tags() == self.block_tag if self.block_tag is not None \
-            else atoms.positions[:, 2] >= self.block_z_min
+        if self.block_tag is not None:
+            mask = atoms.get_tags() == self.block_tag
+        else:
+            z = atoms.positions[:, 2]
+            upper = np.inf if self.block_z_max is None else self.block_z_max
+            mask = (z >= self.block_z_min) & (z <= upper)
         if not mask.any() or mask.all():
             raise ValueError("the sliding block must hold some but not all atoms")
         return mask
