@@ -111,3 +111,14 @@ def test_gmd_distance_refuses_a_run_without_predictions_or_config(trained_runs, 
     (copy / "config.json").write_text("{}")
     result = gmd("distance", copy)
     assert result.returncode == 2 and "not a valid run config" in result.stderr
+
+
+def test_gmd_distance_with_the_models_own_features(trained_runs, tmp_path):
+    _, run_dirs = trained_runs
+    result = gmd("distance", run_dirs[2], "--descriptor", "model", "--k", "2",
+                 "--out", tmp_path / "m")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "m" / "distance.json").read_text())
+    assert summary["descriptor"] == "model" and summary["soap"] is None
+    assert summary["manifold"]["k"] == 2 and summary["model"] == "mace"
+    assert all(v > 0 for v in summary["median_training_spacing"].values())
