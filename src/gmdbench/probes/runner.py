@@ -15,6 +15,7 @@ from gmdbench.errors import GmdError
 from gmdbench.probes.equilibrium import equilibrium_errors
 from gmdbench.probes.md import md_stability
 from gmdbench.probes.neb import (
+    FixedPathResult,
     errors_by_class,
     fixed_path,
     linear_path,
@@ -198,8 +199,6 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
                     f"neb_{name}_{_key(spec, suite.neb)}",
                     lambda i=images, b=reference_barrier, f=factory: self_consistent_neb(
                         i[0], i[-1], f, suite.neb, reference, b).model_dump())
-        from gmdbench.probes.neb import FixedPathResult
-
         model_results["fixed_path_by_class"] = errors_by_class(
             [FixedPathResult(**r) for r in model_results["fixed_path"]])
         if suite.sliding is not None:
