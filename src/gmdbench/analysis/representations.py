@@ -192,15 +192,22 @@ def represent_runs(run_dirs: list[Path], out_dir: Path, frames_per_split: int = 
                 split_labels += [label] * int(subset.n_atoms.sum())
         features[name] = np.concatenate(chunks)
         labels = np.array(split_labels)
+    summary = compare_representations(features, labels, out_dir, settings,
+                                      "linear CKA of node features (id_test + ood_test atoms)")
+    summary["frames_per_split"] = frames_per_split
+    (out_dir / "representations.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def compare_representations(features: dict[str, np.ndarray], labels: np.ndarray, out_dir: Path,
+                            settings: ProjectionSettings, title: str) -> dict:
+    """CKA matrix and PCA/t-SNE projections of several models' features on the same atoms:
+    ``cka.png``, ``projections.png`` in ``out_dir``, and a JSON-ready summary."""
     names, matrix = cka_matrix(features)
     projections = [p for name in names for p in project(name, features[name], labels, settings)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_cka(names, matrix, out_dir / "cka.png", "linear CKA of node features "
-             "(id_test + ood_test atoms)")
+    plot_cka(names, matrix, out_dir / "cka.png", title)
     plot_projections(projections, out_dir / "projections.png")
-    summary = {"models": names, "cka": matrix.tolist(), "settings": settings.model_dump(),
-               "frames_per_split": frames_per_split,
-               "silhouette": {f"{p.model} {p.method}": p.silhouette for p in projections},
-               "perplexity": {p.model: p.perplexity for p in projections if p.perplexity}}
-    (out_dir / "representations.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return {"models": names, "cka": matrix.tolist(), "settings": settings.model_dump(),
+            "silhouette": {f"{p.model} {p.method}": p.silhouette for p in projections},
+            "perplexity": {p.model: p.perplexity for p in projections if p.perplexity}}

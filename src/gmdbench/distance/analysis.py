@@ -38,26 +38,35 @@ def split_descriptors(graphs: GraphSet, descriptor: Descriptor, soap: SoapSettin
     return model_descriptors(potential, graphs, dtype=dtype)
 
 
+def split_distances(store: DatasetStore, descriptor: Descriptor, soap: SoapSettings,
+                    settings: ManifoldSettings, cutoff: float, splits: tuple[str, ...],
+                    potential=None, dtype=None
+                    ) -> tuple[dict[str, dict], SoapSettings, TrainingManifold]:
+    """Per-frame (max, mean) distances of ``splits`` from the train split, with each frame's
+    keys; the SOAP settings used (species filled in from the dataset) and the manifold."""
+    train, _ = graphset_from_store(store, "train", cutoff)
+    tests = {split: graphset_from_store(store, split, cutoff) for split in splits}
+    soap = soap.model_copy(update={"species": species_of(train, *(g for g, _ in tests.values()))})
+    manifold = TrainingManifold(split_descriptors(train, descriptor, soap, potential, dtype),
+                                train.numbers, settings)
+    result = {}
+    for split, (graphs, keys) in tests.items():
+        atoms = manifold.atom_distances(
+            split_descriptors(graphs, descriptor, soap, potential, dtype), graphs.numbers)
+        maxima, means = frame_distances(atoms, graphs.n_atoms)
+        result[split] = {"max": maxima, "mean": means, "keys": keys}
+    return result, soap, manifold
+
+
 def dataset_distances(store: DatasetStore, soap: SoapSettings | None = None,
                       settings: ManifoldSettings | None = None,
                       splits: tuple[str, ...] = TEST_SPLITS
                       ) -> tuple[dict[str, dict], SoapSettings]:
-    """SOAP distances of a dataset's test frames from its train split (model-independent),
-    and the SOAP settings used (species filled in from the dataset)."""
+    """SOAP distances of a dataset's test frames from its train split (model-independent)."""
     soap = soap or SoapSettings()
-    settings = settings or ManifoldSettings()
-    train, _ = graphset_from_store(store, "train", soap.r_cut)
-    tests = {split: graphset_from_store(store, split, soap.r_cut) for split in splits}
-    soap = soap.model_copy(update={"species": species_of(train, *(g for g, _ in tests.values()))})
-    manifold = TrainingManifold(soap_descriptors(train.structures(), soap), train.numbers,
-                                settings)
-    result = {}
-    for split, (graphs, keys) in tests.items():
-        atoms = manifold.atom_distances(soap_descriptors(graphs.structures(), soap),
-                                        graphs.numbers)
-        maxima, means = frame_distances(atoms, graphs.n_atoms)
-        result[split] = {"max": maxima, "mean": means, "keys": keys}
-    return result, soap
+    frames, soap, _ = split_distances(store, "soap", soap, settings or ManifoldSettings(),
+                                      soap.r_cut, splits)
+    return frames, soap
 
 
 def species_of(*graphsets: GraphSet) -> list[int]:
@@ -101,26 +110,17 @@ def distance_for_run(run_dir: Path, descriptor: Descriptor = "soap",
     cutoff = graph_cutoff(run) if descriptor == "model" else (soap or SoapSettings()).r_cut
 
     with default_dtype(dtype):
-        train, _ = graphset_from_store(store, "train", cutoff)
-        tests = {split: graphset_from_store(store, split, cutoff) for split in TEST_SPLITS}
-        soap = (soap or SoapSettings()).model_copy(update={"species": species_of(
-            train, *(g for g, _ in tests.values()))})
-        manifold = TrainingManifold(split_descriptors(train, descriptor, soap, potential, dtype),
-                                    train.numbers, settings)
-        frames: dict[str, dict] = {}
-        for split, (graphs, keys) in tests.items():
-            atoms = manifold.atom_distances(
-                split_descriptors(graphs, descriptor, soap, potential, dtype), graphs.numbers)
-            maxima, means = frame_distances(atoms, graphs.n_atoms)
-            predictions = Predictions.load(run_dir / f"predictions_{split}.npz")
-            same = [(k["trajectory_id"], int(k["frame"])) for k in keys] == list(
-                zip(predictions.trajectory_id.tolist(), predictions.frame.tolist(), strict=True))
-            if not same:
-                raise GmdError(f"run {run_dir}: predictions_{split}.npz does not match the "
-                               "dataset's frames; re-run `gmd evaluate`")
-            error = frame_force_mae(predictions.forces, predictions.forces_reference,
-                                    predictions.n_atoms)
-            frames[split] = {"keys": keys, "max": maxima, "mean": means, "force_mae": error}
+        frames, soap, manifold = split_distances(store, descriptor, soap or SoapSettings(),
+                                                 settings, cutoff, TEST_SPLITS, potential, dtype)
+    for split, data in frames.items():
+        predictions = Predictions.load(run_dir / f"predictions_{split}.npz")
+        same = [(k["trajectory_id"], int(k["frame"])) for k in data["keys"]] == list(
+            zip(predictions.trajectory_id.tolist(), predictions.frame.tolist(), strict=True))
+        if not same:
+            raise GmdError(f"run {run_dir}: predictions_{split}.npz does not match the "
+                           "dataset's frames; re-run `gmd evaluate`")
+        data["force_mae"] = frame_force_mae(predictions.forces, predictions.forces_reference,
+                                            predictions.n_atoms)
     id_predictions = Predictions.load(run_dir / "predictions_id_test.npz")
     id_mae = float(np.mean(np.abs(id_predictions.forces - id_predictions.forces_reference)))
     pooled_distance = np.concatenate([frames[s]["max"] for s in TEST_SPLITS])

@@ -249,13 +249,8 @@ def _held_out_frames(data: Path) -> list[Atoms]:
 def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path) -> dict:
     """CKA and projections of every model's node features on the atoms of the path images,
     labelled by path class."""
-    from gmdbench.analysis.representations import (
-        ProjectionSettings,
-        cka_matrix,
-        plot_cka,
-        plot_projections,
-        project,
-    )
+    from gmdbench.analysis.representations import ProjectionSettings, compare_representations
+    from gmdbench.data.graphs import GraphSet
     from gmdbench.distance.descriptors import model_descriptors
     from gmdbench.runner.executor import (
         DTYPES,
@@ -269,18 +264,11 @@ def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path) -> d
     labels = np.concatenate([[spec.path_class or spec.name] * sum(len(i) for i in path_images)
                              for (path_images, _, spec) in paths.values()])
     features = {}
-    from gmdbench.data.graphs import GraphSet
-
     for label, run_dir in run_dirs.items():
         run, _ = read_run_config(run_dir)
         dtype = DTYPES[run.training.dtype]
         with default_dtype(dtype):
             graphs = GraphSet(images, graph_cutoff(run))
             features[label] = model_descriptors(load_potential(run_dir), graphs, dtype=dtype)
-    names, matrix = cka_matrix(features)
-    settings = ProjectionSettings(perplexity=10.0)
-    projections = [p for name in names for p in project(name, features[name], labels, settings)]
-    plot_cka(names, matrix, out / "cka.png", "linear CKA on the path images' atoms")
-    plot_projections(projections, out / "projections.png")
-    return {"models": names, "cka": matrix.tolist(), "settings": settings.model_dump(),
-            "silhouette": {f"{p.model} {p.method}": p.silhouette for p in projections}}
+    return compare_representations(features, labels, out, ProjectionSettings(perplexity=10.0),
+                                   "linear CKA on the path images' atoms")
