@@ -10,8 +10,10 @@
   pairs each edge's expert (its largest weight) with its central atom's fragment; the atom-level
   figure pairs each atom's dominant expert (most routing mass over its edges) with its fragment;
 - **energy share** of each expert by integrated gradients: the experts' messages are scaled by
-  s in [0, 1]^K and E(1) - E(0) = sum_k IG_k exactly (completeness), so IG_k is expert k's part
-  of the energy above the no-message baseline; shares are IG_k / sum_k |IG_k| (signed).
+  s in [0, 1]^K and E(1) - E(0) = sum_k IG_k (completeness, to the accuracy of the midpoint
+  rule on ``steps`` points, 16 by default), so IG_k is expert k's part of the energy above the
+  no-message baseline; shares are IG_k / sum_k |IG_k| (signed). The network works in units of
+  the potential's force scale, so IG values are multiplied by that scale to be in eV.
 """
 
 from __future__ import annotations
@@ -74,7 +76,8 @@ def atom_routing(weights: torch.Tensor, centres: torch.Tensor, n_atoms: int) -> 
 
 
 def expert_energy_ig(network: torch.nn.Module, batch: Batch, steps: int = 16) -> np.ndarray:
-    """Integrated gradients of the total energy with respect to per-expert message scales."""
+    """Integrated gradients of the network energy (its own units) with respect to per-expert
+    message scales, by the midpoint rule on ``steps`` points."""
     k = network.num_experts
     total = np.zeros(k)
     for alpha in (np.arange(steps) + 0.5) / steps:
@@ -87,10 +90,12 @@ def expert_energy_ig(network: torch.nn.Module, batch: Batch, steps: int = 16) ->
 
 def routing_metrics(network: torch.nn.Module, graphs: GraphSet, keys: list[dict],
                     fragments: dict[str, str], batch_size: int = 32,
-                    dtype: torch.dtype = torch.float32, energy_share_frames: int = 64) -> dict:
+                    dtype: torch.dtype = torch.float32, energy_share_frames: int = 64,
+                    energy_scale: float = 1.0) -> dict:
     """Routing metrics of one split. Load, entropies and MI use every frame; the energy shares
     (16 extra passes per frame) use about ``energy_share_frames`` frames in batches spread
-    evenly over the split (frames are ordered by molecule, so the first ones would be biased)."""
+    evenly over the split (frames are ordered by molecule, so the first ones would be biased).
+    ``energy_scale``: eV per network energy unit (the Potential's ``scale``)."""
     network.eval()
     k = network.num_experts
     edge_load = np.zeros(k)
@@ -137,7 +142,8 @@ def routing_metrics(network: torch.nn.Module, graphs: GraphSet, keys: list[dict]
         "fragment_entropy_bits": entropy_bits(
             np.array(list(Counter(labels).values())) / len(labels)),
         "expert_energy_share": (ig / max(np.abs(ig).sum(), 1e-12)).tolist(),
-        "expert_energy_ig_eV_per_frame": (ig / max(ig_frames, 1)).tolist(),
+        "expert_energy_ig_eV_per_frame": (energy_scale * ig / max(ig_frames, 1)).tolist(),
+        "energy_share_midpoint_points": 16,
         "energy_share_frames": ig_frames,
     }
 

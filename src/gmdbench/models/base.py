@@ -27,6 +27,9 @@ class ModelMetadata(BaseModel):
     library: str
     library_version: str
     conservative: bool
+    # what the forces are, in words a table can print when they are not minus the full
+    # gradient of the energy (None: "-dE/dx" for conservative models, "direct" otherwise)
+    forces_note: str | None = None
     pretrained: bool = False
     level_of_theory: str | None = None
     # False for models without a global energy (DeepSet-MoE with aggregation "none"): they
@@ -55,6 +58,9 @@ def conservative_forces(energy: torch.Tensor, positions: torch.Tensor, training:
     return -gradient
 
 
+_FLOAT64_BUFFERS = ("atomic_energies", "scale")
+
+
 class Potential(nn.Module):
     """E = scale * network + sum_i E0[Z_i];  F = scale * network forces (E0 has no force)."""
 
@@ -75,8 +81,21 @@ class Potential(nn.Module):
     def cutoff(self) -> float:
         return self.network.cutoff
 
+    def _apply(self, fn, recurse=True):
+        """Keep E0 and the scale in float64 whatever ``.to(dtype)`` asks of the network.
+
+        Reference energies of ~-1000 eV molecules in float32 carry ~6e-5 eV of rounding; the
+        buffers follow device moves but never lose precision.
+        """
+        kept = {name: getattr(self, name).detach().clone() for name in _FLOAT64_BUFFERS}
+        super()._apply(fn, recurse)
+        for name, value in kept.items():
+            device = getattr(self, name).device
+            setattr(self, name, value.to(device=device, dtype=torch.float64))
+        return self
+
     def reference_energy(self, batch: Batch) -> torch.Tensor:
-        per_atom = self.atomic_energies[batch.numbers]
+        per_atom = self.atomic_energies[batch.numbers]  # float64: summed in float64
         total = torch.zeros(batch.n_structures, dtype=per_atom.dtype,
                             device=per_atom.device)
         return total.index_add_(0, batch.batch, per_atom)

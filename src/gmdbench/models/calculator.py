@@ -21,8 +21,6 @@ class MLIPCalculator(Calculator):
         super().__init__(**kwargs)
         self.dtype = dtype
         self.potential = potential.to(dtype)
-        self.potential.atomic_energies.data = self.potential.atomic_energies.to(torch.float64)
-        self.potential.scale.data = self.potential.scale.to(torch.float64)
         self.potential.eval()
 
     @classmethod

@@ -5,8 +5,10 @@ The GMD-26 authors' proposal (DESIGN.md section 8), built here as an interpretab
 - an edge ``i -> j`` inside the cutoff is described by a Bessel radial basis of its length times
   a smooth cosine envelope, and learned embeddings of both elements;
 - a **router** assigns each edge to experts: ``identity`` (the expert of the central atom's
-  element), ``spatial`` (the expert of the pairwise-distance bin the edge falls in; bin edges
-  in A are a config value) or ``learned`` (soft top-k gating on the edge features, with the
+  element), ``spatial`` (experts of pairwise-distance regimes; bin edges in A are a config
+  value, and an edge within ``switch_width`` of an edge is shared by the two neighbouring
+  experts with smooth switching weights that sum to 1, so the energy and its gradient stay
+  continuous as a bond stretches across an edge) or ``learned`` (soft top-k gating on the edge features, with the
   Switch-Transformer load-balancing loss so that no expert starves);
 - each expert is an MLP giving a message of 2F channels; per atom, the envelope-weighted messages
   are summed (F scalar channels S_i) and, for the other F channels, summed along the edge unit
@@ -55,6 +57,9 @@ class DeepSetMoEConfig(BaseModel):
         description="spatial router: edges (A) between distance regimes; experts = len + 1. "
                     "Defaults: covalent bonds to H (<1.25), heavy-atom bonds (<1.8), geminal "
                     "pairs (<2.6), longer range")
+    switch_width: float = Field(
+        0.1, gt=0, description="spatial router: half-width (A) of the smooth switch between "
+        "neighbouring distance regimes (a quintic smoothstep from edge - w to edge + w)")
     num_experts: int = Field(4, ge=1, description="learned router only")
     top_k: int = Field(2, ge=1, description="learned router: experts kept per edge")
     load_balance_weight: float = Field(0.01, ge=0, description="learned router: weight of "
@@ -69,6 +74,29 @@ class DeepSetMoEConfig(BaseModel):
         if self.router == "learned" and self.top_k > self.num_experts:
             raise ValueError(f"top_k {self.top_k} exceeds num_experts {self.num_experts}")
         return self
+
+
+def smooth_step(x: torch.Tensor) -> torch.Tensor:
+    """0 below -1, 1 above 1, the quintic 6t^5 - 15t^4 + 10t^3 of t = (x + 1) / 2 between:
+    continuous with its first and second derivatives, so forces and their gradients are too."""
+    t = ((x + 1.0) / 2.0).clamp(0.0, 1.0)
+    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
+
+
+def spatial_weights(lengths: torch.Tensor, bin_edges: torch.Tensor, width: float
+                    ) -> torch.Tensor:
+    """(n_edges, len(bin_edges) + 1) weights of the distance regimes; each row sums to 1.
+
+    s_k(r) = smooth_step((r - b_k) / w) is 0 below edge k and 1 above it; regime k gets
+    s_k - s_{k+1} (with s_0 = 1, s_K = 0), a telescoping sum equal to 1 and non-negative because
+    s_k >= s_{k+1} wherever b_k < b_{k+1}. Far from every edge exactly one weight is 1, as a hard
+    bin would give; within w of an edge the two neighbouring experts share the edge.
+    """
+    steps = smooth_step((lengths.unsqueeze(-1) - bin_edges) / width)
+    ones = torch.ones_like(lengths).unsqueeze(-1)
+    upper = torch.cat([ones, steps], dim=-1)
+    lower = torch.cat([steps, torch.zeros_like(ones)], dim=-1)
+    return upper - lower
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -151,9 +179,9 @@ class DeepSetMoE(MLIP):
         k = self.num_experts
         if self.config.router == "identity":
             return nn.functional.one_hot(centre_species, k).to(edge_features.dtype), None
-        if self.config.router == "spatial":
-            bins = torch.bucketize(lengths.detach(), self.bin_edges.to(lengths.dtype))
-            return nn.functional.one_hot(bins, k).to(edge_features.dtype), None
+        if self.config.router == "spatial":  # differentiable in the lengths: forces see it
+            return spatial_weights(lengths, self.bin_edges.to(lengths.dtype),
+                                   self.config.switch_width).to(edge_features.dtype), None
         logits = self.gate(edge_features)
         probabilities = torch.softmax(logits, dim=-1)
         top, chosen = torch.topk(probabilities, self.config.top_k, dim=-1)

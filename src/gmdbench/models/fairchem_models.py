@@ -84,9 +84,10 @@ class _FairchemAdapter(MLIP):
         return {"energy": energy, "forces": forces, "node_features": self._features}
 
 
-def _metadata(name: str, conservative: bool) -> ModelMetadata:
+def _metadata(name: str, conservative: bool, forces_note: str | None = None) -> ModelMetadata:
     return ModelMetadata(name=name, library="fairchem-core",
-                         library_version=version("fairchem-core"), conservative=conservative)
+                         library_version=version("fairchem-core"), conservative=conservative,
+                         forces_note=forces_note)
 
 
 def build_schnet(config: SchNetConfig, elements: list[int], statistics: dict) -> MLIP:
@@ -221,6 +222,10 @@ class _EquiformerV2Adapter(MLIP):
         return {"energy": energy, "forces": forces, "node_features": features}
 
 
+DIMENETPP_FORCES = ("minus the gradient of an energy whose angle terms fairchem detaches "
+                    "(distance terms only): not conservative, not a direct head")
+
+
 def build_dimenetpp(config: DimeNetPPConfig, elements: list[int], statistics: dict) -> MLIP:
     from fairchem.core.models.dimenet_plus_plus import DimeNetPlusPlusWrap
 
@@ -233,7 +238,8 @@ def build_dimenetpp(config: DimeNetPPConfig, elements: list[int], statistics: di
     # fairchem's DimeNet++ detaches positions where it computes angles, so minus the gradient
     # of its energy misses the angular terms: forces are not the full gradient (non-conservative)
     return _FairchemAdapter(model, model.output_blocks[-1].lin_up,
-                            _metadata("dimenetpp", False), config.cutoff, gradient_forces=True)
+                            _metadata("dimenetpp", False, DIMENETPP_FORCES), config.cutoff,
+                            gradient_forces=True)
 
 
 def build_gemnet_oc(config: GemNetOCConfig, elements: list[int], statistics: dict) -> MLIP:

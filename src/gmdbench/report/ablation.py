@@ -51,12 +51,13 @@ def write_ablation(results: ResultsStore, out_dir: Path) -> list[Path]:
                          "true`, or `gmd distance RUN` per run).\n")
         lines.append("| model | seeds | force MAE ID | force MAE OOD | OOD/ID | close |")
         lines.append("|---|---|---|---|---|---|")
-        for row in (r for r in rows if r.task == task):
+        for row in (r for r in rows if r.task == task and not r.baseline):
             iid_mean, iid_std = row.mean_std("force_mae", "id_test")
             ood_mean, ood_std = row.mean_std("force_mae", "ood_test")
             ratio, ratio_std = row.ood_id_ratio()
             close = "yes" if np.isfinite(ratio) and ratio <= CLOSE_RATIO else "no"
-            lines.append(f"| {row.model} | {len(row.seeds)} | {iid_mean:.4f} ± {iid_std:.4f} | "
+            name = f"{row.model} ({row.differs})" if row.differs else row.model
+            lines.append(f"| {name} | {len(row.seeds)} | {iid_mean:.4f} ± {iid_std:.4f} | "
                          f"{ood_mean:.4f} ± {ood_std:.4f} | {ratio:.2f} ± {ratio_std:.2f} | "
                          f"{close} |")
         lines.append("")

@@ -1,27 +1,43 @@
-"""The GMD-26 table: a row per model, ID and OOD columns, mean +- std over seeds.
+"""The GMD-26 table: a row per configuration, ID and OOD columns, mean +- std over seeds.
 
-Numbers are read back from the results store; nothing is computed from models here.
+A row is one configuration (task, model, variant or size, regime, training config, dataset
+hash): only seeds are averaged, so two runs that differ in anything else are two rows, and where
+rows of one model differ the table says in what. Every row names the reference energies (E0) its
+runs learned on top of, and each task gets an "E0 only" baseline row per E0 choice present (the
+energy of the composition alone, no network), so that a reader can tell composition error from
+learned error.
+
+Numbers are read back from the results store and saved predictions; nothing is computed from
+models here.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from gmdbench.evaluation.evaluate import Predictions
+from gmdbench.evaluation.metrics import energy_mae, energy_mae_per_atom
 from gmdbench.runner.results import ResultsStore
 
 COLUMNS = [
     ("force_mae", "Forces MAE (eV/A)", 4),
+    ("force_rmse", "Forces RMSE (eV/A)", 4),
     ("force_cosine", "Cosine", 4),
     ("force_magnitude_mae", "F mag. MAE (eV/A)", 4),
     ("energy_mae", "Energy MAE (eV)", 4),
     ("energy_mae_per_atom", "Energy MAE (eV/atom)", 4),
+    ("efwt", "EFwT", 3),
 ]
+ENERGY_METRICS = {"energy_mae", "energy_mae_per_atom", "efwt"}
 SPLITS = (("id_test", "ID"), ("ood_test", "OOD"))
+E0_ONLY = "E0 only"
 
 
 @dataclass
@@ -32,7 +48,13 @@ class TableRow:
     conservative: bool
     level_of_theory: str
     model_level_of_theory: str
+    e0: str = "-"
+    dataset_hash: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    forces_note: str | None = None
     energy_defined: bool = True
+    baseline: bool = False
+    differs: str = ""
     seeds: list[int] = field(default_factory=list)
     values: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
@@ -44,30 +66,128 @@ class TableRow:
 
     def ood_id_ratio(self) -> tuple[float, float]:
         """Mean and std over seeds of each seed's OOD/ID force-MAE ratio."""
-        ood = np.asarray(self.values[("force_mae", "ood_test")])
-        iid = np.asarray(self.values[("force_mae", "id_test")])
+        ood = np.asarray(self.values[("force_mae", "ood_test")], dtype=float)
+        iid = np.asarray(self.values[("force_mae", "id_test")], dtype=float)
+        if ood.size == 0 or ood.size != iid.size:
+            return float("nan"), float("nan")
         ratios = ood / iid
         return float(ratios.mean()), float(ratios.std(ddof=1)) if ratios.size > 1 else 0.0
+
+    @property
+    def forces_kind(self) -> str:
+        if self.forces_note:
+            return self.forces_note
+        return "-dE/dx" if self.conservative else "direct"
+
+
+def e0_label(run: dict[str, Any]) -> str:
+    """The reference energies a run's energies sit on, in the words of a table cell."""
+    training = run.get("training") or {}
+    kind = training.get("reference_energies_kind")
+    if kind is None:  # recorded before the summary named it
+        if run["model_metadata"].get("pretrained"):
+            kind = "model's own" if run["regime"] == "zero-shot" else \
+                "fitted offsets on the model"
+        else:
+            kind = run["config"].get("training", {}).get("reference_energies", "fit")
+    if training.get("reference_energies_rank_deficient"):
+        kind += " (rank-deficient)"
+    return kind
+
+
+def _model_label(run: dict[str, Any]) -> str:
+    variant = run["model_metadata"].get("variant")
+    return run["model"] + (f" [{variant}]" if variant else "")
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _configuration(run: dict[str, Any]) -> dict[str, Any]:
+    """What defines a row: the resolved run config without its seed."""
+    return {k: v for k, v in run["config"].items() if k != "seed"}
 
 
 def collect_rows(results: ResultsStore) -> list[TableRow]:
     runs = {run["run_id"]: run for run in results.runs()}
-    rows: dict[tuple[str, str, str], TableRow] = {}
+    rows: dict[tuple[str, str, str, str], TableRow] = {}
     for record in results.metrics("all"):
         run = runs[record["run_id"]]
         metadata = run["model_metadata"]
-        model = run["model"] + (f" [{metadata['variant']}]" if metadata.get("variant") else "")
-        key = (run["task"], model, run["regime"])
+        configuration = _configuration(run)
+        key = (run["task"], _model_label(run), run["regime"],
+               json.dumps(configuration, sort_keys=True))
         if key not in rows:
-            rows[key] = TableRow(run["task"], model, run["regime"],
-                                 bool(metadata["conservative"]), run["level_of_theory"] or "?",
-                                 metadata.get("level_of_theory") or "the data's (trained on it)",
-                                 bool(metadata.get("energy_defined", True)))
+            rows[key] = TableRow(
+                run["task"], _model_label(run), run["regime"], bool(metadata["conservative"]),
+                run["level_of_theory"] or "?",
+                metadata.get("level_of_theory") or "the data's (trained on it)",
+                e0=e0_label(run), dataset_hash=run["dataset_hash"], config=configuration,
+                forces_note=metadata.get("forces_note"),
+                energy_defined=bool(metadata.get("energy_defined", True)))
         row = rows[key]
         if run["seed"] not in row.seeds:
             row.seeds.append(run["seed"])
         row.values[(record["metric"], record["split"])].append(record["value"])
-    return [rows[key] for key in sorted(rows)]
+    table = [rows[key] for key in sorted(rows)]
+    _mark_differences(table)
+    return table + e0_only_rows(list(runs.values()))
+
+
+def _mark_differences(rows: list[TableRow]) -> None:
+    """Rows of one (task, model, regime) that differ get the config keys they differ in."""
+    groups: dict[tuple[str, str, str], list[TableRow]] = defaultdict(list)
+    for row in rows:
+        groups[(row.task, row.model, row.regime)].append(row)
+    for siblings in groups.values():
+        if len(siblings) < 2:
+            continue
+        flat = [_flatten(row.config) for row in siblings]
+        keys = sorted(set().union(*flat))
+        differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
+        for row, values in zip(siblings, flat, strict=True):
+            row.differs = ", ".join(
+                f"{k}={str(values.get(k))[:12] if k == 'dataset_hash' else values.get(k)}"
+                for k in differing)
+
+
+def e0_only_rows(runs: list[dict[str, Any]]) -> list[TableRow]:
+    """Per task, dataset and E0 choice of scratch-trained runs: the energy of the composition
+    alone (sum of the run's recorded E0 over the atoms of each test frame), no network."""
+    chosen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for run in runs:
+        if run["model_metadata"].get("pretrained") or not (run.get("training") or {}).get(
+                "reference_energies"):
+            continue
+        chosen.setdefault((run["task"], run["dataset_hash"], e0_label(run)), run)
+    rows = []
+    for (task, dataset_hash, label), run in sorted(chosen.items()):
+        table = np.zeros(119)
+        for number, energy in run["training"]["reference_energies"].items():
+            table[int(number)] = energy
+        row = TableRow(task, E0_ONLY, "-", True, run["level_of_theory"] or "?", "-", e0=label,
+                       dataset_hash=dataset_hash, baseline=True)
+        for split, _ in SPLITS:
+            path = Path(run["run_dir"]) / f"predictions_{split}.npz"
+            if not path.exists():
+                continue
+            predictions = Predictions.load(path)
+            structure = np.repeat(np.arange(len(predictions.n_atoms)), predictions.n_atoms)
+            composition = np.bincount(structure, weights=table[predictions.numbers],
+                                      minlength=len(predictions.n_atoms))
+            row.values[("energy_mae", split)].append(
+                energy_mae(composition, predictions.energy_reference))
+            row.values[("energy_mae_per_atom", split)].append(
+                energy_mae_per_atom(composition, predictions.energy_reference,
+                                    predictions.n_atoms))
+        rows.append(row)
+    return rows
 
 
 def _cell(mean: float, std: float, digits: int, n: int) -> str:
@@ -76,38 +196,67 @@ def _cell(mean: float, std: float, digits: int, n: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
 
 
+def _name(row: TableRow) -> str:
+    if row.baseline:
+        return f"*{E0_ONLY}*"
+    if row.forces_note:
+        return f"{row.model} (partial gradient)‡"
+    return row.model if row.conservative else f"{row.model} (direct forces)*"
+
+
 def markdown_table(rows: list[TableRow]) -> str:
     lines = []
     for task in sorted({row.task for row in rows}):
         task_rows = [row for row in rows if row.task == task]
         theories = sorted({row.level_of_theory for row in task_rows})
+        hashes = sorted({row.dataset_hash[:12] for row in task_rows})
+        show_differs = any(row.differs for row in task_rows)
         lines.append(f"## {task}\n")
-        lines.append(f"Reference labels: {', '.join(theories)}. Mean ± std over seeds "
-                     "(a single value where one seed ran). Energies are total energies.\n")
-        header = ["Model", "Regime", "Model's level of theory", "Seeds"]
+        lines.append(f"Reference labels: {', '.join(theories)}; dataset {', '.join(hashes)}. "
+                     "Mean ± std over seeds (a single value where one seed ran); a row is one "
+                     "configuration. Energies are total energies; E0 = the per-element "
+                     "reference energies the model learned on top of (isolated: the reference "
+                     "method's isolated atoms; fit: least squares on train). *E0 only* rows are "
+                     "the energy of the composition alone, no network.\n")
+        header = ["Model", "Regime", "E0", "Model's level of theory", "Seeds"]
+        if show_differs:
+            header.append("Differs in")
         for _, title, _ in COLUMNS:
             header += [f"{title} ID", f"{title} OOD"]
         header.append("OOD/ID force MAE")
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for row in task_rows:
-            name = row.model if row.conservative else f"{row.model} (direct forces)*"
-            cells = [name, row.regime, row.model_level_of_theory, str(len(row.seeds))]
+            n = len(row.seeds)
+            cells = [_name(row), row.regime, row.e0, row.model_level_of_theory,
+                     str(n) if not row.baseline else "-"]
+            if show_differs:
+                cells.append(row.differs or "-")
             for metric, _, digits in COLUMNS:
                 for split, _ in SPLITS:
-                    if metric.startswith("energy") and not row.energy_defined:
+                    if metric in ENERGY_METRICS and not row.energy_defined:
                         cells.append("undefined†")
                         continue
-                    cells.append(_cell(*row.mean_std(metric, split), digits, len(row.seeds)))
-            cells.append(_cell(*row.ood_id_ratio(), 2, len(row.seeds)))
+                    cells.append(_cell(*row.mean_std(metric, split), digits, n))
+            cells.append(_cell(*row.ood_id_ratio(), 2, n))
             lines.append("| " + " | ".join(cells) + " |")
-        if any(not row.conservative for row in task_rows):
+        if any(not row.conservative and not row.forces_note for row in task_rows):
             lines.append("\n* direct-force model: forces are not the gradient of its energy.")
+        for note in sorted({row.forces_note for row in task_rows if row.forces_note}):
+            lines.append(f"\n‡ forces are {note}.")
         if any(not row.energy_defined for row in task_rows):
             lines.append("\n† no global energy (DeepSet-MoE, aggregation none): trained on "
                          "forces only, its energies are undefined.")
+        if any("rank-deficient" in row.e0 for row in task_rows):
+            lines.append("\nrank-deficient: the train compositions do not determine the "
+                         "fitted E0 (minimum-norm solution); other compositions inherit the "
+                         "error, see the *E0 only* row.")
         lines.append("")
     return "\n".join(lines)
+
+
+CSV_HEADER = ["task", "model", "regime", "e0", "dataset_hash", "differs", "conservative",
+              "forces", "level_of_theory", "model_level_of_theory", "n_seeds", "seeds"]
 
 
 def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
@@ -119,19 +268,23 @@ def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
     table = out_dir / "table.csv"
     with table.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        header = ["task", "model", "regime", "conservative", "level_of_theory",
-                  "model_level_of_theory", "n_seeds"]
+        header = list(CSV_HEADER)
         for metric, _, _ in COLUMNS:
             for split, _ in SPLITS:
                 header += [f"{metric}_{split}_mean", f"{metric}_{split}_std"]
         header += ["ood_id_force_mae_ratio_mean", "ood_id_force_mae_ratio_std"]
         writer.writerow(header)
         for row in rows:
-            cells = [row.task, row.model, row.regime, row.conservative, row.level_of_theory,
-                     row.model_level_of_theory, len(row.seeds)]
+            cells = [row.task, _name(row).strip("*") if row.baseline else row.model, row.regime,
+                     row.e0, row.dataset_hash, row.differs, row.conservative, row.forces_kind,
+                     row.level_of_theory, row.model_level_of_theory, len(row.seeds),
+                     " ".join(str(s) for s in sorted(row.seeds))]
             for metric, _, _ in COLUMNS:
                 for split, _ in SPLITS:
-                    cells += list(row.mean_std(metric, split))
+                    if metric in ENERGY_METRICS and not row.energy_defined:
+                        cells += [float("nan"), float("nan")]
+                    else:
+                        cells += list(row.mean_std(metric, split))
             cells += list(row.ood_id_ratio())
             writer.writerow(cells)
     return markdown, table

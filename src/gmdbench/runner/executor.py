@@ -25,7 +25,12 @@ from gmdbench.models.registry import build_model, model_config
 from gmdbench.provenance import package_versions
 from gmdbench.runner.matrix import RunConfig
 from gmdbench.runner.results import ResultsStore
-from gmdbench.training.reference_energies import force_scale, reference_energies
+from gmdbench.training.reference_energies import (
+    composition_matrix,
+    fit_rank,
+    force_scale,
+    reference_energies,
+)
 from gmdbench.training.trainer import DTYPES, train
 
 EVALUATED_SPLITS = ("id_test", "ood_test")
@@ -92,6 +97,18 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
     return potential
 
 
+def reference_energy_summary(run: RunConfig, potential: Potential, train_set: GraphSet
+                             ) -> dict[str, object]:
+    """Which E0 a run used, as its training summary (and so every report row) records it."""
+    if potential.metadata.pretrained:
+        kind = "model's own" if run.regime == "zero-shot" else "fitted offsets on the model"
+        return {"reference_energies_kind": kind, "reference_energies_rank_deficient": False}
+    kind = run.training.reference_energies
+    deficient = kind == "fit" and fit_rank(train_set, train_set.elements) < len(
+        train_set.elements)
+    return {"reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}
+
+
 def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int]
                    ) -> torch.Tensor:
     """Per-element energy offsets fitted (least squares) to train residuals of a pretrained model.
@@ -99,8 +116,6 @@ def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int
     A pretrained model predicts total energies of its own level of theory; the offsets map them
     onto the dataset's, which is what "zero-shot with refitted offsets" means in reports.
     """
-    from gmdbench.training.reference_energies import composition_matrix
-
     predicted = []
     for start in range(0, len(train_set), 32):
         batch = train_set.gather(np.arange(start, min(start + 32, len(train_set))),
@@ -171,8 +186,6 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
         started = time.perf_counter()
         if run.regime.startswith("zero-shot"):
             potential.to(dtype)
-            potential.atomic_energies.data = potential.atomic_energies.to(torch.float64)
-            potential.scale.data = potential.scale.to(torch.float64)
             torch.save(potential.state_dict(), run_dir / "best.pt")
             summary = {"epochs_run": 0, "best_epoch": -1, "best_val_loss": None,
                        "train_seconds": 0.0, "stopped_early": False, "history": []}
@@ -180,6 +193,7 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
             summary = train(potential, splits["train"][0], splits["val"][0], run.training,
                             run.seed, run_dir, on_epoch)
     summary["wall_seconds"] = time.perf_counter() - started
+    summary.update(reference_energy_summary(run, potential, splits["train"][0]))
     summary["reference_energies"] = {str(z): float(e) for z, e in zip(
         range(119), potential.atomic_energies.tolist(), strict=True) if e != 0.0}
     summary["scale"] = float(potential.scale)
@@ -233,7 +247,8 @@ def _record_routing(potential: Potential, splits: dict, store: DatasetStore, run
     fragments = TaskSpec.model_validate(store.metadata["task"]).fragment_smarts()
     routing = {}
     for split, (graphs, keys) in splits.items():
-        routing[split] = routing_metrics(potential.network, graphs, keys, fragments, dtype=dtype)
+        routing[split] = routing_metrics(potential.network, graphs, keys, fragments, dtype=dtype,
+                                         energy_scale=float(potential.scale))
         metrics[split]["all"].update(flat_routing_metrics(routing[split]))
     (run_dir / "routing.json").write_text(json.dumps(
         {"fragments": fragments, **routing}, indent=2))

@@ -1,19 +1,27 @@
-"""Per-element reference energies E0: fitted by least squares on train, or isolated atoms.
+"""Per-element reference energies E0: the reference method's isolated atoms, or a fit on train.
 
-Models learn E - sum_i E0[Z_i]. Fitted E0 absorb the composition dependence seen in training;
-note that a training set in which an element's count is fixed (every mono-acid has two O) leaves
-that element's E0 undetermined, and a fit then splits it arbitrarily with the others: that is one
-suspected cause of the OOD energy failures in the GMD-26 table, and the reason this choice is
-recorded with every run.
+Models learn E - sum_i E0[Z_i]. The default is the isolated-atom energies of the reference
+method, stored with every dataset: they are defined for any composition. A least-squares fit on
+the train split (``fit``) absorbs the composition dependence seen in training, but a training
+set in which element counts are tied (every mono-acid of fragment_duplication has two O and
+H = 2C) leaves the fit rank-deficient: the minimum-norm solution then splits the undetermined
+part arbitrarily between elements, and a test molecule of another composition (a di-acid)
+inherits an energy error of tens of eV before any network is involved. Such a fit is flagged
+(:func:`fit_rank`), logged and shown in reports.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import numpy as np
 
 from gmdbench.data.graphs import GraphSet
+from gmdbench.errors import GmdError
+
+log = logging.getLogger(__name__)
+ReferenceEnergyKind = Literal["fit", "isolated"]
 
 
 def composition_matrix(graphs: GraphSet, elements: list[int]) -> np.ndarray:
@@ -25,6 +33,11 @@ def composition_matrix(graphs: GraphSet, elements: list[int]) -> np.ndarray:
     return counts
 
 
+def fit_rank(graphs: GraphSet, elements: list[int]) -> int:
+    """Rank of the train compositions: below ``len(elements)`` a fit of E0 is not determined."""
+    return int(np.linalg.matrix_rank(composition_matrix(graphs, elements)))
+
+
 def fit_reference_energies(graphs: GraphSet, elements: list[int]) -> dict[int, float]:
     """Least-squares E0 (minimum-norm where the composition does not determine them)."""
     counts = composition_matrix(graphs, elements)
@@ -32,15 +45,24 @@ def fit_reference_energies(graphs: GraphSet, elements: list[int]) -> dict[int, f
     return {z: float(e) for z, e in zip(elements, solution, strict=True)}
 
 
-def reference_energies(graphs: GraphSet, elements: list[int],
-                       kind: Literal["fit", "isolated"],
+def reference_energies(graphs: GraphSet, elements: list[int], kind: ReferenceEnergyKind,
                        isolated: dict[str, float] | None) -> dict[int, float]:
+    """E0 per element of ``kind``; a rank-deficient fit is logged as such."""
     if kind == "fit":
+        rank = fit_rank(graphs, elements)
+        if rank < len(elements):
+            log.warning("reference energies: the train compositions have rank %d for %d "
+                        "elements, so the fitted E0 are not determined (minimum-norm "
+                        "solution); energies of other compositions carry that error",
+                        rank, len(elements))
         return fit_reference_energies(graphs, elements)
     from ase.data import chemical_symbols
 
-    if not isolated:
-        raise ValueError("isolated-atom energies requested but the dataset stores none")
+    missing = [chemical_symbols[z] for z in elements
+               if not isolated or chemical_symbols[z] not in isolated]
+    if missing:
+        raise GmdError(f"isolated-atom energies requested but the dataset stores none for "
+                       f"{', '.join(missing)}; use reference_energies: fit")
     return {z: float(isolated[chemical_symbols[z]]) for z in elements}
 
 

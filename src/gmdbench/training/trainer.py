@@ -47,21 +47,34 @@ class TrainConfig(BaseModel):
     loss: Literal["mse", "mae_l2"] = "mse"
     early_stopping_patience: int | None = Field(20, ge=1)
     dtype: Literal["float32", "float64"] = "float32"
-    reference_energies: Literal["fit", "isolated"] = "fit"
+    reference_energies: Literal["fit", "isolated"] = Field(
+        "isolated", description="E0 per element: the reference method's isolated atoms "
+        "(default) or a least-squares fit on train (flagged when rank-deficient)")
 
 
 class ExponentialMovingAverage:
-    """Shadow weights w_ema <- d * w_ema + (1 - d) * w, swapped in for validation."""
+    """Shadow weights w_ema <- d_n * w_ema + (1 - d_n) * w, swapped in for validation.
+
+    The decay warms up as torch_ema and mace do: d_n = min(decay, (1 + n) / (10 + n)) after n
+    updates. A fixed decay from step 0 would keep ~0.99^n of the random initial weights in the
+    average, so early validation losses (which drive the learning-rate schedule and early
+    stopping) and short runs' final weights would carry weights no step ever chose.
+    """
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
+        self.updates = 0
         self.parameters = [p for p in module.parameters() if p.requires_grad]
         self.shadow = [p.detach().clone() for p in self.parameters]
 
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
     @torch.no_grad()
     def update(self) -> None:
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.parameters],
-                             1.0 - self.decay)
+        decay = self.current_decay()
+        self.updates += 1
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.parameters], 1.0 - decay)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -76,11 +89,12 @@ class ExponentialMovingAverage:
                 for p, b in zip(self.parameters, backup, strict=True):
                     p.copy_(b)
 
-    def state_dict(self) -> list[torch.Tensor]:
-        return self.shadow
+    def state_dict(self) -> dict:
+        return {"shadow": self.shadow, "updates": self.updates}
 
-    def load_state_dict(self, shadow: list[torch.Tensor]) -> None:
-        self.shadow = [s.clone() for s in shadow]
+    def load_state_dict(self, state: dict) -> None:
+        self.shadow = [s.clone() for s in state["shadow"]]
+        self.updates = int(state["updates"])
 
 
 def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig) -> dict[str, float]:
@@ -118,8 +132,6 @@ def train(
     checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
     dtype = DTYPES[config.dtype]
     potential.to(dtype)
-    potential.atomic_energies.data = potential.atomic_energies.data.to(torch.float64)
-    potential.scale.data = potential.scale.data.to(torch.float64)
     parameters = [p for p in potential.parameters() if p.requires_grad]
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(parameters, lr=config.learning_rate,
@@ -178,7 +190,7 @@ def train(
         state["seconds"] += time.perf_counter() - started
         torch.save({"model": potential.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    "ema": ema.state_dict() if ema is not None else [], "state": state},
+                    "ema": ema.state_dict() if ema is not None else {}, "state": state},
                    checkpoint_path)
         if on_epoch:
             on_epoch(epoch, record)
