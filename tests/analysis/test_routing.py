@@ -80,3 +80,65 @@ def test_hydrogens_inherit_the_fragment_of_their_heavy_atom():
     assert labels[:3] == ("methyl", "hydroxyl", "hydroxyl")
     assert labels[3:6] == ("methyl",) * 3
     assert labels[-1] == "hydroxyl"
+
+
+def _dimer_energy_and_force(network, r: float) -> tuple[float, float]:
+    """Energy of an O-H pair at distance r and the force on H along the bond."""
+    from ase import Atoms
+
+    atoms = Atoms("OH", positions=[[0, 0, 0], [r, 0, 0]])
+    batch = batch_from_atoms([atoms], 5.0, dtype=torch.float64)
+    out = network(batch)
+    return float(out["energy"][0].detach()), float(out["forces"][1, 0])
+
+
+def test_spatial_router_energy_is_continuous_across_every_bin_edge():
+    """A hard bin made the energy jump by ~7e-3 network units at 1.25 A; smooth switching
+    weights keep it continuous, and the force stays minus its slope on both sides."""
+    network = _network(router="spatial")
+    for edge in network.config.bin_edges:
+        below, _ = _dimer_energy_and_force(network, edge - 1e-9)
+        above, _ = _dimer_energy_and_force(network, edge + 1e-9)
+        assert abs(above - below) < 1e-6, edge
+        for r in (edge - 0.05, edge, edge + 0.05, edge + network.config.switch_width):
+            h = 1e-5
+            slope = (_dimer_energy_and_force(network, r + h)[0]
+                     - _dimer_energy_and_force(network, r - h)[0]) / (2 * h)
+            assert _dimer_energy_and_force(network, r)[1] == pytest.approx(-slope, abs=1e-6)
+
+
+def test_spatial_weights_sum_to_one_and_are_hard_far_from_edges():
+    from gmdbench.models.deepset_moe import spatial_weights
+
+    lengths = torch.linspace(0.5, 4.9, 500, dtype=torch.float64)
+    edges = torch.tensor([1.25, 1.8, 2.6], dtype=torch.float64)
+    weights = spatial_weights(lengths, edges, 0.1)
+    assert torch.allclose(weights.sum(-1), torch.ones(500, dtype=torch.float64))
+    assert bool((weights >= 0).all())
+    far = (lengths[:, None] - edges).abs().min(-1).values > 0.1
+    assert bool(((weights[far] == 0) | (weights[far] == 1)).all())
+
+
+def test_energy_share_is_in_ev():
+    """IG per frame, in eV, adds up (to the midpoint rule) to the potential's energy above the
+    no-message baseline: the network's output times the force scale."""
+    from gmdbench.analysis.routing import routing_metrics
+    from gmdbench.data.graphs import GraphSet
+    from gmdbench.models.base import Potential
+
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.03, seed=2)
+    graphs = GraphSet([atoms], 5.0)
+    network = _network(router="spatial")
+    potential = Potential(network, {1: -10.0, 6: -40.0, 8: -70.0}, scale=0.37).double()
+    metrics = routing_metrics(network, graphs, [{"smiles": "CCO"}], {"hydroxyl": "[OX2H]"},
+                              dtype=torch.float64, energy_scale=float(potential.scale))
+    batch = graphs.gather([0], torch.float64)
+    full = float(potential(batch)["energy"][0])
+    empty_network = network(graphs.gather([0], torch.float64),
+                            expert_scale=torch.zeros(network.num_experts, dtype=torch.float64),
+                            compute_forces=False)["energy"]
+    empty = float(potential.scale) * float(empty_network[0]) + float(
+        potential.reference_energy(batch)[0])
+    assert sum(metrics["expert_energy_ig_eV_per_frame"]) == pytest.approx(full - empty,
+                                                                          rel=2e-3)
