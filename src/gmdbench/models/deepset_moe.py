@@ -8,8 +8,8 @@ The GMD-26 authors' proposal (DESIGN.md section 8), built here as an interpretab
   element), ``spatial`` (experts of pairwise-distance regimes; bin edges in A are a config
   value, and an edge within ``switch_width`` of an edge is shared by the two neighbouring
   experts with smooth switching weights that sum to 1, so the energy and its gradient stay
-  continuous as a bond stretches across an edge) or ``learned`` (soft top-k gating on the edge features, with the
-  Switch-Transformer load-balancing loss so that no expert starves);
+  continuous as a bond stretches across an edge) or ``learned`` (soft top-k gating on the
+  edge features, with the Switch-Transformer load-balancing loss so that no expert starves);
 - each expert is an MLP giving a message of 2F channels; per atom, the envelope-weighted messages
   are summed (F scalar channels S_i) and, for the other F channels, summed along the edge unit
   vectors (V_i, F x 3) whose squared norms add angular (three-body) information while staying
