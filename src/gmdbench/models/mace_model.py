@@ -65,6 +65,9 @@ class MACEAdapter(MLIP):
             radial_MLP=list(config.radial_mlp),
         )
 
+        self.register_buffer("invariant_channels", _invariant_channels(self.model),
+                             persistent=False)
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         species = self.element_index[batch.numbers]
         if bool((species < 0).any()):
@@ -89,7 +92,23 @@ class MACEAdapter(MLIP):
         }
         out = self.model(data, training=self.training, compute_force=True)
         return {"energy": out["energy"], "forces": out["forces"],
-                "node_features": out["node_feats"]}
+                "node_features": out["node_feats"][:, self.invariant_channels]}
+
+
+def _invariant_channels(model: torch.nn.Module) -> torch.Tensor:
+    """Indices of the 0e channels in MACE's ``node_feats`` (the interactions' outputs side by
+    side). Its 1o (and higher) channels rotate with the molecule, so CKA, projections and the
+    model-feature distance must not see them. The same selection as mace's own
+    ``extract_invariant`` (what ``MACECalculator.get_descriptors(invariants_only=True)`` uses),
+    read from each layer's irreps so that unequal multiplicities per l are handled too."""
+    channels, offset = [], 0
+    for product in model.products:
+        irreps = product.linear.irreps_out
+        for mul_ir, part in zip(irreps, irreps.slices(), strict=True):
+            if mul_ir.ir.l == 0 and mul_ir.ir.p == 1:
+                channels.extend(range(offset + part.start, offset + part.stop))
+        offset += irreps.dim
+    return torch.tensor(channels, dtype=torch.long)
 
 
 def build_mace(config: MACEConfig, elements: list[int], statistics: dict) -> MLIP:
