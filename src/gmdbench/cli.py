@@ -140,6 +140,12 @@ def _print_info(path: Path) -> None:
     console.print(f"level of theory: {summary['level_of_theory']}")
     split_line = ", ".join(f"{s} {n}" for s, n in sorted(summary["frames_per_split"].items()))
     console.print(f"frames: {summary['frames']} ({split_line})")
+    temperatures = summary["kinetic_temperature_per_split"]
+    if temperatures:
+        measured = ", ".join(f"{split} {t['mean']:.0f} ± {t['std']:.0f} K"
+                             for split, t in temperatures.items())
+        console.print(f"kinetic temperature (stored momenta, 3N - 3 dof; target "
+                      f"{summary['temperature_K']} K): {measured}")
     table = Table("split", "molecule", "frames")
     for key, n in summary["frames_per_molecule"].items():
         split, smiles = key.split(" ", 1)

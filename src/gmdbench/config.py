@@ -26,6 +26,11 @@ class SamplerConfig(StrictModel):
     temperature_K: float = Field(300.0, gt=0)
     timestep_fs: float = Field(0.5, gt=0)
     friction_per_fs: float = Field(0.01, gt=0)
+    initial_temperature_factor: float = Field(
+        2.0, gt=0, description="initial momenta are drawn at this multiple of temperature_K "
+        "and scaled to exactly that kinetic temperature: the conformer starts at an energy "
+        "minimum, so about half of the kinetic energy flows into the potential within tens of "
+        "fs (equipartition), which a start at 1x would leave the frames cold (~230 K for 300)")
     equilibration_steps: int = Field(200, ge=0)
     stride: int = Field(10, ge=1, description="MD steps between saved frames")
     frames_per_trajectory: int = Field(50, ge=1)

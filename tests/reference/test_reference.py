@@ -96,3 +96,57 @@ def test_gfn2_on_periodic_sb2te3_does_not_converge_and_says_so():
     config = ReferenceConfig(options={"max_iterations": 5}, retries=[])
     with pytest.raises(LabelError, match="SCF not converged"):
         label_with_retries(atoms, resolve_reference(config))
+
+
+def test_charge_and_spin_come_from_the_smiles_and_reach_the_reference():
+    """NH4+ was labelled as a neutral singlet (-129.065 eV); with charge +1 tblite gives
+    -121.34 eV. A methyl radical is a doublet."""
+    from tblite.ase import TBLite
+
+    from gmdbench.chem.molecules import charge_and_multiplicity, embed_conformers
+    from gmdbench.reference.registry import label_with_retries, resolve_reference
+
+    assert charge_and_multiplicity("[NH4+]") == (1, 1)
+    assert charge_and_multiplicity("CC(=O)[O-]") == (-1, 1)
+    assert charge_and_multiplicity("[CH3]") == (0, 2)
+    assert charge_and_multiplicity("CCO") == (0, 1)
+    method = resolve_reference("gfn2-xtb")
+    for smiles, charge, multiplicity in (("[NH4+]", 1, 1), ("[CH3]", 0, 2)):
+        atoms = embed_conformers(smiles, 1, seed=0)[0]
+        energy, _ = label_with_retries(atoms, method)
+        direct = atoms.copy()
+        direct.calc = TBLite(method="GFN2-xTB", charge=charge, multiplicity=multiplicity,
+                             verbosity=0)
+        assert energy == pytest.approx(direct.get_potential_energy(), abs=1e-8)
+        if charge:
+            neutral = atoms.copy()
+            neutral.calc = TBLite(method="GFN2-xTB", verbosity=0)
+            assert abs(energy - neutral.get_potential_energy()) > 1.0
+
+
+def test_a_charged_molecule_builds_with_its_charge_and_emt_refuses_it(tmp_path):
+    from gmdbench.config import load_preset
+    from gmdbench.data.generate import build_dataset
+    from gmdbench.data.store import DatasetStore
+    from gmdbench.errors import ReferenceMethodError
+    from gmdbench.reference.registry import ReferenceConfig
+    from gmdbench.tasks.spec import load_task
+
+    task_file = tmp_path / "ions.yaml"
+    task_file.write_text("name: ions\nfragments: [methyl]\nfamilies:\n"
+                         "  - {name: cations, role: train, smiles: ['[NH4+]', 'C[NH3+]']}\n"
+                         "  - {name: anion, role: ood, smiles: ['CC(=O)[O-]']}\n")
+    from conftest import DATA
+
+    preset = load_preset(str(DATA / "tiny_preset.yaml"))
+    task = load_task(task_file)
+    with pytest.raises(ReferenceMethodError, match=r"'emt' cannot set a total charge.*\[NH4\+\]"):
+        build_dataset(task, preset, ReferenceConfig(name="emt"), 0, tmp_path / "emt.db")
+    assert not (tmp_path / "emt.db").exists()
+    out = tmp_path / "ions.db"
+    build_dataset(task, preset, ReferenceConfig(), 0, out, workers=1)
+    store = DatasetStore(out)
+    rows = {row.smiles: row for row in store.rows()}
+    assert (rows["[NH4+]"].total_charge, rows["[NH4+]"].multiplicity) == (1, 1)
+    assert (rows["CC(=O)[O-]"].total_charge, rows["CC(=O)[O-]"].multiplicity) == (-1, 1)
+    assert rows["[NH4+]"].energy > -125.0  # charged NH4+ ~ -121 eV; as a neutral, -129

@@ -46,14 +46,17 @@ def atomic_numbers_of(smiles: str) -> np.ndarray:
     return np.array([atom.GetAtomicNum() for atom in mol.GetAtoms()], dtype=int)
 
 
-def molecular_formula(smiles: str) -> str:
-    from rdkit.Chem.rdMolDescriptors import CalcMolFormula
-
-    return CalcMolFormula(parse_smiles(smiles))
+def charge_and_multiplicity(smiles: str) -> tuple[int, int]:
+    """Total charge (sum of formal charges) and spin multiplicity (radical electrons + 1, the
+    high-spin state RDKit's radical count implies) of a molecule, from its SMILES."""
+    mol = parse_smiles(smiles)
+    radicals = sum(atom.GetNumRadicalElectrons() for atom in mol.GetAtoms())
+    return int(Chem.GetFormalCharge(mol)), int(radicals) + 1
 
 
 def embed_conformers(smiles: str, n_conformers: int, seed: int) -> list[Atoms]:
-    """Return ``n_conformers`` MMFF94-optimised conformers of ``smiles`` as neutral ase.Atoms.
+    """Return ``n_conformers`` MMFF94-optimised conformers of ``smiles`` as ase.Atoms whose
+    ``info`` carries the molecule's total ``charge`` and spin ``multiplicity``.
 
     The same (smiles, n_conformers, seed) always gives the same coordinates. Conformer ``i`` of a
     larger request equals conformer ``i`` of a smaller one only if RDKit says so; callers that
@@ -86,5 +89,6 @@ def embed_conformers(smiles: str, n_conformers: int, seed: int) -> list[Atoms]:
         positions = np.asarray(mol.GetConformer(conf_id).GetPositions(), dtype=float)
         atoms = Atoms(symbols=symbols, positions=positions - positions.mean(axis=0))
         atoms.info["smiles"] = canonical_smiles(smiles)
+        atoms.info["charge"], atoms.info["multiplicity"] = charge_and_multiplicity(smiles)
         conformers.append(atoms)
     return conformers

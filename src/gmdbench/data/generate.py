@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from gmdbench.chem.molecules import atomic_numbers_of, elements_of, embed_conformers
+from gmdbench.chem.molecules import (
+    atomic_numbers_of,
+    charge_and_multiplicity,
+    elements_of,
+    embed_conformers,
+)
 from gmdbench.config import PresetConfig, SamplerConfig
 from gmdbench.data.sampling import (
     Frame,
@@ -155,9 +160,12 @@ class BuildReport:
 
 
 def check_elements(task: TaskSpec, method: ReferenceMethod) -> None:
-    """Refuse, before any work, a molecule with an element the reference cannot treat."""
+    """Refuse, before any work, a molecule with an element the reference cannot treat, or a
+    charge or spin the reference cannot set."""
     for molecule in task.molecules():
-        method.check_elements(elements_of(molecule.smiles), f"molecule {molecule.smiles}")
+        where = f"molecule {molecule.smiles}"
+        method.check_elements(elements_of(molecule.smiles), where)
+        method.state_options(*charge_and_multiplicity(molecule.smiles), where)
 
 
 @contextmanager
@@ -187,7 +195,10 @@ def dask_client(workers: int, scheduler: str | None):
 
 def _frame_keys(plan: TrajectoryPlan, index: int, sampler: SamplerConfig,
                 level_of_theory: str) -> dict[str, Any]:
+    charge, multiplicity = charge_and_multiplicity(plan.smiles)
     return {
+        "total_charge": charge,  # ase.db reserves `charge` (the sum of initial charges)
+        "multiplicity": multiplicity,
         "smiles": plan.smiles,
         "molecule_id": plan.molecule_id,
         "trajectory_id": plan.trajectory_id,

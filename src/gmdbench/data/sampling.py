@@ -22,6 +22,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
 from gmdbench.config import SamplerConfig
+from gmdbench.data.temperature import kinetic_temperature
 from gmdbench.reference.registry import ReferenceMethod, check_finite, label_with_retries
 
 
@@ -72,7 +73,7 @@ class ReferenceCalculator(Calculator):
                 self.results = {"energy": energy, "forces": forces}
                 return
         energy, forces = label_with_retries(plain, self.method, copy=False)
-        self._inner = self.method.make_calculator()
+        self._inner = self.method.make_calculator(self.method.atoms_options(plain))
         self.results = {"energy": energy, "forces": forces}
 
 
@@ -86,11 +87,22 @@ def _md_forces(atoms: Atoms, forces: np.ndarray) -> np.ndarray:
 def initial_md_frame(
     conformer: Atoms, method: ReferenceMethod, config: SamplerConfig, seed: int
 ) -> Frame:
-    """The conformer with Maxwell-Boltzmann momenta (no net translation or rotation), labelled."""
+    """The conformer with Maxwell-Boltzmann momenta (no net translation or rotation), labelled.
+
+    Momenta are drawn at ``initial_temperature_factor`` x the target and scaled to exactly that
+    kinetic temperature (3N - 3 degrees of freedom, as under FixCom): starting at an energy
+    minimum, equipartition moves about half of it into the potential, so the trajectory settles
+    near the target instead of near half of it; the exact scaling removes the large
+    kinetic-energy noise of an 8-atom molecule's first draw.
+    """
     atoms = conformer.copy()
-    thermalize_momenta(atoms, config.temperature_K, rng=np.random.default_rng([seed, 0]))
+    start = config.temperature_K * config.initial_temperature_factor
+    thermalize_momenta(atoms, start, rng=np.random.default_rng([seed, 0]))
     Stationary(atoms)
     ZeroRotation(atoms)
+    measured = kinetic_temperature(atoms.get_momenta(), atoms.numbers)
+    if measured > 0:
+        atoms.set_momenta(atoms.get_momenta() * np.sqrt(start / measured))
     energy, forces = label_with_retries(atoms, method)
     return Frame(atoms.get_positions(), atoms.get_momenta(), energy, forces)
 

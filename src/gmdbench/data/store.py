@@ -22,6 +22,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.sqlite import SQLite3Database
 
+from gmdbench.data.temperature import kinetic_temperature
 from gmdbench.errors import CorruptDatasetError
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,7 @@ class DatasetStore:
         for row in self.rows(columns=["key_value_pairs"]):
             per_split[row.get("split", "?")] += 1
             per_molecule[(row.get("split", "?"), row.get("smiles", "?"))] += 1
+        temperatures = self.split_temperatures()
         metadata = self.metadata
         return {
             "path": str(self.path),
@@ -211,9 +213,22 @@ class DatasetStore:
             "frames": sum(per_split.values()),
             "frames_per_split": dict(per_split),
             "frames_per_molecule": {f"{s} {m}": n for (s, m), n in sorted(per_molecule.items())},
+            "temperature_K": metadata.get("preset", {}).get("sampler", {}).get("temperature_K"),
+            "kinetic_temperature_per_split": temperatures,
             "failures": self.failures(),
             "hash": self.content_hash(),
         }
+
+    def split_temperatures(self) -> dict[str, dict[str, float]]:
+        """Mean (and std over frames) of the kinetic temperature per split, from the stored
+        momenta of MD frames (frames without momenta, from other samplers, are skipped)."""
+        values: dict[str, list[float]] = defaultdict(list)
+        for row in self.rows():
+            momenta = row.get("momenta")
+            if momenta is not None and np.any(momenta):
+                values[row.get("split", "?")].append(kinetic_temperature(momenta, row.numbers))
+        return {split: {"mean": float(np.mean(v)), "std": float(np.std(v)), "frames": len(v)}
+                for split, v in sorted(values.items())}
 
     def content_hash(self) -> str:
         """SHA-256 over content (numbers, positions, momenta, labels, keys, metadata, failures).

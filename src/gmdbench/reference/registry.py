@@ -68,6 +68,30 @@ class ReferenceMethod(ABC):
         """Extra options for a free atom (its spin state)."""
         return {}
 
+    def _state_options(self, charge: int, multiplicity: int) -> dict[str, Any] | None:
+        """Calculator options for a total charge and multiplicity; None: cannot set them."""
+        return None
+
+    def state_options(self, charge: int, multiplicity: int, where: str) -> dict[str, Any]:
+        """Options that give a calculation the molecule's charge and multiplicity; a method
+        that cannot set them refuses anything but a neutral singlet, naming the molecule."""
+        if (charge, multiplicity) == (0, 1):
+            return {}
+        options = self._state_options(charge, multiplicity)
+        if options is None:
+            raise ReferenceMethodError(
+                f"reference {self.config.name!r} cannot set a total charge or spin: {where} has "
+                f"charge {charge:+d} and multiplicity {multiplicity}; use gfn2-xtb, gfn1-xtb or "
+                "pyscf:<functional>/<basis>")
+        return options
+
+    def atoms_options(self, atoms: Atoms) -> dict[str, Any]:
+        """:meth:`state_options` of a structure whose ``info`` carries charge and multiplicity
+        (conformers from SMILES do; a structure without them is a neutral singlet)."""
+        name = atoms.info.get("smiles", atoms.get_chemical_formula())
+        return self.state_options(int(atoms.info.get("charge", 0)),
+                                  int(atoms.info.get("multiplicity", 1)), f"molecule {name}")
+
     # -- shared behaviour -------------------------------------------------------------------
     @property
     def default_retries(self) -> list[dict[str, Any]]:
@@ -133,6 +157,9 @@ class _XTBMethod(ReferenceMethod):
     def _atom_options(self, symbol: str) -> dict[str, Any]:
         return {"multiplicity": unpaired_electrons(symbol) + 1}
 
+    def _state_options(self, charge: int, multiplicity: int) -> dict[str, Any]:
+        return {"charge": charge, "multiplicity": multiplicity}
+
 
 class _EMTMethod(ReferenceMethod):
     @property
@@ -197,6 +224,9 @@ class _PySCFMethod(ReferenceMethod):
 
     def _atom_options(self, symbol: str) -> dict[str, Any]:
         return {"spin": unpaired_electrons(symbol)}
+
+    def _state_options(self, charge: int, multiplicity: int) -> dict[str, Any]:
+        return {"charge": charge, "spin": multiplicity - 1}  # PySCF's spin is 2S
 
 
 class _CustomMethod(ReferenceMethod):
@@ -266,8 +296,9 @@ def label_with_retries(
     """
     reasons = []
     probe = atoms.copy() if copy else atoms
+    state = method.atoms_options(atoms)
     for options in method.attempts():
-        probe.calc = method.make_calculator({**options, **(extra or {})})
+        probe.calc = method.make_calculator({**options, **state, **(extra or {})})
         try:
             energy = float(probe.get_potential_energy())
             forces = np.array(probe.get_forces(), dtype=float)
