@@ -150,7 +150,8 @@ def test_node_features_are_invariant_under_rotation_and_translation(name, option
     atoms = molecule("CH3CH2OH")
     atoms.rattle(0.05, seed=1)
     moved = atoms.copy()
-    moved.positions = Rotation.random(random_state=4).apply(atoms.positions) + [0.7, -1.3, 2.1]
+    moved.positions = Rotation.random(random_state=4).apply(atoms.positions) + np.array(
+        [0.7, -1.3, 2.1])
     dtype = PRECISION.get(name, (torch.float64,))[0]
     if name in ("chgnet", "sevennet"):
         dtype = torch.float32  # their converters and checkpoints are float32
