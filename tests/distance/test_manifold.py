@@ -31,7 +31,8 @@ def _training_frames(n=12):
 def _manifold(frames, k=1):
     features = soap_descriptors(frames, SOAP)
     numbers = np.concatenate([f.numbers for f in frames])
-    return TrainingManifold(features, numbers, ManifoldSettings(k=k))
+    trajectories = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    return TrainingManifold(features, numbers, ManifoldSettings(k=k), trajectories)
 
 
 def _distance(manifold, atoms):
@@ -45,7 +46,7 @@ def test_a_training_frame_is_at_distance_zero_from_its_training_set():
     manifold = _manifold(frames)
     for atoms in frames[:3]:
         assert _distance(manifold, atoms) == (pytest.approx(0.0, abs=1e-3),) * 2
-    # the normaliser is the training points' own spacing, so it is positive
+    # the normaliser is the spacing between training trajectories, so it is positive
     assert all(spacing > 0 for spacing in manifold.median.values())
 
 
@@ -122,3 +123,44 @@ def test_gmd_distance_with_the_models_own_features(trained_runs, tmp_path):
     assert summary["descriptor"] == "model" and summary["soap"] is None
     assert summary["manifold"]["k"] == 2 and summary["model"] == "mace"
     assert all(v > 0 for v in summary["median_training_spacing"].values())
+
+
+def _ornstein_uhlenbeck(rng, steps: int, stride: int, dim: int = 16, tau: float = 200.0
+                        ) -> np.ndarray:
+    """A stationary trajectory in feature space (the environment of one atom along MD),
+    saved every ``stride`` steps: consecutive frames are close, distant ones independent."""
+    decay = np.exp(-1.0 / tau)
+    x = rng.normal(size=dim)
+    saved = []
+    for step in range(steps):
+        x = decay * x + np.sqrt(1 - decay**2) * rng.normal(size=dim)
+        if step % stride == 0:
+            saved.append(x.copy())
+    return np.array(saved)
+
+
+def _id_test_median(stride: int) -> float:
+    rng = np.random.default_rng(11)
+    train = [_ornstein_uhlenbeck(rng, 2000, stride) for _ in range(6)]
+    id_test = _ornstein_uhlenbeck(rng, 2000, 20)
+    features = np.concatenate(train)
+    trajectories = np.repeat(np.arange(len(train)), [len(t) for t in train])
+    manifold = TrainingManifold(features, np.full(len(features), 6), ManifoldSettings(),
+                                trajectories)
+    return float(np.median(manifold.atom_distances(id_test, np.full(len(id_test), 6))))
+
+
+def test_the_unit_is_the_spacing_between_trajectories_not_the_md_stride():
+    """Normalised by each point's nearest neighbour (the adjacent frame), id_test sat at 2 and
+    moved with the stride; normalised by the distance to other trajectories it sits near 1,
+    and halving the training stride moves it by less than 10%."""
+    coarse, fine = _id_test_median(stride=20), _id_test_median(stride=10)
+    assert 0.5 <= coarse <= 2.0 and 0.5 <= fine <= 2.0, (coarse, fine)
+    assert abs(fine - coarse) / coarse < 0.10, (coarse, fine)
+
+
+def test_one_training_trajectory_cannot_define_the_unit():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="one training trajectory"):
+        TrainingManifold(rng.normal(size=(20, 4)), np.full(20, 1), ManifoldSettings(),
+                         np.zeros(20))

@@ -44,11 +44,12 @@ def split_distances(store: DatasetStore, descriptor: Descriptor, soap: SoapSetti
                     ) -> tuple[dict[str, dict], SoapSettings, TrainingManifold]:
     """Per-frame (max, mean) distances of ``splits`` from the train split, with each frame's
     keys; the SOAP settings used (species filled in from the dataset) and the manifold."""
-    train, _ = graphset_from_store(store, "train", cutoff)
+    train, train_keys = graphset_from_store(store, "train", cutoff)
     tests = {split: graphset_from_store(store, split, cutoff) for split in splits}
     soap = soap.model_copy(update={"species": species_of(train, *(g for g, _ in tests.values()))})
+    trajectories = np.repeat([key["trajectory_id"] for key in train_keys], train.n_atoms)
     manifold = TrainingManifold(split_descriptors(train, descriptor, soap, potential, dtype),
-                                train.numbers, settings)
+                                train.numbers, settings, trajectories)
     result = {}
     for split, (graphs, keys) in tests.items():
         atoms = manifold.atom_distances(
@@ -183,7 +184,8 @@ def plot_error_vs_distance(frames: dict[str, dict], binned, title: str, out: Pat
     bottom.bar(edges[:-1], binned.bin_counts, width=np.diff(edges), align="edge",
                color="0.7", edgecolor="k")
     bottom.set_ylabel("frames")
-    bottom.set_xlabel("distance from training manifold (max over atoms; 1 = training spacing)")
+    bottom.set_xlabel("distance from training manifold (max over atoms; 1 = spacing between "
+                      "training trajectories)")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)

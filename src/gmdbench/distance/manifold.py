@@ -2,19 +2,29 @@
 
 For a test atom of element Z: d_k = distance of its descriptor to the k-th nearest training
 environment of element Z, divided by m_Z, the median over training environments of Z of the
-same distance to their own k-th nearest *other* training environment. So 1 means "as close as
-training points are to each other" and a training frame has distance 0 to its own set. A
-structure's distance is the max over its atoms (the mean is kept too).
+distance to their k-th nearest training environment *of another trajectory* (leave one
+trajectory out). A structure's distance is the max over its atoms (the mean is kept too).
+
+Why another trajectory: consecutive MD frames are nearly the same geometry, so 91-97% of a
+training environment's nearest training neighbours sit in its own trajectory, mostly in the
+adjacent frame; normalised by that spacing, "1" measured the MD stride (halve it and every
+distance doubles) and id_test frames, which come from other trajectories of the same
+molecules, sat at a median of 2. The distance from one trajectory to the others is what an
+id_test frame faces, so with this unit id_test sits near 1 whatever the stride, and a training
+frame still has distance 0 to its own set.
 
 Nearest neighbours: faiss ``IndexFlatL2``, exact search with BLAS kernels over float32 vectors
 held in memory, one index per element. 10^6 environments of 312 SOAP features (the default
 settings, three elements) take 1.2 GiB, well inside 24 GiB; exact search keeps the distance
 deterministic, which an approximate index (HNSW, IVF) would not. m_Z is estimated from at most
-``median_sample`` (5000) training environments per element (seeded), each searched against all of
-them, so fitting costs O(sample x n) rather than O(n^2).
+``median_sample`` (5000) training environments per element (seeded), each searched against the
+environments of the other trajectories (faiss's ID selector excludes its own trajectory's
+contiguous id range), so fitting costs O(sample x n) rather than O(n^2).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,31 +38,40 @@ class ManifoldSettings(BaseModel):
     median_sample: int = Field(5000, ge=10, description="training environments per element "
                                "used to estimate the median training distance")
     seed: int = 0
+    unit: Literal["other_trajectory"] = Field(
+        "other_trajectory", description="the normaliser: median distance of training "
+        "environments to the k-th nearest training environment of another trajectory")
 
 
 class TrainingManifold:
-    """Per-element exact k-NN indices over training environments and their median spacing."""
+    """Per-element exact k-NN indices over training environments, and the median distance of a
+    training environment to the training environments of other trajectories (the unit)."""
 
-    def __init__(self, features: np.ndarray, numbers: np.ndarray, settings: ManifoldSettings):
+    def __init__(self, features: np.ndarray, numbers: np.ndarray, settings: ManifoldSettings,
+                 trajectories: np.ndarray):
+        """``trajectories``: the trajectory of each training environment (any labels)."""
         import faiss
 
         features = np.ascontiguousarray(features, dtype=np.float32)
+        trajectories = np.asarray(trajectories)
+        if len(trajectories) != len(features):
+            raise ValueError(f"{len(trajectories)} trajectory labels for {len(features)} "
+                             "training environments")
         self.settings = settings
         self.indices: dict[int, faiss.IndexFlatL2] = {}
         self.median: dict[int, float] = {}
         rng = np.random.default_rng(settings.seed)
         for z in sorted({int(v) for v in numbers}):
-            own = features[numbers == z]
+            mask = numbers == z
+            order = np.argsort(trajectories[mask], kind="stable")  # each trajectory contiguous
+            own, groups = features[mask][order], trajectories[mask][order]
             if len(own) <= settings.k:
                 raise ValueError(f"element Z={z} has {len(own)} training environments, "
                                  f"fewer than k + 1 = {settings.k + 1}")
             index = faiss.IndexFlatL2(own.shape[1])
             index.add(own)
-            sample = own if len(own) <= settings.median_sample else \
-                own[rng.choice(len(own), settings.median_sample, replace=False)]
-            squared, _ = index.search(sample, settings.k + 1)  # the first hit is the point itself
-            spacing = float(np.median(np.sqrt(np.maximum(squared[:, settings.k], 0.0))))
             self.indices[z] = index
+            spacing = _other_trajectory_spacing(index, own, groups, settings, rng, z)
             self.median[z] = spacing if spacing > 0 else float(np.finfo(np.float32).eps)
 
     def atom_distances(self, features: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -71,6 +90,34 @@ class TrainingManifold:
             raw = np.sqrt(np.maximum(squared[:, self.settings.k - 1].astype(np.float64), 0.0))
             result[mask] = raw / self.median[int(z)]
         return result
+
+
+def _other_trajectory_spacing(index, own: np.ndarray, groups: np.ndarray,
+                              settings: ManifoldSettings, rng: np.random.Generator, z: int
+                              ) -> float:
+    """Median over (a sample of) training environments of the distance to their k-th nearest
+    training environment of another trajectory; ``own`` is sorted by ``groups``."""
+    import faiss
+
+    labels, starts, counts = np.unique(groups, return_index=True, return_counts=True)
+    if len(labels) < 2:
+        raise ValueError(f"element Z={z} appears in one training trajectory only: the distance "
+                         "unit (spacing between trajectories) needs two or more")
+    sample = np.arange(len(own)) if len(own) <= settings.median_sample else \
+        np.sort(rng.choice(len(own), settings.median_sample, replace=False))
+    distances = []
+    for start, count in zip(starts, counts, strict=True):
+        members = sample[(sample >= start) & (sample < start + count)]
+        if members.size == 0:
+            continue
+        if len(own) - count < settings.k:
+            raise ValueError(f"element Z={z}: fewer than k = {settings.k} training "
+                             "environments outside one trajectory")
+        others = faiss.SearchParameters(
+            sel=faiss.IDSelectorNot(faiss.IDSelectorRange(int(start), int(start + count))))
+        squared, _ = index.search(own[members], settings.k, params=others)
+        distances.append(np.sqrt(np.maximum(squared[:, settings.k - 1], 0.0)))
+    return float(np.median(np.concatenate(distances)))
 
 
 def frame_distances(atom_distances: np.ndarray, n_atoms: np.ndarray

@@ -36,7 +36,8 @@ def write_ablation(results: ResultsStore, out_dir: Path) -> list[Path]:
     lines = ["# DeepSet-MoE ablation: ID vs OOD force error\n",
              f"Force MAE in eV/A, mean ± std over seeds. 'close' marks OOD/ID <= {CLOSE_RATIO} "
              "(our threshold for the stated aim, OOD error close to ID error). Distances: SOAP, "
-             "max over a frame's atoms, 1 = the training environments' own spacing.\n"]
+             "max over a frame's atoms, 1 = the median distance of a training environment to the "
+             "training environments of other trajectories.\n"]
     rows = collect_rows(results)
     for task in sorted({row.task for row in rows}):
         lines.append(f"## {task}\n")
