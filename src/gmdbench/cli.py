@@ -199,8 +199,9 @@ def train_command(
     model: Annotated[str, typer.Option(help="registered model name (schnet, painn, mace)")],
     data: Annotated[Path, typer.Option(help="dataset file built by `gmd data build`")],
     seed: Annotated[int, typer.Option(help="seed of model initialisation and shuffling")] = 0,
-    config: Annotated[Path | None, typer.Option(
-        help="YAML with `model:` options and `training:` settings")] = None,
+    config: Annotated[str | None, typer.Option(
+        help="`paper` (the GMD-26 authors' training) or a YAML with `model:` options and "
+             "`training:` settings")] = None,
     size: Annotated[str | None, typer.Option(
         help="model size from configs/models: small (default where defined) | paper")] = None,
     regime: Annotated[str, typer.Option(
@@ -208,23 +209,15 @@ def train_command(
     runs: Annotated[Path, typer.Option(help="folder of run directories")] = Path("runs"),
 ) -> None:
     """Train a model from scratch on a dataset's train split (val for checkpoint choice)."""
-    from pydantic import ValidationError
-
-    from gmdbench.config import format_validation_error, load_yaml
     from gmdbench.data.store import DatasetStore
     from gmdbench.runner.executor import train_run
-    from gmdbench.runner.matrix import RunConfig, TrainFileConfig
+    from gmdbench.runner.matrix import RunConfig, TrainFileConfig, load_train_file
 
     store = DatasetStore(data)
     built_for = store.metadata.get("task", {}).get("name")
     if built_for != task:
         raise GmdError(f"dataset {data} was built for task {built_for!r}, not {task!r}")
-    file_config = TrainFileConfig()
-    if config is not None:
-        try:
-            file_config = TrainFileConfig.model_validate(load_yaml(config, "train config") or {})
-        except ValidationError as error:
-            raise GmdError(format_validation_error(error, f"train config {config}")) from error
+    file_config = TrainFileConfig() if config is None else load_train_file(config)
     from gmdbench.models.registry import model_config, model_sizes
 
     if size is None and "small" in model_sizes(model):

@@ -55,8 +55,29 @@ def test_run_quick_end_to_end(tmp_path):
     result = gmd("run", "quick", "--out", tmp_path / "quick")
     assert result.returncode == 0, result.stderr
     markdown = (tmp_path / "quick" / "report" / "table.md").read_text()
-    assert "| mace | scratch |" in markdown and "| schnet | scratch |" in markdown
-    assert DATA.exists()
+    assert "| mace | scratch | isolated |" in markdown
+    assert "| schnet | scratch | isolated |" in markdown
+    assert "| *E0 only* | - | isolated |" in markdown
+    import csv
+
+    rows = {row["model"]: row for row in csv.DictReader(
+        (tmp_path / "quick" / "report" / "table.csv").open())}
+    # with the reference method's isolated atoms as E0, the di-acids' energies are no longer
+    # off by the ~40 eV a rank-deficient fit on mono-acids gave them
+    assert float(rows["mace"]["energy_mae_ood_test_mean"]) < 10.0
+    assert {"force_rmse_ood_test_mean", "efwt_ood_test_mean"} <= set(rows["mace"])
+
+
+def test_the_paper_training_config_loads_by_name_and_unknown_names_are_refused(tiny_dataset):
+    from gmdbench.runner.matrix import load_train_file
+
+    paper = load_train_file("paper").training
+    assert (paper.loss, paper.energy_weight, paper.force_weight, paper.batch_size,
+            paper.epochs) == ("mae_l2", 4.0, 100.0, 8, 50)
+    unknown = gmd("train", "--task", "tiny_alkanes", "--model", "schnet", "--data",
+                  tiny_dataset, "--config", "papr")
+    assert unknown.returncode == 2 and "unknown train config 'papr'" in unknown.stderr
+    assert "paper" in unknown.stderr
 
 
 def test_models_list_shows_every_model_with_its_forces():

@@ -78,6 +78,31 @@ class MatrixConfig(BaseModel):
 
 
 BUILTIN_MATRICES = Path(__file__).parent / "builtin"
+BUILTIN_TRAINING = Path(__file__).parents[1] / "configs"
+
+
+def builtin_training_names() -> list[str]:
+    return sorted(p.stem.removeprefix("training_")
+                  for p in BUILTIN_TRAINING.glob("training_*.yaml"))
+
+
+def load_train_file(name_or_path: str | Path) -> TrainFileConfig:
+    """A ``gmd train --config`` file: a built-in name (``paper``) or the path of a YAML."""
+    from pydantic import ValidationError
+
+    from gmdbench.config import format_validation_error, load_yaml
+    from gmdbench.errors import TaskSpecError
+
+    path = BUILTIN_TRAINING / f"training_{name_or_path}.yaml"
+    if not path.is_file():
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise TaskSpecError(f"unknown train config {str(name_or_path)!r}: built-in ones are "
+                                f"{', '.join(builtin_training_names())}, or give a YAML path")
+    try:
+        return TrainFileConfig.model_validate(load_yaml(path, "train config") or {})
+    except ValidationError as error:
+        raise TaskSpecError(format_validation_error(error, f"train config {path}")) from error
 
 
 def load_matrix(name_or_path: str) -> MatrixConfig:
