@@ -3,7 +3,7 @@
 import pytest
 
 from gmdbench.runner.results import ResultsStore
-from tests_support import DATA, gmd
+from tests_support import gmd
 
 
 def test_train_evaluate_report(tiny_dataset, tmp_path):
