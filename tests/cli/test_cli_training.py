@@ -66,6 +66,18 @@ def test_run_quick_end_to_end(tmp_path):
     # off by the ~40 eV a rank-deficient fit on mono-acids gave them
     assert float(rows["mace"]["energy_mae_ood_test_mean"]) < 10.0
     assert {"force_rmse_ood_test_mean", "efwt_ood_test_mean"} <= set(rows["mace"])
+    # the frames are thermalised: ASE's own temperature of the stored momenta (FixCom)
+    import ase.db
+    import numpy as np
+    from ase.constraints import FixCom
+
+    (data,) = (tmp_path / "quick" / "datasets").glob("*.db")
+    temperatures = []
+    for row in ase.db.connect(data).select():
+        atoms = row.toatoms()
+        atoms.set_constraint(FixCom())
+        temperatures.append(atoms.get_temperature())
+    assert abs(np.mean(temperatures) - 300.0) < 30.0, np.mean(temperatures)
 
 
 def test_the_paper_training_config_loads_by_name_and_unknown_names_are_refused(tiny_dataset):
