@@ -258,7 +258,8 @@ def models_list() -> None:
         except PackageNotFoundError:
             library_version = "not installed"
         conservative = spec.conservative(spec.config_class())
-        forces = "conservative (-dE/dx)" if conservative else "direct / non-conservative"
+        forces = spec.forces_note or (
+            "conservative (-dE/dx)" if conservative else "direct / non-conservative")
         table.add_row(name, spec.library, library_version, forces, spec.elements,
                       "yes (weights in the wheel)" if spec.pretrained else "no",
                       ", ".join(model_sizes(name)) or "-", spec.description)

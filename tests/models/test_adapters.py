@@ -169,3 +169,13 @@ def test_node_features_are_invariant_under_rotation_and_translation(name, option
     tolerance = INVARIANCE_TOLERANCE.get(name, 1e-5 if dtype == torch.float64 else 1e-4)
     error = float((features[0] - features[1]).abs().max()) / max(norm, 1e-12)
     assert error <= tolerance, (name, error)
+
+
+def test_dimenetpp_is_labelled_a_partial_gradient_not_a_direct_head():
+    from gmdbench.models.registry import registered_models
+
+    graphs = GraphSet([molecule("CH4")], 5.0, energies=[0.0], forces=[np.zeros((5, 3))])
+    metadata = _potential("dimenetpp", {}, graphs).metadata
+    assert not metadata.conservative and "detaches" in metadata.forces_note
+    assert "partial gradient" in registered_models()["dimenetpp"].forces_note
+    assert _potential("equiformer_v2", {}, graphs).metadata.forces_note is None

@@ -28,6 +28,8 @@ class ModelSpec:
                                                                       False)
     pretrained: bool = False
     elements: str = "any (trained from scratch)"
+    # what the forces are where neither "-dE/dx" nor "direct" says it
+    forces_note: str | None = None
 
 
 def _builtin() -> dict[str, ModelSpec]:
@@ -62,7 +64,9 @@ def _builtin() -> dict[str, ModelSpec]:
                            "PaiNN (Schuett et al. 2021), fairchem"),
         "dimenetpp": ModelSpec("dimenetpp", DimeNetPPConfig, build_dimenetpp, "fairchem-core",
                                "DimeNet++ (Gasteiger et al. 2020), fairchem",
-                               conservative=lambda config: False),
+                               conservative=lambda config: False,
+                               forces_note="partial gradient (-dE/dx through distances only: "
+                                           "fairchem detaches its angle terms)"),
         "gemnet_oc": ModelSpec("gemnet_oc", GemNetOCConfig, build_gemnet_oc, "fairchem-core",
                                "GemNet-OC (Gasteiger et al. 2022), fairchem"),
         "equiformer_v2": ModelSpec("equiformer_v2", EquiformerV2Config, build_equiformer_v2,
