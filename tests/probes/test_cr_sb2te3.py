@@ -22,7 +22,8 @@ def test_cr_sb2te3_suite_scores_the_dft_neb_paths(tmp_path):
         "models": [ProbeModel(name="mace", options={"hidden_irreps": "8x0e", "mlp_irreps": "8x0e",
                                                     "radial_mlp": [8], "num_interactions": 1,
                                                     "correlation": 1},
-                              training=TrainConfig(epochs=1, batch_size=4)),
+                              training=TrainConfig(epochs=1, batch_size=4,
+                                                   reference_energies="fit")),
                    ProbeModel(name="chgnet", regime="zero-shot")],
         "representations": False})
     summary = json.loads(run_suite(small, CR_DATA, tmp_path).read_text())

@@ -63,6 +63,11 @@ def training_dataset(suite: ProbeSuite, root: Path | None, out: Path,
     if isinstance(suite.training_data, GeneratedFrames):
         reference = reference_factory(suite)
         system = build_system(suite.system, root)
+        if suite.reference is not None:  # E0 of scratch models: the method's isolated atoms
+            from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+
+            metadata["isolated_atom_energies"] = resolve_reference(ReferenceConfig(
+                name=suite.reference)).isolated_atom_energies(set(system.get_chemical_symbols()))
         return generated_dataset(suite.training_data, system, reference, data, metadata,
                                  progress=lambda m: _say(on_event, m))
     return stored_dataset(suite.training_data, root, data, metadata)
