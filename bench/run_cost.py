@@ -28,7 +28,8 @@ from pathlib import Path
 
 from gmdbench.config import load_preset
 from gmdbench.data.store import DatasetStore
-from gmdbench.runner.matrix import RunConfig, load_matrix
+from gmdbench.pipeline.matrix import load_matrix
+from gmdbench.runner.runs import RunConfig
 from gmdbench.tasks.spec import load_task
 
 QUICK_DATA = Path("results/quick/datasets/fragment_duplication-quick-seed0.db")

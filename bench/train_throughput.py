@@ -96,7 +96,7 @@ def inference(data: Path, run_dir: Path, mace_model: Path) -> tuple[int, float, 
     from gmdbench.data.graphs import GraphSet
     from gmdbench.data.store import DatasetStore
     from gmdbench.evaluation.evaluate import predict
-    from gmdbench.runner.executor import load_potential
+    from gmdbench.runner.runs import load_potential
 
     rows = [row for split in ("id_test", "ood_test")
             for row in DatasetStore(data).rows(split=split)]

@@ -53,11 +53,11 @@ def tiny_dataset(tmp_path_factory, tiny_task, tiny_preset):
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory, tiny_dataset):
     """SchNet (two seeds) and MACE trained briefly on the tiny dataset, evaluated and recorded."""
+    from gmdbench.config import TrainConfig
     from gmdbench.data.store import DatasetStore
     from gmdbench.runner.executor import evaluate_run, train_run
-    from gmdbench.runner.matrix import RunConfig
     from gmdbench.runner.results import ResultsStore
-    from gmdbench.training.trainer import TrainConfig
+    from gmdbench.runner.runs import RunConfig
 
     root = tmp_path_factory.mktemp("runs")
     results = ResultsStore(root / "results.db")

@@ -1,41 +1,86 @@
-"""The ``gmd`` command. The only module that knows every layer; it turns errors into one line."""
+"""The ``gmd`` command: the only module that knows every layer. Every error, usage errors
+included, becomes one line on stderr and exit status 2; options are typed (choices, ranges), so
+a bad value is refused before any work starts."""
 
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
 import sys
+import time
 from enum import StrEnum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError
+from typer.exceptions import TyperException
 
+from gmdbench.config import REGIMES, load_preset, one_line
+from gmdbench.data.estimate import estimate_cost
+from gmdbench.data.extxyz import export_extxyz, import_extxyz
+from gmdbench.data.generate import build_dataset, check_elements
+from gmdbench.data.store import DatasetStore
+from gmdbench.distance.manifold import ManifoldSettings
 from gmdbench.errors import GmdError
+from gmdbench.files import storage_error
+from gmdbench.models.registry import model_config, model_sizes, registered_models
+from gmdbench.pipeline.distances import distance_for_run
+from gmdbench.pipeline.matrix import load_matrix, run_matrix
+from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
+from gmdbench.pipeline.suites import run_suite
+from gmdbench.probes.suite import BUILTIN_SUITES, builtin_suite_names, load_suite
+from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+from gmdbench.report.build import build_report
+from gmdbench.report.probes import write_probe_report
+from gmdbench.runner.executor import evaluate_run, train_run
+from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.runs import RunConfig, TrainFileConfig, load_train_file
+from gmdbench.tasks.spec import builtin_task_names, load_task
+from gmdbench.tasks.split import fragment_table, novel_fragments
 
 app = typer.Typer(help="gmd-bench: audit how far MLIPs generalise.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 tasks_app = typer.Typer(help="List and inspect tasks.", no_args_is_help=True)
 data_app = typer.Typer(help="Build, inspect and export labelled datasets.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
+probe_app = typer.Typer(help="Materials probes: NEB, sliding, equilibrium, MD stability.",
+                        no_args_is_help=True)
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
+app.add_typer(probe_app, name="probe")
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough for SMILES tables, no wrapping
     console = Console(width=160)
-err_console = Console(stderr=True, width=160)
+err_console = Console(stderr=True, width=100000)  # an error is one line, however long
+
+Regime = StrEnum("Regime", {name.replace("-", "_"): name for name in REGIMES})
 
 
 class ExportFormat(StrEnum):
     extxyz = "extxyz"
 
 
+class Descriptor(StrEnum):
+    soap = "soap"
+    model = "model"
+
+
+class Executor(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+Seed = Annotated[int, typer.Option(min=0, help="seed of every random step (>= 0)")]
 @tasks_app.command("list")
 def tasks_list() -> None:
     """Built-in tasks with their molecule counts."""
-    from gmdbench.tasks.spec import builtin_task_names, load_task
 
     table = Table("task", "variant", "train molecules", "OOD molecules", "description")
     for name in builtin_task_names():
@@ -50,8 +95,6 @@ def tasks_list() -> None:
 @tasks_app.command("show")
 def tasks_show(task: Annotated[str, typer.Argument(help="built-in name or YAML path")]) -> None:
     """Molecules per role with their fragment counts, and what each OOD molecule adds."""
-    from gmdbench.tasks.spec import load_task
-    from gmdbench.tasks.split import fragment_table, novel_fragments
 
     spec = load_task(task)
     description = " ".join(spec.description.split())
@@ -80,18 +123,13 @@ def data_build(
     workers: Annotated[int, typer.Option(min=1, help="local Dask worker processes")] = 2,
     scheduler: Annotated[str | None, typer.Option(
         help="address of an existing Dask scheduler (instead of a local cluster)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of every random step")] = 0,
+    seed: Seed = 0,
     out: Annotated[Path | None, typer.Option(help="dataset file (SQLite)")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask before a large build")] = False,
     allow_failures: Annotated[bool, typer.Option(
         "--allow-failures", help="exit 0 even if some frames failed (they stay recorded)")] = False,
 ) -> None:
     """Generate (or resume) a labelled, split dataset. Re-run the same command to resume."""
-    from gmdbench.config import load_preset
-    from gmdbench.data.estimate import estimate_cost
-    from gmdbench.data.generate import build_dataset, check_elements
-    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
-    from gmdbench.tasks.spec import load_task
 
     spec = load_task(task)
     preset_config = load_preset(preset)
@@ -132,7 +170,6 @@ def data_build(
 
 
 def _print_info(path: Path) -> None:
-    from gmdbench.data.store import DatasetStore
 
     summary = DatasetStore(path).summary()
     console.print(f"dataset {summary['path']}: task {summary['task']}, preset "
@@ -173,8 +210,6 @@ def data_export(
     out: Annotated[Path | None, typer.Option(help="output file")] = None,
 ) -> None:
     """Write the dataset as extended XYZ (ASE's energy/forces keys)."""
-    from gmdbench.data.extxyz import export_extxyz
-    from gmdbench.data.store import DatasetStore
 
     out = out or path.with_suffix(".extxyz")
     n = export_extxyz(DatasetStore(path), out)
@@ -187,7 +222,6 @@ def data_import(
     out: Annotated[Path, typer.Option(help="new dataset file")],
 ) -> None:
     """Read an extxyz file into a new dataset store."""
-    from gmdbench.data.extxyz import import_extxyz
 
     store = import_extxyz(path, out)
     console.print(f"imported {store.count()} frames into {out}")
@@ -198,34 +232,29 @@ def train_command(
     task: Annotated[str, typer.Option(help="task the dataset was built for")],
     model: Annotated[str, typer.Option(help="registered model name (schnet, painn, mace)")],
     data: Annotated[Path, typer.Option(help="dataset file built by `gmd data build`")],
-    seed: Annotated[int, typer.Option(help="seed of model initialisation and shuffling")] = 0,
+    seed: Annotated[int, typer.Option(
+        min=0, help="seed of model initialisation and shuffling (>= 0)")] = 0,
     config: Annotated[str | None, typer.Option(
         help="`paper` (the GMD-26 authors' training) or a YAML with `model:` options and "
              "`training:` settings")] = None,
     size: Annotated[str | None, typer.Option(
         help="model size from configs/models: small (default where defined) | paper")] = None,
-    regime: Annotated[str, typer.Option(
-        help="scratch | zero-shot | zero-shot-refit | fine-tune | fine-tune-head")] = "scratch",
+    regime: Annotated[Regime, typer.Option(help="how the model is trained")] = Regime.scratch,
     runs: Annotated[Path, typer.Option(help="folder of run directories")] = Path("runs"),
 ) -> None:
     """Train a model from scratch on a dataset's train split (val for checkpoint choice)."""
-    from gmdbench.data.store import DatasetStore
-    from gmdbench.runner.executor import train_run
-    from gmdbench.runner.matrix import RunConfig, TrainFileConfig, load_train_file
 
     store = DatasetStore(data)
     built_for = store.metadata.get("task", {}).get("name")
-    if built_for != task:
-        raise GmdError(f"dataset {data} was built for task {built_for!r}, not {task!r}")
+    # a task is named by its name or by the YAML it was built from (which holds that name)
+    task_name = load_task(task).name if task.endswith((".yaml", ".yml")) else task
+    if built_for != task_name:
+        raise GmdError(f"dataset {data} was built for task {built_for!r}, not {task_name!r}")
     file_config = TrainFileConfig() if config is None else load_train_file(config)
-    from gmdbench.models.registry import model_config, model_sizes
-
     if size is None and "small" in model_sizes(model):
         size = "small"
     options = model_config(model, file_config.model, size=size).model_dump(exclude={"name"})
-    if regime not in RunConfig.model_fields["regime"].annotation.__args__:
-        raise GmdError(f"unknown regime {regime!r}")
-    run = RunConfig(task=task, model=model, model_options=options, regime=regime,
+    run = RunConfig(task=task_name, model=model, model_options=options, regime=regime.value,
                     training=file_config.training, seed=seed, dataset_hash=store.content_hash())
     with Progress(TextColumn("training " + model), BarColumn(), MofNCompleteColumn(),
                   TextColumn("val loss {task.fields[val]}"), TimeRemainingColumn(),
@@ -239,16 +268,10 @@ def train_command(
     console.print(f"run: {run_dir}")
 
 
-models_app = typer.Typer(help="Registered models.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
-
-
 @models_app.command("list")
 def models_list() -> None:
     """Every model: library and version, forces, elements covered, pretrained or not."""
-    from importlib.metadata import PackageNotFoundError, version
 
-    from gmdbench.models.registry import model_sizes, registered_models
 
     table = Table("model", "library", "version", "forces", "elements", "pretrained", "sizes",
                   "description")
@@ -273,8 +296,6 @@ def evaluate_command(
         "results/results.db"),
 ) -> None:
     """Predict id_test and ood_test with the run's best weights; record the metrics."""
-    from gmdbench.runner.executor import evaluate_run
-    from gmdbench.runner.results import ResultsStore
 
     metrics = evaluate_run(run, ResultsStore(results))
     table = Table("split", "force MAE", "cosine", "F mag. MAE", "energy MAE", "E/atom MAE")
@@ -290,22 +311,19 @@ def evaluate_command(
 @app.command("distance")
 def distance_command(
     run: Annotated[Path, typer.Argument(help="an evaluated run directory")],
-    descriptor: Annotated[str, typer.Option(help="soap (dscribe) or model (its node "
-                                            "features)")] = "soap",
-    k: Annotated[int, typer.Option(help="k-th nearest training environment")] = 1,
-    bins: Annotated[int, typer.Option(help="distance bins (quantiles)")] = 12,
+    descriptor: Annotated[Descriptor, typer.Option(
+        help="soap (dscribe) or model (its node features)")] = Descriptor.soap,
+    k: Annotated[int, typer.Option(min=1, help="k-th nearest training environment")] = 1,
+    bins: Annotated[int, typer.Option(min=1, help="distance bins (quantiles)")] = 12,
     out: Annotated[Path | None, typer.Option(help="output folder (default RUN/distance)")] = None,
 ) -> None:
     """Distance of each test frame from the training manifold, against its force error."""
-    from gmdbench.distance.analysis import distance_for_run
-    from gmdbench.distance.manifold import ManifoldSettings
 
-    if descriptor not in ("soap", "model"):
-        raise GmdError(f"unknown descriptor {descriptor!r}: use soap or model")
     if not (run / "config.json").exists():
         raise GmdError(f"{run} is not a run directory (no config.json)")
     with console.status("computing descriptors and nearest neighbours"):
-        summary = distance_for_run(run, descriptor, ManifoldSettings(k=k), bins=bins, out_dir=out)
+        summary = distance_for_run(run, descriptor.value, ManifoldSettings(k=k), bins=bins,
+                                   out_dir=out)
     table = Table("split", "median distance", "p90", "max")
     for split, stats in summary["splits"].items():
         table.add_row(split, f"{stats['max']['median']:.2f}", f"{stats['max']['p90']:.2f}",
@@ -322,12 +340,12 @@ def distance_command(
 def representations_command(
     runs: Annotated[list[Path], typer.Argument(help="evaluated run directories (same dataset)")],
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/representations"),
-    frames: Annotated[int, typer.Option(help="frames sampled per test split")] = 20,
-    seed: Annotated[int, typer.Option(help="seed of the sampling, PCA and t-SNE")] = 0,
-    perplexity: Annotated[float, typer.Option(help="t-SNE perplexity")] = 30.0,
+    frames: Annotated[int, typer.Option(min=1, help="frames sampled per test split")] = 20,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the sampling, PCA and t-SNE")] = 0,
+    perplexity: Annotated[float, typer.Option(
+        min=1.0, help="t-SNE perplexity (>= 1; capped below the number of atoms)")] = 30.0,
 ) -> None:
     """Linear CKA between models' node features, PCA and t-SNE with ID-vs-OOD silhouettes."""
-    from gmdbench.analysis.representations import ProjectionSettings, represent_runs
 
     with console.status("node features, CKA, PCA and t-SNE"):
         summary = represent_runs(runs, out, frames,
@@ -339,15 +357,9 @@ def representations_command(
     console.print(f"written to {out} (cka.png, projections.png, representations.json)")
 
 
-probe_app = typer.Typer(help="Materials probes: NEB, sliding, equilibrium, MD stability.",
-                        no_args_is_help=True)
-app.add_typer(probe_app, name="probe")
-
-
 @probe_app.command("list")
 def probe_list() -> None:
     """The built-in probe suites."""
-    from gmdbench.probes.suite import builtin_suite_names, load_suite
 
     table = Table("suite", "name", "reference", "models", "description")
     for name in builtin_suite_names():
@@ -366,8 +378,6 @@ def probe_run(
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
 ) -> None:
     """Train the suite's models (cached), run every probe (resumable), write the report."""
-    from gmdbench.probes.runner import run_suite
-    from gmdbench.probes.suite import BUILTIN_SUITES, load_suite
 
     spec, folder = load_suite(suite)
     root = data if data is not None else (None if folder == BUILTIN_SUITES else folder)
@@ -385,15 +395,15 @@ def report_command(
     results: Annotated[Path, typer.Argument(
         help="results store (SQLite), or the output folder of `gmd probe run`")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
-    representations: Annotated[bool, typer.Option(
-        help="CKA / PCA / t-SNE of the models' node features (loads every model)")] = True,
+    representations: Annotated[Path | None, typer.Option(
+        help="folder of saved representations (default: representations/ beside the store; "
+             "`gmd run` saves them, `gmd representations` makes them)")] = None,
 ) -> None:
-    """Tables (ID vs OOD, mean +- std over seeds), parity plots, routing, ablation,
-    representations, and an index.html; or the report of a probe suite's output folder."""
-    from gmdbench.report.build import build_report
+    """Tables (ID vs OOD, mean +- std over seeds), parity plots, routing, ablation, saved
+    representations, and an index.html; or the report of a probe suite's output folder.
+    Reads saved files only: no model is loaded."""
 
     if results.is_dir() and (results / "probe_results.json").exists():  # a probe suite's output
-        from gmdbench.report.probes import write_probe_report
 
         out = out or results / "report"
         for path in write_probe_report(results / "probe_results.json", out):
@@ -413,29 +423,43 @@ def run_command(
         help="quick, standard, moe-ablation, or the path of a run YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     workers: Annotated[int, typer.Option(min=1, help="local Dask workers")] = 2,
-    executor: Annotated[str, typer.Option(
-        help="local: runs one after another here; dask: one Dask task per run")] = "local",
+    executor: Annotated[Executor, typer.Option(
+        help="local: runs one after another here; dask: one Dask task per run")] = Executor.local,
     scheduler: Annotated[str | None, typer.Option(
         help="address of an existing Dask scheduler (shared filesystem needed)")] = None,
 ) -> None:
     """Dataset, training, evaluation and report in one cached, resumable command."""
-    import time
 
-    from gmdbench.runner.executor import run_matrix
-    from gmdbench.runner.matrix import load_matrix
 
     matrix = load_matrix(name)
     out = out or Path("results") / matrix.name
     started = time.perf_counter()
-    results = run_matrix(matrix, out, workers=workers, executor=executor, scheduler=scheduler,
+    results = run_matrix(matrix, out, workers=workers, executor=executor.value,
+                         scheduler=scheduler,
                          on_event=lambda message: console.print(message, markup=False))
     console.print((out / "report" / "table.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {results}; report: {out / 'report'}; "
                   f"{time.perf_counter() - started:.0f} s")
 
 
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"error: {one_line(message)}", markup=False, highlight=False)
+    sys.exit(code)
+
+
+def _with_given_value(message: str, argv: list[str]) -> str:
+    """Typer names the option of a bad value but not the value: add what was typed."""
+    match = re.search(r"Invalid value for '(--[\w-]+)", message)
+    if match and match.group(1) in argv:
+        index = argv.index(match.group(1))
+        if index + 1 < len(argv):
+            return f"{message} (got {argv[index + 1]!r})"
+    return message
+
+
 def main() -> None:
-    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    """Entry point: every error becomes one line on stderr and exit status 2 (1 when the user
+    aborts at a prompt, 3 for a build with failed frames)."""
     handler = logging.StreamHandler()
     handler.setLevel(logging.WARNING)  # Dask sets its loggers to INFO; cluster chatter is not news
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -443,14 +467,20 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except GmdError as error:
-        err_console.print(f"error: {error}", markup=False, highlight=False)
+        _fail(str(error))
+    except NoArgsIsHelpError as error:  # `gmd` or `gmd data` alone: the help is the answer
+        error.show()
         sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         sys.exit(1)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+    except TyperException as error:  # usage errors: missing or unknown option, bad value
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        _fail(_with_given_value(message, sys.argv[1:]))
+    except OSError as error:  # read-only folder, full disk, permissions
+        _fail(str(storage_error(error, Path(error.filename or "?"))))
+    except sqlite3.OperationalError as error:
+        _fail(f"a SQLite store could not be written or read: {error}")
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -6,17 +6,64 @@ Strict (extra="forbid"): a misspelt key is an error naming the key, never silent
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gmdbench.errors import TaskSpecError
+from gmdbench.errors import ConfigError, GmdError
 from gmdbench.reference.registry import ReferenceConfig
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Regime = Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune", "fine-tune-head"]
+REGIMES: tuple[str, ...] = Regime.__args__
+PRETRAINED_REGIMES = tuple(r for r in REGIMES if r != "scratch")
+
+
+class TrainConfig(StrictModel):
+    """Training hyper-parameters; recorded with every run (``training:`` in every YAML)."""
+
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(8, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(5, ge=0)
+    min_learning_rate: float = Field(1e-6, ge=0)
+    ema_decay: float | None = Field(0.99, gt=0, lt=1)
+    gradient_clip: float | None = Field(10.0, gt=0)
+    energy_weight: float = Field(1.0, ge=0)
+    force_weight: float = Field(10.0, ge=0)
+    loss: Literal["mse", "mae_l2"] = "mse"
+    early_stopping_patience: int | None = Field(20, ge=1)
+    dtype: Literal["float32", "float64"] = "float32"
+    reference_energies: Literal["fit", "isolated"] = Field(
+        "isolated", description="E0 per element: the reference method's isolated atoms "
+        "(default) or a least-squares fit on train (flagged when rank-deficient)")
+
+
+class ModelEntry(StrictModel):
+    """One model of a run matrix or a probe suite: what to build and how to train it.
+
+    A matrix trains every entry with each of its ``seeds`` (``seed`` here is then not used); a
+    probe suite trains each entry once, with ``seed``.
+    """
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    size: str | None = Field(None, description="a size from configs/models (small, paper)")
+    regime: Regime = "scratch"
+    training: TrainConfig = TrainConfig()
+    seed: int = Field(0, ge=0)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.regime}-s{self.seed}"
 
 
 class SamplerConfig(StrictModel):
@@ -71,16 +118,22 @@ PRESET_DIR = Path(__file__).parent / "presets"
 BUILTIN_PRESETS = ("quick", "standard", "paper")
 
 
-def load_yaml(path: Path, what: str) -> object:
-    """Read a YAML file, turning unreadable or malformed files into an error naming the file."""
+def load_yaml(path: Path, what: str, error_class: type[GmdError] = ConfigError) -> object:
+    """Read a YAML file, turning unreadable or malformed files into one line naming the file."""
     try:
         text = Path(path).read_text()
-    except OSError as error:
-        raise TaskSpecError(f"cannot read {what} {path}: {error.strerror}") from error
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise error_class(f"cannot read {what} {path}: {reason}") from error
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise TaskSpecError(f"{what} {path} is not valid YAML: {error}") from error
+        raise error_class(f"{what} {path} is not valid YAML: {one_line(str(error))}") from error
+
+
+def one_line(text: str) -> str:
+    """A message folded onto one line (library messages often span several)."""
+    return " ".join(str(text).split())
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
@@ -98,7 +151,7 @@ def load_preset(name_or_path: str) -> PresetConfig:
     if name_or_path not in BUILTIN_PRESETS:
         path = Path(name_or_path)
         if not path.is_file():
-            raise TaskSpecError(
+            raise ConfigError(
                 f"unknown preset {name_or_path!r}: use {', '.join(BUILTIN_PRESETS)} "
                 "or the path of a preset YAML"
             )
@@ -106,4 +159,4 @@ def load_preset(name_or_path: str) -> PresetConfig:
     try:
         return PresetConfig.model_validate(data)
     except ValidationError as error:
-        raise TaskSpecError(format_validation_error(error, f"preset {path}")) from error
+        raise ConfigError(format_validation_error(error, f"preset {path}")) from error

@@ -42,4 +42,22 @@ class UnknownTaskError(GmdError):
 
 
 class TaskSpecError(GmdError):
-    """A task or preset YAML that does not validate (unknown key, empty role, overlap)."""
+    """A task YAML that does not validate (unknown key, empty role, overlap, bad SMARTS)."""
+
+
+class ConfigError(GmdError):
+    """A preset, train config, run matrix or probe suite YAML that is missing, unreadable or
+    does not validate."""
+
+
+class ResultsStoreError(GmdError):
+    """A results store (SQLite) that is unreadable or not a results store."""
+
+
+class CheckpointError(GmdError):
+    """A checkpoint or weights file that is torn (a kill during a write) or belongs to another
+    model."""
+
+
+class StorageError(GmdError):
+    """A file that cannot be written: read-only folder, full disk, missing permissions."""

@@ -81,7 +81,7 @@ def test_run_quick_end_to_end(tmp_path):
 
 
 def test_the_paper_training_config_loads_by_name_and_unknown_names_are_refused(tiny_dataset):
-    from gmdbench.runner.matrix import load_train_file
+    from gmdbench.runner.runs import load_train_file
 
     paper = load_train_file("paper").training
     assert (paper.loss, paper.energy_weight, paper.force_weight, paper.batch_size,

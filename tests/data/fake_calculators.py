@@ -57,3 +57,14 @@ class UphillForces(_Wrapped):
 
     def corrupt(self) -> None:
         self.results["forces"] = -10.0 * self.results["forces"]
+
+
+class TypeErrorForPropane(_Wrapped):
+    """EMT, except that molecules with three carbons hit a bug (a TypeError): not a reference
+    failure, so a build must stop instead of recording it as a failed frame."""
+
+    level_of_theory = "EMT with a bug for C3 (test)"
+
+    def corrupt(self) -> None:
+        if (self.atoms.numbers == 6).sum() == 3:
+            raise TypeError("unsupported operand type(s) (simulated bug)")

@@ -138,6 +138,20 @@ def test_failures_are_recorded_and_do_not_stop_other_molecules(tmp_path, tiny_ta
     assert report.frames_written == 0 and DatasetStore(out).content_hash() == before
 
 
+def test_a_bug_stops_the_build_instead_of_becoming_a_failed_frame(tmp_path, tiny_task,
+                                                                  tiny_preset):
+    """Only the reference method's own failures are failed frames; a TypeError from a bug is
+    not recorded (it would let --allow-failures exit 0) but stops the build, keeping what is
+    written."""
+    out = tmp_path / "bug.db"
+    reference = ReferenceConfig(name="fake_calculators:TypeErrorForPropane")
+    with pytest.raises(TypeError, match="simulated bug"):
+        build_dataset(tiny_task, tiny_preset, reference, seed=1, out=out, workers=1)
+    store = DatasetStore(out)
+    assert store.failures() == []
+    assert all(row.smiles != "CCC" for row in store.rows())
+
+
 def test_unsupported_element_is_refused_before_any_work(tmp_path):
     task_path = tmp_path / "chloro.yaml"
     task_path.write_text("name: chloro\nfamilies:\n"

@@ -5,13 +5,13 @@ import pytest
 import torch
 from ase.build import molecule
 
+from gmdbench.config import TrainConfig
 from gmdbench.data.graphs import GraphSet, graphset_from_store
 from gmdbench.data.store import DatasetStore
-from gmdbench.models.base import Potential
+from gmdbench.models.base import Potential, default_dtype
 from gmdbench.models.registry import build_model, model_config
-from gmdbench.runner.executor import default_dtype
 from gmdbench.training.reference_energies import fit_reference_energies, force_scale
-from gmdbench.training.trainer import TrainConfig, train
+from gmdbench.training.trainer import train
 
 ADAPTERS = [
     ("schnet", {}),

@@ -6,14 +6,14 @@ from ase.build import molecule
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
 
-from gmdbench.models.calculator import MLIPCalculator
+from gmdbench.runner.runs import run_calculator
 
 
 @pytest.mark.parametrize("index", [0, 2], ids=["schnet", "mace"])
 def test_calculator_runs_langevin_md(trained_runs, index):
     _, run_dirs = trained_runs
     atoms = molecule("C2H6")
-    atoms.calc = MLIPCalculator.from_run(run_dirs[index])
+    atoms.calc = run_calculator(run_dirs[index])
     thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
     dynamics = Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.01 / units.fs,
                         fixcm=False, rng=np.random.default_rng(1))
@@ -26,7 +26,7 @@ def test_calculator_runs_langevin_md(trained_runs, index):
 
 def test_calculator_forces_are_minus_the_energy_gradient(trained_runs):
     _, run_dirs = trained_runs
-    calc = MLIPCalculator.from_run(run_dirs[0], dtype=torch.float64)
+    calc = run_calculator(run_dirs[0], dtype=torch.float64)
     atoms = molecule("C2H6")
     atoms.rattle(0.03, seed=2)
     atoms.calc = calc

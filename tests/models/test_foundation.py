@@ -7,13 +7,14 @@ import pytest
 import torch
 from ase.build import molecule
 
+from gmdbench.config import TrainConfig
 from gmdbench.data.store import DatasetStore
+from gmdbench.models.base import default_dtype
 from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.models.foundation import load_ani1x_ensemble
-from gmdbench.runner.executor import default_dtype, evaluate_run, load_potential, train_run
-from gmdbench.runner.matrix import RunConfig
+from gmdbench.runner.executor import evaluate_run, train_run
 from gmdbench.runner.results import ResultsStore
-from gmdbench.training.trainer import TrainConfig
+from gmdbench.runner.runs import RunConfig, load_potential
 from tests_support import DATA, gmd
 
 

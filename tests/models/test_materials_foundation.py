@@ -8,21 +8,21 @@ import pytest
 import torch
 from ase.build import bulk, molecule
 
+from gmdbench.config import TrainConfig
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import UnsupportedElementError
+from gmdbench.models.base import isolation_box
 from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.models.materials_foundation import (
     SEVENNET_ELEMENTS,
     SevenNetAdapter,
     SevenNetConfig,
-    _boxed_cell,
     build_chgnet,
     build_sevennet,
 )
-from gmdbench.runner.executor import evaluate_run, load_potential, train_run
-from gmdbench.runner.matrix import RunConfig
+from gmdbench.runner.executor import evaluate_run, train_run
 from gmdbench.runner.results import ResultsStore
-from gmdbench.training.trainer import TrainConfig
+from gmdbench.runner.runs import RunConfig, load_potential
 
 
 def _library_calculator(name: str):
@@ -57,7 +57,7 @@ def test_zero_shot_equals_the_library_calculator(model, tiny_dataset, tmp_path):
     for atoms in _structures():
         a, b = atoms.copy(), atoms.copy()
         if not b.pbc.any():  # CHGNet's calculator needs a cell: the box our adapter uses
-            b.cell, b.pbc = _boxed_cell(b.positions, ours.potential.cutoff), True
+            b.cell, b.pbc = isolation_box(b.positions, ours.potential.cutoff), True
         a.calc, b.calc = ours, theirs
         assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-4)
         np.testing.assert_allclose(a.get_forces(), b.get_forces(), atol=1e-4)

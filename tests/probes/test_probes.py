@@ -1,6 +1,7 @@
 """The probes on the self-contained systems: the reference scored as a model has zero errors,
 a broken model explodes, the suite runs end to end from its YAML."""
 
+import itertools
 import json
 
 import numpy as np
@@ -129,9 +130,20 @@ def test_builtin_suites_load():
     assert all(p.path_class is None for p in cr.paths)  # the source does not say
 
 
-def test_reference_energies_of_the_paths_are_finite():
-    energies = single_points(linear_path(*nearest_neighbour_hop(fcc_vacancy()), 2), EMT())
-    assert np.all(np.isfinite(energies))
+def test_straight_path_energies_are_the_reference_energies_of_its_images():
+    """single_points returns, per image, what EMT gives that image alone; the images step
+    evenly from the initial to the final vacancy site; the hop costs energy (E_mid > E_0)."""
+    initial, final = nearest_neighbour_hop(fcc_vacancy())
+    images = linear_path(initial, final, 2)
+    energies = single_points(images, EMT())
+    assert len(images) == 4
+    for image, energy in zip(images, energies, strict=True):
+        alone = image.copy()
+        alone.calc = EMT()
+        assert energy == pytest.approx(alone.get_potential_energy(), abs=1e-10)
+    steps = [b.positions - a.positions for a, b in itertools.pairwise(images)]
+    assert np.allclose(steps[0], steps[1]) and np.allclose(steps[1], steps[2])
+    assert energies[1] > energies[0] and energies[2] > energies[0]
 
 
 def test_rdf_fits_a_hexagonal_cell():

@@ -2,8 +2,7 @@
 
 import pytest
 
-from gmdbench.runner.executor import run_matrix
-from gmdbench.runner.matrix import load_matrix
+from gmdbench.pipeline.matrix import load_matrix, run_matrix
 from gmdbench.runner.results import ResultsStore
 from tests_support import tiny_matrix_file
 

@@ -2,7 +2,9 @@
 
 import json
 
-from gmdbench.runner.matrix import load_matrix
+import pytest
+
+from gmdbench.pipeline.matrix import load_matrix
 from tests_support import gmd, tiny_matrix_file
 
 
@@ -35,3 +37,26 @@ def test_tiny_ablation_end_to_end(tmp_path):
     distance = json.loads(next((tmp_path / "out" / "datasets").glob("*.distance.json"))
                           .read_text())
     assert distance["splits"]["ood_test"]["max"]["median"] > 0
+    # the numbers in ablation.md are the results store's, variant by variant
+    import csv
+
+    import numpy as np
+
+    from gmdbench.runner.results import ResultsStore, model_label
+
+    store = ResultsStore(tmp_path / "out" / "results.db")
+    runs = {run["run_id"]: run for run in store.runs()}
+    stored: dict[str, dict[str, list[float]]] = {}
+    for record in store.metrics("all"):
+        if record["metric"] == "force_mae":
+            label = model_label(runs[record["run_id"]])
+            stored.setdefault(label, {}).setdefault(record["split"], []).append(record["value"])
+    rows = {row["model"]: row for row in csv.DictReader((report / "table.csv").open())}
+    for label, splits in stored.items():
+        ratio = np.mean(splits["ood_test"]) / np.mean(splits["id_test"])  # one seed here
+        assert float(rows[label]["ood_id_force_mae_ratio_mean"]) == pytest.approx(ratio)
+        line = next(line for line in ablation.splitlines() if line.startswith(f"| {label} |"))
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert float(cells[2].split(" ± ")[0]) == pytest.approx(np.mean(splits["id_test"]),
+                                                               abs=5e-5)
+        assert float(cells[4].split(" ± ")[0]) == pytest.approx(ratio, abs=5e-3)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from gmdbench.config import TrainConfig
 from gmdbench.data.graphs import graphset_from_store
 from gmdbench.data.store import DatasetStore
 from gmdbench.models.base import Potential
@@ -11,7 +12,7 @@ from gmdbench.training.reference_energies import (
     fit_reference_energies,
     force_scale,
 )
-from gmdbench.training.trainer import TrainConfig, train
+from gmdbench.training.trainer import train
 
 
 def _setup(tiny_dataset):
@@ -48,12 +49,22 @@ def test_resumed_training_matches_uninterrupted(tiny_dataset, tmp_path):
 
 
 def test_checkpoint_choice_uses_val_only(tiny_dataset, tmp_path):
+    """A val set whose forces are reversed gets worse exactly as training gets better: a
+    choice by val picks an early epoch, a choice leaking train (or any other) loss the last."""
+    from gmdbench.training.trainer import evaluate_loss
+
     potential, train_set, val_set = _setup(tiny_dataset)
-    summary = train(potential, train_set, val_set, CONFIG, seed=0, run_dir=tmp_path)
+    val_set.forces = -val_set.forces
+    config = CONFIG.model_copy(update={"early_stopping_patience": None, "ema_decay": None})
+    summary = train(potential, train_set, val_set, config, seed=0, run_dir=tmp_path)
     history = summary["history"]
-    best = min(range(len(history)), key=lambda k: history[k]["val_loss"])
-    assert summary["best_epoch"] == history[best]["epoch"]
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    by_val = min(range(len(history)), key=lambda k: history[k]["val_loss"])
+    by_train = min(range(len(history)), key=lambda k: history[k]["train_loss"])
+    assert by_val != by_train  # the set-up separates the two choices
+    assert summary["best_epoch"] == history[by_val]["epoch"]
+    # and the weights kept are those of that epoch: their val loss is its val loss
+    assert evaluate_loss(potential, val_set, config)["loss"] == pytest.approx(
+        history[by_val]["val_loss"], rel=1e-5)
 
 
 def test_fitted_reference_energies_reproduce_a_linear_model(tiny_dataset):

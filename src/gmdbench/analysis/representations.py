@@ -148,57 +148,6 @@ def plot_projections(projections: list[Projection], out: Path) -> Path:
     return out
 
 
-def represent_runs(run_dirs: list[Path], out_dir: Path, frames_per_split: int = 20,
-                   settings: ProjectionSettings | None = None) -> dict:
-    """Node features of several runs on the same id_test and ood_test frames (all runs must
-    share a dataset): CKA matrix, PCA/t-SNE with ID-vs-OOD silhouettes, plots, a JSON."""
-    import json
-
-    from gmdbench.data.graphs import graphset_from_store
-    from gmdbench.data.store import DatasetStore
-    from gmdbench.distance.descriptors import model_descriptors
-    from gmdbench.errors import GmdError
-    from gmdbench.runner.executor import (
-        DTYPES,
-        default_dtype,
-        graph_cutoff,
-        load_potential,
-        read_run_config,
-    )
-
-    settings = settings or ProjectionSettings()
-    if len(run_dirs) < 1:
-        raise GmdError("give at least one run directory")
-    configs = [read_run_config(Path(d)) for d in run_dirs]
-    hashes = {run.dataset_hash for run, _ in configs}
-    if len(hashes) != 1:
-        raise GmdError("runs compared on the same atoms must share a dataset; got "
-                       f"{len(hashes)} dataset hashes")
-    store = DatasetStore(configs[0][1]["dataset_path"])
-    features: dict[str, np.ndarray] = {}
-    labels: np.ndarray | None = None
-    for run_dir, (run, _) in zip(run_dirs, configs, strict=True):
-        name = f"{run.model} ({run.regime}, s{run.seed})"
-        dtype = DTYPES[run.training.dtype]
-        with default_dtype(dtype):
-            potential = load_potential(Path(run_dir))
-            chunks, split_labels = [], []
-            for split, label in (("id_test", "ID"), ("ood_test", "OOD")):
-                graphs, _ = graphset_from_store(store, split, graph_cutoff(run))
-                chosen = np.sort(np.random.default_rng([settings.seed, len(split)]).choice(
-                    len(graphs), min(frames_per_split, len(graphs)), replace=False))
-                subset = graphs.subset(chosen)
-                chunks.append(model_descriptors(potential, subset, dtype=dtype))
-                split_labels += [label] * int(subset.n_atoms.sum())
-        features[name] = np.concatenate(chunks)
-        labels = np.array(split_labels)
-    summary = compare_representations(features, labels, out_dir, settings,
-                                      "linear CKA of node features (id_test + ood_test atoms)")
-    summary["frames_per_split"] = frames_per_split
-    (out_dir / "representations.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
 def compare_representations(features: dict[str, np.ndarray], labels: np.ndarray, out_dir: Path,
                             settings: ProjectionSettings, title: str) -> dict:
     """CKA matrix and PCA/t-SNE projections of several models' features on the same atoms:

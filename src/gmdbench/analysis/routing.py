@@ -24,39 +24,35 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rdkit import Chem
+from scipy.stats import entropy
+from sklearn.metrics import mutual_info_score
 
+from gmdbench.chem.fragments import fragment_atom_labels
+from gmdbench.chem.molecules import parse_smiles
 from gmdbench.data.graphs import Batch, GraphSet
 
 NO_FRAGMENT = "none"
 
 
 def entropy_bits(probabilities: np.ndarray) -> float:
+    """Shannon entropy in bits of a distribution (scipy; zero entries contribute nothing)."""
     p = np.asarray(probabilities, dtype=float)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return float(entropy(p, base=2)) if p.sum() > 0 else 0.0
 
 
 def mutual_information_bits(first: np.ndarray, second: np.ndarray) -> float:
-    """I(X; Y) in bits from paired samples of two discrete variables (plug-in estimate)."""
+    """I(X; Y) in bits from paired samples of two discrete variables (plug-in estimate,
+    scikit-learn's ``mutual_info_score`` in nats converted to bits)."""
     first, second = np.asarray(first), np.asarray(second)
     if first.shape != second.shape or first.size == 0:
         raise ValueError("mutual information needs two equally long, non-empty label arrays")
-    n = first.size
-    joint = Counter(zip(first.tolist(), second.tolist(), strict=True))
-    p_first = Counter(first.tolist())
-    p_second = Counter(second.tolist())
-    return float(sum(c / n * np.log2(c * n / (p_first[a] * p_second[b]))
-                     for (a, b), c in joint.items()))
+    return float(mutual_info_score(first, second) / np.log(2))
 
 
 @lru_cache(maxsize=256)
 def atom_fragment_labels(smiles: str, fragments: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     """One label per atom (explicit H, RDKit order): its fragments joined by '+', or 'none'."""
-    from rdkit import Chem
-
-    from gmdbench.chem.fragments import fragment_atom_labels
-    from gmdbench.chem.molecules import parse_smiles
-
     labels = fragment_atom_labels(smiles, dict(fragments))
     mol = Chem.AddHs(parse_smiles(smiles))
     result = []
@@ -106,9 +102,7 @@ def routing_metrics(network: torch.nn.Module, graphs: GraphSet, keys: list[dict]
     n_batches = -(-len(graphs) // batch_size)
     ig_stride = max(1, n_batches // max(1, -(-energy_share_frames // batch_size)))
     fragment_items = tuple(sorted(fragments.items()))
-    for start in range(0, len(graphs), batch_size):
-        index = np.arange(start, min(start + batch_size, len(graphs)))
-        batch = graphs.gather(index, dtype)
+    for number, (index, batch) in enumerate(graphs.batches(batch_size, dtype)):
         batch.positions.requires_grad_(True)
         weights = network(batch)["routing"]
         edge_load += weights.sum(0).cpu().numpy()
@@ -123,7 +117,7 @@ def routing_metrics(network: torch.nn.Module, graphs: GraphSet, keys: list[dict]
         labels.extend(batch_labels)
         edge_experts.append(w.argmax(-1))
         edge_labels.append(np.array(batch_labels)[batch.edge_index[0].cpu().numpy()])
-        if (start // batch_size) % ig_stride == 0:
+        if number % ig_stride == 0:
             ig += expert_energy_ig(network, batch)
             ig_frames += len(index)
     experts_all = np.concatenate(experts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from gmdbench.chem.molecules import embed_conformers
 from gmdbench.config import PresetConfig
 from gmdbench.reference.registry import ReferenceMethod, label_with_retries
 from gmdbench.tasks.spec import TaskSpec
@@ -32,7 +33,6 @@ def calls_per_trajectory(preset: PresetConfig) -> int:
 
 def estimate_cost(task: TaskSpec, preset: PresetConfig, method: ReferenceMethod) -> CostEstimate:
     """Time one reference call per molecule and scale by the calls its trajectories need."""
-    from gmdbench.chem.molecules import embed_conformers
 
     counts = preset.trajectories
     per_trajectory = calls_per_trajectory(preset)

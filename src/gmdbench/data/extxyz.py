@@ -42,14 +42,23 @@ def import_extxyz(path: str | Path, out: str | Path) -> DatasetStore:
         raise CorruptDatasetError(f"refusing to import into existing dataset {out}")
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
+    except FileNotFoundError as error:
+        raise CorruptDatasetError(f"extxyz file {path} does not exist") from error
     except (OSError, ValueError, IndexError, KeyError, StopIteration) as error:
-        raise CorruptDatasetError(f"extxyz file {path} is corrupt or truncated: {error}") from error
+        raise CorruptDatasetError(f"extxyz file {path} is corrupt or truncated: "
+                                  f"{' '.join(str(error).split())}") from error
     if not frames:
         raise CorruptDatasetError(f"extxyz file {path} holds no frames")
     for index, atoms in enumerate(frames):
         if atoms.calc is None or "energy" not in atoms.calc.results \
                 or "forces" not in atoms.calc.results:
             raise CorruptDatasetError(f"extxyz file {path}: frame {index} lacks energy or forces")
+        for name, values in (("energy", atoms.calc.results["energy"]),
+                             ("forces", atoms.calc.results["forces"]),
+                             ("positions", atoms.positions)):
+            if not np.all(np.isfinite(values)):
+                raise CorruptDatasetError(f"extxyz file {path}: frame {index} has non-finite "
+                                          f"{name} (NaN or inf); fix or drop that frame")
     store = DatasetStore(out, create=True)
     metadata = frames[0].info.pop(METADATA_KEY, None)
     store.metadata = json.loads(metadata) if metadata else {"imported_from": str(path)}

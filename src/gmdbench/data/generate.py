@@ -40,7 +40,7 @@ from gmdbench.data.sampling import (
     rattled_frame,
 )
 from gmdbench.data.store import DatasetStore
-from gmdbench.errors import DatasetMismatchError
+from gmdbench.errors import DatasetMismatchError, GmdError, LabelError
 from gmdbench.provenance import package_versions
 from gmdbench.reference.registry import ReferenceConfig, ReferenceMethod, resolve_reference
 from gmdbench.tasks.spec import TaskSpec
@@ -129,7 +129,7 @@ def compute_chunk(
     for index in indices:
         try:
             frame = compute_frame(plan, index, previous, sampler, reference)
-        except Exception as error:
+        except LabelError as error:  # the reference method failed on this frame (recorded)
             result.failure = (index, f"{type(error).__name__}: {error}")
             break
         result.frames.append((index, frame))
@@ -231,10 +231,11 @@ def prepare_store(out: Path, identity: dict[str, Any], method: ReferenceMethod,
             )
         return store
     elements = set().union(*(elements_of(m.smiles) for m in task.molecules()))
+    isolated = method.isolated_atom_energies(elements)
     store.metadata = {
         **identity,
         "level_of_theory": method.level_of_theory,
-        "isolated_atom_energies": method.isolated_atom_energies(elements),
+        "isolated_atom_energies": isolated,
         "versions": package_versions(_VERSIONED),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -261,7 +262,30 @@ def build_dataset(
     check_elements(task, method)
     plans = plan_trajectories(task, preset, seed)
     identity = dataset_identity(task, preset, reference, seed)
-    store = prepare_store(Path(out), identity, method, task)
+    new = not Path(out).exists()
+    try:
+        return _build(prepare_store(Path(out), identity, method, task), plans, preset, reference,
+                      workers, scheduler, on_progress, chunk_seconds, started)
+    except BaseException:
+        if new:  # a build that failed before storing anything leaves no empty dataset behind
+            _remove_if_empty(Path(out))
+        raise
+
+
+def _remove_if_empty(out: Path) -> None:
+    try:
+        store = DatasetStore(out)
+        empty = store.count() == 0 and not store.failures()
+    except GmdError:
+        return
+    if empty:
+        for path in (out, Path(f"{out}-wal"), Path(f"{out}-shm")):
+            path.unlink(missing_ok=True)
+
+
+def _build(store: DatasetStore, plans, preset: PresetConfig, reference: ReferenceConfig,
+           workers: int, scheduler: str | None, on_progress, chunk_seconds: float,
+           started: float) -> BuildReport:
     level = store.metadata["level_of_theory"]
     sampler = preset.sampler
     per_trajectory = sampler.frames_per_trajectory
@@ -319,10 +343,9 @@ def _run(client, store, pending, counts, failed, sampler, reference, level, repo
     for future in futures:
         plan, indices = context.pop(future.key)
         try:
+            # a reference failure comes back inside the result; anything raised here (a bug,
+            # a dead worker) stops the build: frames already written stay stored
             result = future.result()
-        except Exception as error:
-            result = ChunkResult(frames=[], failure=(indices[0], f"{type(error).__name__}: "
-                                                                 f"{error}"))
         finally:
             future.release()
         if plan.smiles not in numbers_of:

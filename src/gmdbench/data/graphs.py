@@ -8,7 +8,7 @@ its library's own convention in one place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -126,6 +126,15 @@ class GraphSet:
     @property
     def elements(self) -> list[int]:
         return sorted({int(z) for z in np.unique(self.numbers)})
+
+    def batches(self, batch_size: int, dtype: torch.dtype = torch.float32,
+                order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, Batch]]:
+        """(frame indices, Batch) of consecutive ``batch_size`` frames, in ``order`` (default:
+        stored order): the one batching loop of training, prediction and analysis."""
+        order = np.arange(len(self)) if order is None else np.asarray(order)
+        for start in range(0, len(order), batch_size):
+            index = order[start:start + batch_size]
+            yield index, self.gather(index, dtype=dtype)
 
     def gather(self, index: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32
                ) -> Batch:

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms, units
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
@@ -23,6 +23,7 @@ from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_mom
 
 from gmdbench.config import SamplerConfig
 from gmdbench.data.temperature import kinetic_temperature
+from gmdbench.errors import LabelError
 from gmdbench.reference.registry import ReferenceMethod, check_finite, label_with_retries
 
 
@@ -65,9 +66,10 @@ class ReferenceCalculator(Calculator):
                 energy = float(plain.get_potential_energy())
                 forces = np.array(plain.get_forces(), dtype=float)
                 check_finite(energy, forces)
-            # any failure of the warm calculator (SCF, non-finite output, library error) falls
-            # through to label_with_retries below, which records every attempt's reason
-            except Exception:  # recorded below by label_with_retries if it persists
+            # an SCF failure or non-finite output of the warm calculator falls through to
+            # label_with_retries below (fresh calculators, every attempt's reason recorded);
+            # any other exception is a bug and propagates
+            except (CalculationFailed, LabelError):
                 self._inner = None
             else:
                 self.results = {"energy": energy, "forces": forces}

@@ -23,7 +23,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.sqlite import SQLite3Database
 
 from gmdbench.data.temperature import kinetic_temperature
-from gmdbench.errors import CorruptDatasetError
+from gmdbench.errors import CorruptDatasetError, LabelError, StorageError
+from gmdbench.files import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +94,16 @@ class DatasetStore:
         elif not create:
             raise CorruptDatasetError(f"dataset {self.path} does not exist")
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise storage_error(error, self.path) from error
         self.db = _WalDatabase(str(self.path))
         try:
             with self.db.managed_connection() as connection:
                 connection.execute(_FAILURES_SCHEMA)
+        except sqlite3.OperationalError as error:
+            raise StorageError(f"cannot open dataset {self.path} for writing: {error}") from error
         except sqlite3.DatabaseError as error:
             raise CorruptDatasetError(f"dataset {self.path}: {error}") from error
 
@@ -126,13 +132,22 @@ class DatasetStore:
         cell: np.ndarray | None = None,
         pbc: np.ndarray | bool = False,
     ) -> int:
-        """Append one labelled frame in its own transaction; return its row id."""
+        """Append one labelled frame in its own transaction; return its row id. Non-finite labels
+        are refused (naming the frame): every label that reaches a store is a number."""
+        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+            raise LabelError(f"dataset {self.path}: refusing to store non-finite energy or forces "
+                             f"of trajectory {keys.get('trajectory_id')} frame {keys.get('frame')}")
         atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=pbc)
         if momenta is not None:
             atoms.set_momenta(momenta)
         atoms.calc = SinglePointCalculator(atoms, energy=float(energy), forces=np.asarray(forces))
-        row_id = self.db.write(atoms, key_value_pairs=dict(keys))
-        self._commit()
+        try:
+            row_id = self.db.write(atoms, key_value_pairs=dict(keys))
+            self._commit()
+        except sqlite3.OperationalError as error:  # full disk, read-only file system
+            raise StorageError(f"cannot write dataset {self.path}: {error}; the frames already "
+                               "stored are kept, free space and run the same command to resume"
+                               ) from error
         return row_id
 
     def record_failure(self, trajectory_id: str, frame: int, smiles: str, split: str,
@@ -261,3 +276,9 @@ class DatasetStore:
         atoms = row.toatoms(add_additional_information=False)
         atoms.info.update(row.key_value_pairs)
         return atoms
+
+
+def dataset_distance_path(data: str | Path) -> Path:
+    """Where a dataset's SOAP distance statistics are kept: beside it (written by the pipeline,
+    read by reports)."""
+    return Path(data).with_suffix(".distance.json")

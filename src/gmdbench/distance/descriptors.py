@@ -57,8 +57,7 @@ def model_descriptors(potential: torch.nn.Module, graphs: GraphSet, batch_size: 
     """A model's node features (``node_features`` of its forward) for every atom, float32."""
     potential.eval()
     chunks = []
-    for start in range(0, len(graphs), batch_size):
-        batch = graphs.gather(np.arange(start, min(start + batch_size, len(graphs))), dtype)
+    for _, batch in graphs.batches(batch_size, dtype):
         out = potential(batch)
         if out.get("node_features") is None:
             raise ValueError(f"model {potential.metadata.name} exposes no node features")

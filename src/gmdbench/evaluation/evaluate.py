@@ -10,6 +10,7 @@ import torch
 
 from gmdbench.data.graphs import GraphSet
 from gmdbench.evaluation.metrics import all_metrics
+from gmdbench.files import atomic_path
 from gmdbench.models.base import Potential
 
 ALL_MOLECULES = "all"
@@ -30,7 +31,9 @@ class Predictions:
     numbers: np.ndarray  # (N,)
 
     def save(self, path: Path) -> None:
-        np.savez_compressed(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.savez_compressed(stream, **{k: getattr(self, k)
+                                           for k in self.__dataclass_fields__})
 
     @classmethod
     def load(cls, path: Path) -> Predictions:
@@ -53,8 +56,7 @@ def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size
             dtype: torch.dtype = torch.float32) -> Predictions:
     potential.eval()
     energies, forces = [], []
-    for start in range(0, len(graphs), batch_size):
-        batch = graphs.gather(np.arange(start, min(start + batch_size, len(graphs))), dtype)
+    for _, batch in graphs.batches(batch_size, dtype):
         out = potential(batch)
         energies.append(out["energy"].detach().cpu().numpy())
         forces.append(out["forces"].detach().cpu().numpy())

@@ -6,7 +6,6 @@ this adapter is for evaluation, not training: its regimes are zero-shot and zero
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Literal
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmdbench.data.graphs import Batch
+from gmdbench.dotted import resolve_dotted
 from gmdbench.errors import GmdError, UnsupportedElementError
 from gmdbench.models.base import MLIP, ModelMetadata
 
@@ -28,12 +28,7 @@ class ASECalculatorConfig(BaseModel):
 
 
 def load_factory(spec: str):
-    module_name, _, attribute = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attribute)
-    except (ImportError, AttributeError) as error:
-        raise GmdError(f"cannot load ASE calculator factory {spec!r}: {error}") from error
+    return resolve_dotted(spec, "ASE calculator factory")
 
 
 class ASECalculatorAdapter(MLIP):

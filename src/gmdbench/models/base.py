@@ -10,12 +10,57 @@ one whatever the architecture.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from gmdbench.data.graphs import Batch
+from gmdbench.errors import UnsupportedElementError
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Torch's default dtype for the duration: some library code (e3nn, nequip, fairchem)
+    creates tensors in it, so float64 runs build and run their models inside this."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def isolation_box(positions: np.ndarray, cutoff: float) -> np.ndarray:
+    """A cubic cell larger than the atoms' extent plus two cutoffs (3 x 3, A): for models that
+    only take periodic input, a molecule in it never meets a periodic image of itself."""
+    positions = np.asarray(positions, dtype=float)
+    extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 0.0
+    return np.eye(3) * (extent + 2.0 * cutoff + 1.0)
+
+
+def element_index_table(elements: list[int]) -> torch.Tensor:
+    """(119,) long tensor: the position of each atomic number in ``elements``, -1 elsewhere
+    (register it as a buffer; :func:`species_indices` looks numbers up in it)."""
+    table = torch.full((119,), -1, dtype=torch.long)
+    table[sorted(int(z) for z in elements)] = torch.arange(len(elements))
+    return table
+
+
+def species_indices(table: torch.Tensor, numbers: torch.Tensor, model: str) -> torch.Tensor:
+    """Each atom's index in the model's element list; an element it was not built for is an
+    error naming both."""
+    species = table[numbers]
+    if bool((species < 0).any()):
+        covered = sorted(int(z) for z in torch.nonzero(table >= 0).flatten())
+        unknown = sorted({int(z) for z in numbers[species < 0]})
+        raise UnsupportedElementError(f"{model} was built for Z={covered}, not Z={unknown}")
+    return species
 
 
 class ModelMetadata(BaseModel):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from gmdbench.data.graphs import batch_from_atoms
-from gmdbench.models.base import Potential
+from gmdbench.models.base import Potential, default_dtype
 
 
 class MLIPCalculator(Calculator):
@@ -23,23 +22,11 @@ class MLIPCalculator(Calculator):
         self.potential = potential.to(dtype)
         self.potential.eval()
 
-    @classmethod
-    def from_run(cls, run_dir: str | Path, dtype: torch.dtype | None = None) -> MLIPCalculator:
-        from gmdbench.runner.executor import load_potential
-
-        potential = load_potential(Path(run_dir))
-        dtype = dtype or next(potential.parameters()).dtype
-        return cls(potential, dtype=dtype)
-
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        previous = torch.get_default_dtype()
-        torch.set_default_dtype(self.dtype)  # some library code allocates in the default dtype
-        try:
+        with default_dtype(self.dtype):  # some library code allocates in the default dtype
             batch = batch_from_atoms([self.atoms], self.potential.cutoff, dtype=self.dtype)
             out = self.potential(batch)
-        finally:
-            torch.set_default_dtype(previous)
         energy = float(out["energy"].detach()[0])
         self.results = {"energy": energy, "free_energy": energy,
                         "forces": out["forces"].detach().to(torch.float64).numpy()}

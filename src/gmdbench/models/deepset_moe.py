@@ -36,8 +36,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from gmdbench.data.graphs import Batch
-from gmdbench.errors import UnsupportedElementError
-from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces
+from gmdbench.models.base import (
+    MLIP,
+    ModelMetadata,
+    conservative_forces,
+    element_index_table,
+    species_indices,
+)
 
 Router = Literal["identity", "spatial", "learned"]
 Aggregation = Literal["sum", "mean", "attention", "none"]
@@ -135,9 +140,7 @@ class DeepSetMoE(MLIP):
         self.config = config
         self.cutoff = float(config.cutoff)
         self.elements = sorted(int(z) for z in elements)
-        index = torch.full((119,), -1, dtype=torch.long)
-        index[self.elements] = torch.arange(len(self.elements))
-        self.register_buffer("element_index", index)
+        self.register_buffer("element_index", element_index_table(self.elements))
         if config.router == "identity":
             self.num_experts = len(self.elements)
         elif config.router == "spatial":
@@ -166,11 +169,7 @@ class DeepSetMoE(MLIP):
 
     # -- routing ---------------------------------------------------------------------------
     def _species(self, batch: Batch) -> torch.Tensor:
-        species = self.element_index[batch.numbers]
-        if bool((species < 0).any()):
-            unknown = sorted({int(z) for z in batch.numbers[species < 0]})
-            raise UnsupportedElementError(
-                f"DeepSet-MoE was built for Z={self.elements}, not Z={unknown}")
+        species = species_indices(self.element_index, batch.numbers, "DeepSet-MoE")
         return species
 
     def route(self, edge_features: torch.Tensor, lengths: torch.Tensor, centre_species:

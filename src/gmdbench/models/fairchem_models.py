@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmdbench.data.graphs import Batch
-from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces
+from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces, isolation_box
 
 
 class SchNetConfig(BaseModel):
@@ -186,9 +186,8 @@ def _boxed(batch: Batch, cutoff: float) -> Batch:
     no_cell = batch.cell.abs().sum(dim=(1, 2)) == 0
     if not bool(no_cell.any()):
         return batch
-    positions = batch.positions.detach()
-    extent = float((positions.max(0).values - positions.min(0).values).max())
-    box = torch.eye(3, dtype=batch.cell.dtype) * (extent + 2 * cutoff + 1.0)
+    box = torch.as_tensor(isolation_box(batch.positions.detach().cpu().numpy(), cutoff),
+                          dtype=batch.cell.dtype, device=batch.cell.device)
     cell = torch.where(no_cell[:, None, None], box, batch.cell)
     pbc = batch.pbc | no_cell[:, None]
     return replace(batch, cell=cell, pbc=pbc)
@@ -274,7 +273,8 @@ def build_equiformer_v2(config: EquiformerV2Config, elements: list[int],
         ffn_hidden_channels=config.ffn_hidden_channels, lmax_list=[config.lmax],
         mmax_list=[config.mmax], edge_channels=config.edge_channels,
         num_distance_basis=config.num_distance_basis, alpha_drop=0.0, drop_path_rate=0.0,
-        avg_num_nodes=statistics.get("avg_num_nodes"),
+        # avg_num_nodes is left to fairchem's default (_AVG_NUM_NODES, OC20's 77.81): its
+        # energy head divides the summed node energies by it, a constant our scale absorbs
         avg_degree=statistics.get("avg_num_neighbors"))
     return _EquiformerV2Adapter(backbone, EqV2ScalarHead(backbone, "energy"),
                                 EqV2VectorHead(backbone, "forces"),

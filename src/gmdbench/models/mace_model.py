@@ -15,8 +15,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmdbench.data.graphs import Batch
-from gmdbench.errors import UnsupportedElementError
-from gmdbench.models.base import MLIP, ModelMetadata
+from gmdbench.models.base import MLIP, ModelMetadata, element_index_table, species_indices
 
 
 class MACEConfig(BaseModel):
@@ -43,9 +42,7 @@ class MACEAdapter(MLIP):
         self.metadata = ModelMetadata(name="mace", library="mace-torch",
                                       library_version=version("mace-torch"), conservative=True)
         self.elements = sorted(int(z) for z in elements)
-        index = torch.full((119,), -1, dtype=torch.long)
-        index[self.elements] = torch.arange(len(self.elements))
-        self.register_buffer("element_index", index)
+        self.register_buffer("element_index", element_index_table(self.elements))
         self.model = MACE(
             r_max=config.r_max,
             num_bessel=config.num_bessel,
@@ -69,11 +66,7 @@ class MACEAdapter(MLIP):
                              persistent=False)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        species = self.element_index[batch.numbers]
-        if bool((species < 0).any()):
-            missing = sorted({int(z) for z in batch.numbers[species < 0]})
-            raise UnsupportedElementError(
-                f"MACE model covers Z={self.elements}, not Z={missing}")
+        species = species_indices(self.element_index, batch.numbers, "MACE model")
         dtype = batch.positions.dtype
         node_attrs = torch.nn.functional.one_hot(species, len(self.elements)).to(dtype)
         centre = batch.edge_index[0]

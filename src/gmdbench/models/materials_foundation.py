@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gmdbench.data.graphs import Batch
 from gmdbench.errors import GmdError
-from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces
+from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces, isolation_box
 from gmdbench.models.foundation import refuse_uncovered_elements
 
 MPTRJ_LEVEL = "PBE/PBE+U, VASP (MPtrj)"
@@ -65,12 +65,6 @@ def load_sevennet(weights: str = "7net-0") -> tuple[torch.nn.Module, float]:
     return model, float(checkpoint.config[keys.CUTOFF])
 
 
-def _boxed_cell(positions: np.ndarray, cutoff: float) -> np.ndarray:
-    """A cubic cell larger than a molecule plus two cutoffs: no atom sees a periodic image."""
-    extent = float(np.ptp(positions, axis=0).max()) if len(positions) > 1 else 0.0
-    return np.eye(3) * (extent + 2.0 * cutoff + 1.0)
-
-
 class CHGNetAdapter(MLIP):
     """CHGNet on our batch, through its own pymatgen graph converter."""
 
@@ -96,7 +90,7 @@ class CHGNetAdapter(MLIP):
             xyz = positions[start:end]
             periodic = bool(batch.pbc[s].any())
             cell = batch.cell[s].detach().cpu().double().numpy() if periodic \
-                else _boxed_cell(xyz, self.cutoff)
+                else isolation_box(xyz, self.cutoff)
             structures.append(Structure(Lattice(cell), numbers[start:end], xyz,
                                         coords_are_cartesian=True))
         return structures

@@ -16,8 +16,7 @@ from ase.data import chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field
 
 from gmdbench.data.graphs import Batch
-from gmdbench.errors import UnsupportedElementError
-from gmdbench.models.base import MLIP, ModelMetadata
+from gmdbench.models.base import MLIP, ModelMetadata, element_index_table, species_indices
 
 
 class NequIPConfig(BaseModel):
@@ -48,9 +47,7 @@ class NequIPAdapter(MLIP):
                                       library_version=version("nequip"), conservative=True)
         self.elements = sorted(int(z) for z in elements)
         names = [chemical_symbols[z] for z in self.elements]
-        index = torch.full((119,), -1, dtype=torch.long)
-        index[self.elements] = torch.arange(len(self.elements))
-        self.register_buffer("type_index", index)
+        self.register_buffer("type_index", element_index_table(self.elements))
         dtype = "float64" if previous == torch.float64 else "float32"
         self.model = NequIPGNNModel(
             seed=seed, model_dtype=dtype, r_max=config.r_max, type_names=names,
@@ -62,11 +59,7 @@ class NequIPAdapter(MLIP):
             per_type_energy_scales=dict.fromkeys(names, 1.0))
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        types = self.type_index[batch.numbers]
-        if bool((types < 0).any()):
-            missing = sorted({int(z) for z in batch.numbers[types < 0]})
-            raise UnsupportedElementError(f"NequIP model covers Z={self.elements}, not "
-                                          f"Z={missing}")
+        types = species_indices(self.type_index, batch.numbers, "NequIP model")
         out = self.model({
             "pos": batch.positions, "edge_index": batch.edge_index, "atom_types": types,
             "batch": batch.batch, "num_atoms": batch.n_atoms, "edge_cell_shift": batch.shifts,

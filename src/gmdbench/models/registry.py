@@ -9,8 +9,32 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from gmdbench.config import format_validation_error
 from gmdbench.errors import GmdError
+from gmdbench.models.ase_calculator import ASECalculatorConfig, build_ase_calculator
 from gmdbench.models.base import MLIP
+from gmdbench.models.deepset_moe import DeepSetMoEConfig, build_deepset_moe
+from gmdbench.models.fairchem_models import (
+    DimeNetPPConfig,
+    EquiformerV2Config,
+    GemNetOCConfig,
+    PaiNNConfig,
+    SchNetConfig,
+    build_dimenetpp,
+    build_equiformer_v2,
+    build_gemnet_oc,
+    build_painn,
+    build_schnet,
+)
+from gmdbench.models.foundation import ANI1xConfig, build_ani1x
+from gmdbench.models.mace_model import MACEConfig, build_mace
+from gmdbench.models.materials_foundation import (
+    CHGNetConfig,
+    SevenNetConfig,
+    build_chgnet,
+    build_sevennet,
+)
+from gmdbench.models.nequip_model import NequIPConfig, build_nequip
 
 
 class UnknownModelError(GmdError):
@@ -33,30 +57,6 @@ class ModelSpec:
 
 
 def _builtin() -> dict[str, ModelSpec]:
-    from gmdbench.models.ase_calculator import ASECalculatorConfig, build_ase_calculator
-    from gmdbench.models.deepset_moe import DeepSetMoEConfig, build_deepset_moe
-    from gmdbench.models.fairchem_models import (
-        DimeNetPPConfig,
-        EquiformerV2Config,
-        GemNetOCConfig,
-        PaiNNConfig,
-        SchNetConfig,
-        build_dimenetpp,
-        build_equiformer_v2,
-        build_gemnet_oc,
-        build_painn,
-        build_schnet,
-    )
-    from gmdbench.models.foundation import ANI1xConfig, build_ani1x
-    from gmdbench.models.mace_model import MACEConfig, build_mace
-    from gmdbench.models.materials_foundation import (
-        CHGNetConfig,
-        SevenNetConfig,
-        build_chgnet,
-        build_sevennet,
-    )
-    from gmdbench.models.nequip_model import NequIPConfig, build_nequip
-
     return {
         "schnet": ModelSpec("schnet", SchNetConfig, build_schnet, "fairchem-core",
                             "SchNet (Schuett et al. 2017), fairchem's SchNetWrap"),
@@ -135,8 +135,6 @@ def model_config(name: str, overrides: dict[str, Any] | None = None,
         return models[name].config_class.model_validate({"name": name, **base,
                                                          **(overrides or {})})
     except ValidationError as error:
-        from gmdbench.config import format_validation_error
-
         raise GmdError(format_validation_error(error, f"config of model {name!r}")) from error
 
 

@@ -76,8 +76,8 @@ def stored_dataset(spec: StoredFrames, root: Path, out: Path, metadata: dict) ->
     """A dataset store of stored frames; rebuilt only when missing."""
     if out.exists():
         return out
-    frames = [a for name in spec.files for a in _read(_resolve(root, name))]
-    tests = [a for name in spec.test_files for a in _read(_resolve(root, name))]
+    frames = [a for name in spec.files for a in _read(resolve_data_file(root, name))]
+    tests = [a for name in spec.test_files for a in _read(resolve_data_file(root, name))]
     order = np.random.default_rng(spec.seed).permutation(len(frames))
     n_val = max(1, round(spec.val_fraction * len(frames)))
     n_id = max(1, round(spec.id_test_fraction * len(frames)))
@@ -152,13 +152,14 @@ def generated_dataset(spec: GeneratedFrames, system: Atoms, reference: Callable[
     return out
 
 
-def _resolve(root: Path | None, name: str) -> Path:
+def resolve_data_file(root: Path | None, name: str, what: str = "frames file") -> Path:
+    """A suite's data file: absolute, or relative to the suite's data root; it must exist."""
     path = Path(name)
     if not path.is_absolute():
         if root is None:
-            raise GmdError(f"frames file {name} is relative but no data root was given "
+            raise GmdError(f"{what} {name} is relative but no data root was given "
                            "(gmd probe run SUITE --data DIR)")
         path = root / path
     if not path.exists():
-        raise GmdError(f"frames file {path} does not exist")
+        raise GmdError(f"{what} {path} does not exist")
     return path

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from importlib import import_module
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,12 +21,15 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gmdbench.errors import GmdError, TaskSpecError
-from gmdbench.probes.data import GeneratedFrames, StoredFrames
+from gmdbench.config import ModelEntry, format_validation_error, load_yaml
+from gmdbench.dotted import resolve_dotted
+from gmdbench.errors import ConfigError, GmdError
+from gmdbench.files import write_text
+from gmdbench.probes.data import GeneratedFrames, StoredFrames, resolve_data_file
 from gmdbench.probes.md import MDSettings
 from gmdbench.probes.neb import NEBSettings
 from gmdbench.probes.sliding import SlidingSettings
-from gmdbench.training.trainer import TrainConfig
+from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 
 BUILTIN_SUITES = Path(__file__).parent / "builtin"
 
@@ -80,22 +82,6 @@ class SlidingSpec(BaseModel):
     settings: SlidingSettings
 
 
-class ProbeModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    regime: Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune",
-                    "fine-tune-head"] = "scratch"
-    options: dict[str, Any] = Field(default_factory=dict)
-    size: str | None = None
-    training: TrainConfig = TrainConfig()
-    seed: int = 0
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}-{self.regime}-s{self.seed}"
-
-
 class ProbeSuite(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -110,7 +96,7 @@ class ProbeSuite(BaseModel):
     sliding: SlidingSpec | None = None
     md: MDSettings | None = None
     equilibrium: bool = Field(True, description="energy and force errors on ood_test frames")
-    models: list[ProbeModel] = Field(default_factory=list)
+    models: list[ModelEntry] = Field(default_factory=list)
     reference_as_model: bool = Field(False, description="score the reference itself as a "
                                      "model too: a check that every error is 0")
     representations: bool = Field(True, description="CKA / PCA / t-SNE of the models' node "
@@ -135,29 +121,39 @@ def builtin_suite_names() -> list[str]:
 
 def load_suite(name_or_path: str | Path) -> tuple[ProbeSuite, Path]:
     """A suite by built-in name or path; also the folder its relative paths start from."""
-    from gmdbench.config import format_validation_error, load_yaml
-
     path = BUILTIN_SUITES / f"{name_or_path}.yaml"
     if not path.is_file():
         path = Path(name_or_path)
         if not path.is_file():
-            raise TaskSpecError(f"unknown probe suite {name_or_path!r}: built-in suites are "
-                                f"{', '.join(builtin_suite_names())}, or give a YAML path")
+            raise ConfigError(f"unknown probe suite {name_or_path!r}: built-in suites are "
+                              f"{', '.join(builtin_suite_names())}, or give a YAML path")
     try:
         return ProbeSuite.model_validate(load_yaml(path, "probe suite")), path.parent
     except ValidationError as error:
-        raise TaskSpecError(format_validation_error(error, f"probe suite {path}")) from error
+        raise ConfigError(format_validation_error(error, f"probe suite {path}")) from error
+
+
+def check_inputs(suite: ProbeSuite, root: Path | None) -> None:
+    """Every file and ``module:function`` a suite names, checked before any work (a missing
+    path file used to fail only after the MD and the training)."""
+    if isinstance(suite.training_data, StoredFrames):
+        for name in (*suite.training_data.files, *suite.training_data.test_files):
+            resolve_data_file(root, name)
+    systems = [suite.system] + ([suite.sliding.system] if suite.sliding else [])
+    for system in systems:
+        if system.builder:
+            resolve_dotted(system.builder, "system builder")
+        else:
+            resolve_data_file(root, system.file, "system file")
+    for spec in suite.paths:
+        if spec.file:
+            resolve_data_file(root, spec.file, f"path {spec.name!r} file")
+        else:
+            resolve_dotted(spec.endpoints, f"path {spec.name!r} endpoints")
 
 
 def call_dotted(dotted: str, *args, **kwargs):
-    module_name, _, attribute = dotted.partition(":")
-    if not attribute:
-        raise GmdError(f"{dotted!r} is not of the form package.module:function")
-    try:
-        function = getattr(import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise GmdError(f"cannot import {dotted}: {error}") from error
-    return function(*args, **kwargs)
+    return resolve_dotted(dotted, "function")(*args, **kwargs)
 
 
 def build_system(spec: SystemSpec, root: Path | None) -> Atoms:
@@ -192,9 +188,7 @@ class CachedJSON:
         if path.exists():
             return json.loads(path.read_text())
         value = compute()
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(value, indent=2))
-        partial.rename(path)
+        write_text(path, json.dumps(value, indent=2))
         return value
 
 
@@ -213,7 +207,5 @@ def path_energies(images: list[Atoms], key: str) -> np.ndarray:
 def reference_factory(suite: ProbeSuite) -> Callable[[], Calculator] | None:
     if suite.reference is None:
         return None
-    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
-
     method = resolve_reference(ReferenceConfig(name=suite.reference))
     return method.make_calculator

@@ -7,7 +7,6 @@ config so that Dask workers can rebuild its calculator where they run.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from functools import cached_property
@@ -15,12 +14,14 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import CalculationFailed, Calculator
 from ase.data import atomic_numbers, chemical_symbols
 from pydantic import BaseModel, ConfigDict, Field
 
+from gmdbench.dotted import resolve_dotted
 from gmdbench.errors import LabelError, ReferenceMethodError, UnsupportedElementError
 from gmdbench.reference.atomic_spin import unpaired_electrons
+from gmdbench.reference.pyscf_calculator import PySCFCalculator
 
 _XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 _XTB_RETRIES: list[dict[str, Any]] = [
@@ -190,6 +191,14 @@ class _PySCFMethod(ReferenceMethod):
                 "e.g. pyscf:b3lyp/def2-svp"
             )
         self.xc, self.basis = spec.split("/")
+        from pyscf.dft import libxc  # optional heavy library: only for PySCF references
+
+        try:
+            libxc.parse_xc(self.xc)
+        except (KeyError, ValueError) as error:
+            raise ReferenceMethodError(
+                f"reference {config.name!r}: unknown functional {self.xc!r} (LibXC names such "
+                "as b3lyp, pbe, pbe0, wb97x)") from error
 
     @property
     def level_of_theory(self) -> str:
@@ -218,8 +227,6 @@ class _PySCFMethod(ReferenceMethod):
         return [{"max_cycle": 300}]
 
     def _calculator(self, options: dict[str, Any]) -> Calculator:
-        from gmdbench.reference.pyscf_calculator import PySCFCalculator
-
         return PySCFCalculator(xc=self.xc, basis=self.basis, **options)
 
     def _atom_options(self, symbol: str) -> dict[str, Any]:
@@ -234,18 +241,7 @@ class _CustomMethod(ReferenceMethod):
 
     def __init__(self, config: ReferenceConfig):
         super().__init__(config)
-        module_name, _, attribute = config.name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ReferenceMethodError(
-                f"reference {config.name!r}: cannot import module {module_name!r} ({error})"
-            ) from error
-        if not hasattr(module, attribute):
-            raise ReferenceMethodError(
-                f"reference {config.name!r}: module {module_name!r} has no {attribute!r}"
-            )
-        self.factory = getattr(module, attribute)
+        self.factory = resolve_dotted(config.name, "reference", ReferenceMethodError)
 
     @cached_property
     def _probe(self) -> Calculator:
@@ -302,8 +298,11 @@ def label_with_retries(
         try:
             energy = float(probe.get_potential_energy())
             forces = np.array(probe.get_forces(), dtype=float)
-        except Exception as error:
-            reasons.append(f"{type(error).__name__}: {error}")
+        # only the method's own failures (ASE's CalculationFailed: tblite's and our PySCF
+        # calculator's SCF not converged) are retried and recorded; anything else is a bug or
+        # a broken installation and stops the build with its traceback
+        except CalculationFailed as error:
+            reasons.append(f"{type(error).__name__}: {one_line(str(error))}")
             continue
         try:
             check_finite(energy, forces)
@@ -312,6 +311,10 @@ def label_with_retries(
             continue
         return energy, forces
     raise LabelError("; ".join(reasons))
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def check_finite(energy: float, forces: np.ndarray) -> None:

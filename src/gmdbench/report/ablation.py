@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gmdbench.data.store import dataset_distance_path
 from gmdbench.report.tables import collect_rows
 from gmdbench.runner.results import ResultsStore
 
@@ -16,8 +17,6 @@ CLOSE_RATIO = 1.25
 
 
 def _dataset_distance(run: dict) -> dict | None:
-    from gmdbench.distance.analysis import dataset_distance_path
-
     config = Path(run["run_dir"]) / "config.json"
     if not config.exists():
         return None

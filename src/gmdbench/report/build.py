@@ -1,48 +1,49 @@
-"""``gmd report``: tables, a parity plot per (task, model, regime), DeepSet-MoE routing."""
+"""``gmd report``: tables, a parity plot per (task, model, regime), DeepSet-MoE routing, and the
+representations the pipeline saved. Reads the results store and saved files only."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from pathlib import Path
 
+from gmdbench.errors import GmdError
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.report.ablation import write_ablation
 from gmdbench.report.html import write_html
 from gmdbench.report.plots import parity_plot
 from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import write_tables
-from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.results import ResultsStore, model_label
 
 
-def write_representations(first_seed: dict[tuple[str, str, str], dict], out_dir: Path,
-                          frames_per_split: int = 10) -> list[Path]:
-    """Per task with two or more models: linear CKA of their node features on the same
-    id_test + ood_test atoms, and PCA/t-SNE silhouettes of ID vs OOD (representations.md)."""
-    import shutil
+def file_label(text: str) -> str:
+    """A model label as a file-name part: ``deepset_moe [spatial, sum, rho=identity]`` ->
+    ``deepset_moe-spatial-sum-rhoidentity``."""
+    return re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9_.]+", "-", text.replace("=", ""))).strip("-")
 
-    from gmdbench.analysis.representations import represent_runs
 
-    by_task: dict[str, list[dict]] = {}
-    for (task, _, _), run in sorted(first_seed.items()):
-        if run["model"] != "ase-calculator":  # an external calculator has no node features
-            by_task.setdefault(task, []).append(run)
+def write_representations(folder: Path, out_dir: Path) -> list[Path]:
+    """representations.md from the pipeline's ``<folder>/<task>/representations.json`` (and its
+    CKA and projection plots, copied beside the report)."""
+    saved = sorted(Path(folder).glob("*/representations.json"))
+    if not saved:
+        return []
     lines = ["# Representations\n",
              "Linear CKA between models' node features on the same atoms (first seed of each "
-             f"model; {frames_per_split} frames of id_test and of ood_test), and the silhouette "
-             "of ID vs OOD atoms in PCA and t-SNE projections of each model's standardised "
-             "features.\n"]
+             "model; frames of id_test and of ood_test), and the silhouette of ID vs OOD atoms "
+             "in PCA and t-SNE projections of each model's standardised features.\n"]
     written = []
-    for task, runs in by_task.items():
-        if len(runs) < 2 or len({run["dataset_hash"] for run in runs}) != 1:
-            continue
-        folder = out_dir / "representations" / task
-        summary = represent_runs([Path(run["run_dir"]) for run in runs], folder,
-                                 frames_per_split)
-        picture = out_dir / f"cka_{task}.png"
-        shutil.copyfile(folder / "cka.png", picture)
-        shutil.copyfile(folder / "projections.png", out_dir / f"projections_{task}.png")
-        written += [picture, out_dir / f"projections_{task}.png"]
-        lines += [f"## {task}\n", "| model | silhouette PCA | silhouette t-SNE |",
-                  "|---|---|---|"]
+    for path in saved:
+        task = path.parent.name
+        summary = json.loads(path.read_text())
+        for kind in ("cka", "projections"):
+            copy = out_dir / f"{kind}_{task}.png"
+            shutil.copyfile(path.parent / f"{kind}.png", copy)
+            written.append(copy)
+        lines += [f"## {task}\n", f"{summary.get('frames_per_split', '?')} frames per split.\n",
+                  "| model | silhouette PCA | silhouette t-SNE |", "|---|---|---|"]
         for name in summary["models"]:
             pca = summary["silhouette"].get(f"{name} pca")
             tsne = summary["silhouette"].get(f"{name} tsne")
@@ -50,26 +51,22 @@ def write_representations(first_seed: dict[tuple[str, str, str], dict], out_dir:
                          f"{'-' if tsne is None else f'{tsne:.2f}'} |")
         lines += ["", f"![CKA {task}](cka_{task}.png)", "",
                   f"![projections {task}](projections_{task}.png)", ""]
-    if not written:
-        return []
     (out_dir / "representations.md").write_text("\n".join(lines))
     return [out_dir / "representations.md", *written]
 
 
-def build_report(results_path: Path, out_dir: Path, representations: bool = True
-                 ) -> list[Path]:
+def build_report(results_path: Path, out_dir: Path,
+                 representations: Path | None = None) -> list[Path]:
+    """Every report file of a results store in ``out_dir``. ``representations``: the folder
+    where the pipeline saved them (default: ``representations/`` beside the store)."""
     results = ResultsStore(results_path)
     if not results.runs():
-        from gmdbench.errors import GmdError
-
         raise GmdError(f"results store {results_path} has no evaluated runs: run `gmd evaluate`")
+    out_dir = Path(out_dir)
     written = list(write_tables(results, out_dir))
     first_seed: dict[tuple[str, str, str], dict] = {}
     for run in results.runs():  # ordered by seed within (task, model, regime)
-        variant = run["model_metadata"].get("variant")
-        model = run["model"] + (f"-{variant.replace(', ', '-').replace('=', '')}"
-                                if variant else "")
-        first_seed.setdefault((run["task"], model, run["regime"]), run)
+        first_seed.setdefault((run["task"], file_label(model_label(run)), run["regime"]), run)
     for (task, model, regime), run in sorted(first_seed.items()):
         predictions = {split: Predictions.load(Path(run["run_dir"]) / f"predictions_{split}.npz")
                        for split in ("id_test", "ood_test")}
@@ -78,7 +75,7 @@ def build_report(results_path: Path, out_dir: Path, representations: bool = True
                                    out_dir / f"parity_{task}_{model}_{regime}.png"))
     written += write_routing(results, out_dir)
     written += write_ablation(results, out_dir)
-    if representations:
-        written += write_representations(first_seed, out_dir)
+    folder = representations or Path(results_path).parent / "representations"
+    written += write_representations(folder, out_dir)
     written.append(write_html(out_dir))
     return written

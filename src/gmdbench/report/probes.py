@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gmdbench.report.html import write_html
+
 
 def _f(value, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
@@ -147,6 +149,5 @@ def write_probe_report(results_path: Path, out_dir: Path) -> list[Path]:
                                     if p.name not in ("cka.png", "projections.png")]
     report = out_dir / "probes.md"
     report.write_text("\n".join(lines) + "\n")
-    from gmdbench.report.html import write_html
 
     return [report, *written, write_html(out_dir, f"gmd-bench probes: {summary['suite']}")]

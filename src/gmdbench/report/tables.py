@@ -24,7 +24,7 @@ import numpy as np
 
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.evaluation.metrics import energy_mae, energy_mae_per_atom
-from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.results import ResultsStore, model_label
 
 COLUMNS = [
     ("force_mae", "Forces MAE (eV/A)", 4),
@@ -95,11 +95,6 @@ def e0_label(run: dict[str, Any]) -> str:
     return kind
 
 
-def _model_label(run: dict[str, Any]) -> str:
-    variant = run["model_metadata"].get("variant")
-    return run["model"] + (f" [{variant}]" if variant else "")
-
-
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         flat: dict[str, Any] = {}
@@ -121,11 +116,11 @@ def collect_rows(results: ResultsStore) -> list[TableRow]:
         run = runs[record["run_id"]]
         metadata = run["model_metadata"]
         configuration = _configuration(run)
-        key = (run["task"], _model_label(run), run["regime"],
+        key = (run["task"], model_label(run), run["regime"],
                json.dumps(configuration, sort_keys=True))
         if key not in rows:
             rows[key] = TableRow(
-                run["task"], _model_label(run), run["regime"], bool(metadata["conservative"]),
+                run["task"], model_label(run), run["regime"], bool(metadata["conservative"]),
                 run["level_of_theory"] or "?",
                 metadata.get("level_of_theory") or "the data's (trained on it)",
                 e0=e0_label(run), dataset_hash=run["dataset_hash"], config=configuration,

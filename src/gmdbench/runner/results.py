@@ -13,7 +13,8 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from gmdbench.errors import CorruptDatasetError
+from gmdbench.errors import ResultsStoreError, StorageError
+from gmdbench.files import storage_error
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,15 +43,28 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 
+def model_label(run: dict[str, Any]) -> str:
+    """A run's model as tables and plots name it: its variant too where it has one
+    (DeepSet-MoE: router, aggregation, rho), so variants are never merged."""
+    variant = run["model_metadata"].get("variant")
+    return run["model"] + (f" [{variant}]" if variant else "")
+
+
 class ResultsStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise storage_error(error, self.path) from error
         try:
             with self._connect() as connection:
                 connection.executescript(_SCHEMA)
+        except sqlite3.OperationalError as error:
+            raise StorageError(f"cannot open results store {self.path}: {error}") from error
         except sqlite3.DatabaseError as error:
-            raise CorruptDatasetError(f"results store {self.path}: {error}") from error
+            raise ResultsStoreError(f"results store {self.path} is not a results store: {error}"
+                                    ) from error
 
     def _connect(self):
         return closing(sqlite3.connect(self.path, timeout=60))
@@ -64,6 +78,17 @@ class ResultsStore:
                 for split, per_molecule in metrics.items()
                 for molecule, values in per_molecule.items()
                 for name, value in values.items()]
+        try:
+            self._write(run_id, task, model, regime, seed, dataset_hash, level_of_theory,
+                        run_dir, config, model_metadata, versions, timings, training, rows)
+        except sqlite3.OperationalError as error:  # full disk, read-only: the store is intact
+            raise StorageError(f"cannot write results store {self.path}: {error}; the run "
+                               "directory keeps its predictions, run `gmd evaluate` again"
+                               ) from error
+
+    def _write(self, run_id, task, model, regime, seed, dataset_hash, level_of_theory,
+               run_dir, config, model_metadata, versions, timings, training, rows) -> None:
+        """One transaction: the run's old rows go and its new ones come, or nothing changes."""
         with self._connect() as connection, connection:
             connection.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             connection.execute(

@@ -13,43 +13,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from gmdbench.config import TrainConfig
 from gmdbench.data.graphs import GraphSet
-from gmdbench.models.base import Potential
+from gmdbench.errors import CheckpointError
+from gmdbench.files import load_state, load_torch, save_torch
+from gmdbench.models.base import DTYPES, Potential
 from gmdbench.training.losses import LOSSES
 
 log = logging.getLogger(__name__)
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-class TrainConfig(BaseModel):
-    """Training hyper-parameters; recorded with every run."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    epochs: int = Field(50, ge=1)
-    batch_size: int = Field(8, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    optimizer: Literal["adam", "adamw"] = "adamw"
-    weight_decay: float = Field(0.0, ge=0)
-    plateau_factor: float = Field(0.5, gt=0, lt=1)
-    plateau_patience: int = Field(5, ge=0)
-    min_learning_rate: float = Field(1e-6, ge=0)
-    ema_decay: float | None = Field(0.99, gt=0, lt=1)
-    gradient_clip: float | None = Field(10.0, gt=0)
-    energy_weight: float = Field(1.0, ge=0)
-    force_weight: float = Field(10.0, ge=0)
-    loss: Literal["mse", "mae_l2"] = "mse"
-    early_stopping_patience: int | None = Field(20, ge=1)
-    dtype: Literal["float32", "float64"] = "float32"
-    reference_energies: Literal["fit", "isolated"] = Field(
-        "isolated", description="E0 per element: the reference method's isolated atoms "
-        "(default) or a least-squares fit on train (flagged when rank-deficient)")
 
 
 class ExponentialMovingAverage:
@@ -101,10 +76,7 @@ def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig) -
     """Mean loss terms over a set (used for val): energy-per-atom and force MSE."""
     totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0}
     potential.eval()
-    order = np.arange(len(graphs))
-    for start in range(0, len(graphs), config.batch_size):
-        index = order[start:start + config.batch_size]
-        batch = graphs.gather(index, dtype=DTYPES[config.dtype])
+    for index, batch in graphs.batches(config.batch_size, DTYPES[config.dtype]):
         prediction = potential(batch)
         terms = LOSSES[config.loss](prediction, batch, config.energy_weight, config.force_weight)
         for key in totals:
@@ -130,6 +102,8 @@ def train(
         log.info("%s has no global energy: training on forces only", potential.metadata.name)
         config = config.model_copy(update={"energy_weight": 0.0})
     checkpoint_path, best_path = run_dir / "checkpoint.pt", run_dir / "best.pt"
+    for torn in run_dir.glob(".*.pt.*.tmp"):  # a write a kill interrupted: never renamed
+        torn.unlink()
     dtype = DTYPES[config.dtype]
     potential.to(dtype)
     parameters = [p for p in potential.parameters() if p.requires_grad]
@@ -143,12 +117,18 @@ def train(
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "bad_epochs": 0,
              "history": [], "seconds": 0.0}
     if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, weights_only=True)
-        potential.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        saved = load_torch(checkpoint_path)
+        try:
+            model_state, extra = saved["model"], (saved["optimizer"], saved["scheduler"],
+                                                  saved["ema"], saved["state"])
+        except (KeyError, TypeError) as error:
+            raise CheckpointError(f"checkpoint {checkpoint_path} is not a gmd-bench training "
+                                  "checkpoint; delete it to restart training") from error
+        load_state(potential, model_state, checkpoint_path)
+        optimizer.load_state_dict(extra[0])
+        scheduler.load_state_dict(extra[1])
         if ema is not None:
-            ema.load_state_dict(saved["ema"])
+            ema.load_state_dict(extra[2])
         state = saved["state"]
         log.info("resumed %s at epoch %d", run_dir, state["epoch"])
 
@@ -158,9 +138,7 @@ def train(
         potential.train()
         order = np.random.default_rng([seed, epoch]).permutation(len(train_set))
         running, seen = 0.0, 0
-        for start in range(0, len(order), config.batch_size):
-            index = order[start:start + config.batch_size]
-            batch = train_set.gather(index, dtype=dtype)
+        for index, batch in train_set.batches(config.batch_size, dtype, order):
             terms = LOSSES[config.loss](potential(batch), batch, config.energy_weight,
                                         config.force_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -176,7 +154,7 @@ def train(
             val = evaluate_loss(potential, val_set, config)
             improved = val["loss"] < state["best_val"]
             if improved:
-                torch.save(potential.state_dict(), best_path)
+                save_torch(potential.state_dict(), best_path)
         scheduler.step(val["loss"])
         record = {"epoch": epoch, "train_loss": running / seen, "val_loss": val["loss"],
                   "val_energy_mse": val["energy_mse"], "val_force_mse": val["force_mse"],
@@ -188,13 +166,13 @@ def train(
             state["bad_epochs"] += 1
         state["epoch"] = epoch + 1
         state["seconds"] += time.perf_counter() - started
-        torch.save({"model": potential.state_dict(), "optimizer": optimizer.state_dict(),
+        save_torch({"model": potential.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "ema": ema.state_dict() if ema is not None else {}, "state": state},
                    checkpoint_path)
         if on_epoch:
             on_epoch(epoch, record)
-    potential.load_state_dict(torch.load(best_path, weights_only=True))
+    load_state(potential, load_torch(best_path, "weights"), best_path)
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val"], "train_seconds": state["seconds"],
             "stopped_early": _stopped_early(state, config), "history": state["history"]}

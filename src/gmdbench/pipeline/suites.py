@@ -1,7 +1,10 @@
-"""Run a probe suite: training data, models through the harness, every probe, the report."""
+"""``gmd probe run``: a probe suite end to end: training data, models through the harness
+(cached runs), every probe with every model (each result cached as soon as it is computed), the
+report."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +14,14 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
+from gmdbench.files import write_text
+from gmdbench.models.base import DTYPES
+from gmdbench.models.calculator import MLIPCalculator
+from gmdbench.pipeline.representations import path_representations
+from gmdbench.pipeline.runs import train_and_evaluate
+from gmdbench.probes.data import GeneratedFrames, generated_dataset, stored_dataset
 from gmdbench.probes.equilibrium import equilibrium_errors
 from gmdbench.probes.md import md_stability
 from gmdbench.probes.neb import (
@@ -30,18 +40,21 @@ from gmdbench.probes.suite import (
     ProbeSuite,
     build_system,
     call_dotted,
+    check_inputs,
     path_energies,
     reference_factory,
     suite_hash,
 )
+from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+from gmdbench.report.probes import write_probe_report
+from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.runs import load_potential, read_run_config, run_config
 
 REFERENCE_LABEL = "reference"
 
 
 def _key(*parts) -> str:
     """A short hash of the settings a cached result depends on."""
-    import hashlib
-
     text = json.dumps([p.model_dump(mode="json") if hasattr(p, "model_dump") else p
                        for p in parts], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
@@ -54,8 +67,6 @@ def _say(on_event: Callable[[str], None] | None, message: str) -> None:
 
 def training_dataset(suite: ProbeSuite, root: Path | None, out: Path,
                      on_event: Callable[[str], None] | None = None) -> Path:
-    from gmdbench.probes.data import GeneratedFrames, generated_dataset, stored_dataset
-
     data = out / "data" / f"{suite.name}-{suite_hash(suite)}.db"
     data.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"probe_suite": suite.name, "training_data": suite.training_data.model_dump(),
@@ -64,8 +75,6 @@ def training_dataset(suite: ProbeSuite, root: Path | None, out: Path,
         reference = reference_factory(suite)
         system = build_system(suite.system, root)
         if suite.reference is not None:  # E0 of scratch models: the method's isolated atoms
-            from gmdbench.reference.registry import ReferenceConfig, resolve_reference
-
             metadata["isolated_atom_energies"] = resolve_reference(ReferenceConfig(
                 name=suite.reference)).isolated_atom_energies(set(system.get_chemical_symbols()))
         return generated_dataset(suite.training_data, system, reference, data, metadata,
@@ -76,35 +85,20 @@ def training_dataset(suite: ProbeSuite, root: Path | None, out: Path,
 def _level_of_theory(suite: ProbeSuite) -> str:
     if suite.reference is None:
         return "stored reference data"
-    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
-
     return resolve_reference(ReferenceConfig(name=suite.reference)).level_of_theory
 
 
 def train_models(suite: ProbeSuite, data: Path, out: Path,
                  on_event: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Each model x regime through the harness (cached by run hash), evaluated into results."""
-    from gmdbench.data.store import DatasetStore
-    from gmdbench.models.registry import model_config
-    from gmdbench.runner.executor import evaluate_run, train_run
-    from gmdbench.runner.matrix import RunConfig
-    from gmdbench.runner.results import ResultsStore
-
     results = ResultsStore(out / "results.db")
     dataset_hash = DatasetStore(data).content_hash()
-    run_dirs = {}
-    for entry in suite.models:
-        options = model_config(entry.name, entry.options, size=entry.size).model_dump(
-            exclude={"name"})
-        run = RunConfig(task=suite.name, model=entry.name, model_options=options,
-                        regime=entry.regime, training=entry.training, seed=entry.seed,
-                        dataset_hash=dataset_hash)
-        _say(on_event, f"{entry.regime} {entry.name} seed {entry.seed}")
-        run_dir = train_run(run, data, out / "runs")
-        if not (run_dir / "metrics.json").exists():
-            evaluate_run(run_dir, results)
-        run_dirs[entry.label] = run_dir
-    return run_dirs
+    planned = [(run_config(entry, suite.name, entry.seed, dataset_hash), data)
+               for entry in suite.models]
+    run_dirs = train_and_evaluate(planned, out / "runs", results, on_event=on_event,
+                                  reuse_evaluations=True)
+    return {entry.label: run_dirs[run.run_id]
+            for entry, (run, _) in zip(suite.models, planned, strict=True)}
 
 
 def reference_paths(suite: ProbeSuite, root: Path | None, out: Path
@@ -148,9 +142,6 @@ def reference_paths(suite: ProbeSuite, root: Path | None, out: Path
 
 def model_calculators(suite: ProbeSuite, run_dirs: dict[str, Path]
                       ) -> dict[str, Callable[[], Calculator]]:
-    from gmdbench.models.calculator import MLIPCalculator
-    from gmdbench.runner.executor import DTYPES, load_potential, read_run_config
-
     factories: dict[str, Callable[[], Calculator]] = {}
     for label, run_dir in run_dirs.items():
         potential = load_potential(run_dir)  # one model shared by the calculators of a probe
@@ -164,6 +155,7 @@ def model_calculators(suite: ProbeSuite, run_dirs: dict[str, Path]
 def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
               on_event: Callable[[str], None] | None = None) -> Path:
     """Everything a suite asks for; returns the path of ``probe_results.json``."""
+    check_inputs(suite, root)
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps(suite.model_dump(mode="json", by_alias=True),
                                                indent=2))
@@ -233,47 +225,15 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
                "runs": {label: str(path) for label, path in run_dirs.items()},
                "results": results, "representations": results_repr}
     path = out / "probe_results.json"
-    path.write_text(json.dumps(summary, indent=2))
-    from gmdbench.report.probes import write_probe_report
-
+    write_text(path, json.dumps(summary, indent=2))
     write_probe_report(path, out / "report")
     return path
 
 
 def _held_out_frames(data: Path) -> list[Atoms]:
-    from gmdbench.data.store import DatasetStore
-
     store = DatasetStore(data)
     frames = []
     for row in store.rows(split="ood_test"):
         atoms = store.to_atoms(row)
         frames.append(atoms)
     return frames
-
-
-def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path) -> dict:
-    """CKA and projections of every model's node features on the atoms of the path images,
-    labelled by path class."""
-    from gmdbench.analysis.representations import ProjectionSettings, compare_representations
-    from gmdbench.data.graphs import GraphSet
-    from gmdbench.distance.descriptors import model_descriptors
-    from gmdbench.runner.executor import (
-        DTYPES,
-        default_dtype,
-        graph_cutoff,
-        load_potential,
-        read_run_config,
-    )
-
-    images = [image for (path_images, _, _) in paths.values() for image in path_images]
-    labels = np.concatenate([[spec.path_class or spec.name] * sum(len(i) for i in path_images)
-                             for (path_images, _, spec) in paths.values()])
-    features = {}
-    for label, run_dir in run_dirs.items():
-        run, _ = read_run_config(run_dir)
-        dtype = DTYPES[run.training.dtype]
-        with default_dtype(dtype):
-            graphs = GraphSet(images, graph_cutoff(run))
-            features[label] = model_descriptors(load_potential(run_dir), graphs, dtype=dtype)
-    return compare_representations(features, labels, out, ProjectionSettings(perplexity=10.0),
-                                   "linear CKA on the path images' atoms")

@@ -1,0 +1,101 @@
+"""Run matrices: tasks x models x seeds on one preset and reference method, end to end.
+
+dataset (built or resumed) -> training and evaluation of every run (cached by run hash) ->
+dataset distances and representations where asked -> the report. Everything is cached, so the
+same command resumes an interrupted matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gmdbench.config import ModelEntry, format_validation_error, load_preset, load_yaml
+from gmdbench.data.generate import build_dataset
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import ConfigError, GmdError
+from gmdbench.pipeline.distances import write_dataset_distance
+from gmdbench.pipeline.representations import write_task_representations
+from gmdbench.pipeline.runs import Executor, train_and_evaluate
+from gmdbench.reference.registry import ReferenceConfig
+from gmdbench.report.build import build_report
+from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.runs import RunConfig, run_config
+from gmdbench.tasks.spec import load_task
+
+
+class MatrixConfig(BaseModel):
+    """An experiment matrix: tasks x models x seeds on one preset and reference method."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    tasks: list[str] = Field(min_length=1)
+    preset: str = "quick"
+    reference: str = "gfn2-xtb"
+    data_seed: int = Field(0, ge=0)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    models: list[ModelEntry] = Field(min_length=1)
+    distance_statistics: bool = Field(
+        False, description="compute each dataset's SOAP distances of id_test and ood_test "
+        "frames from its train split (written beside the dataset, shown by the report)")
+
+
+BUILTIN_MATRICES = Path(__file__).parent / "builtin"
+
+
+def builtin_matrix_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_MATRICES.glob("*.yaml"))
+
+
+def load_matrix(name_or_path: str) -> MatrixConfig:
+    path = BUILTIN_MATRICES / f"{name_or_path}.yaml"
+    if not path.is_file():
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ConfigError(f"unknown run {name_or_path!r}: built-in runs are "
+                              f"{', '.join(builtin_matrix_names())}, or give the path of a "
+                              "run YAML")
+    try:
+        return MatrixConfig.model_validate(load_yaml(path, "run"))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, f"run {path}")) from error
+
+
+def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
+               executor: Executor = "local", scheduler: str | None = None,
+               on_event: Callable[[str], None] | None = None) -> Path:
+    """Build each task's dataset, train and evaluate every (model, seed), write the report.
+
+    ``executor="local"`` trains runs one after another in this process; ``"dask"`` submits one
+    task per run to an embedded LocalCluster (``workers`` processes, one torch thread each) or
+    to ``scheduler``, whose workers must see ``out_dir`` (a shared filesystem), then evaluates
+    here. Everything is cached: datasets resume, finished runs are skipped, results replaced.
+    Returns the results store path.
+    """
+    say = on_event or (lambda message: None)
+    out_dir = Path(out_dir).resolve()
+    results = ResultsStore(out_dir / "results.db")
+    preset = load_preset(matrix.preset)
+    planned: list[tuple[RunConfig, Path]] = []
+    for task_name in matrix.tasks:
+        task = load_task(task_name)
+        data = out_dir / "datasets" / f"{task.name}-{preset.name}-seed{matrix.data_seed}.db"
+        say(f"dataset {task.name} ({preset.name}) -> {data}")
+        report = build_dataset(task, preset, ReferenceConfig(name=matrix.reference),
+                               matrix.data_seed, data, workers=workers, scheduler=scheduler)
+        if report.failures:
+            raise GmdError(f"dataset {data}: {len(report.failures)} frame(s) failed; see "
+                           f"`gmd data info {data}`")
+        dataset_hash = DatasetStore(data).content_hash()
+        if matrix.distance_statistics:
+            say(f"SOAP distances of {task.name}'s test frames -> "
+                f"{write_dataset_distance(data)}")
+        planned += [(run_config(entry, task.name, seed, dataset_hash), data)
+                    for entry in matrix.models for seed in matrix.seeds]
+    train_and_evaluate(planned, out_dir / "runs", results, executor, workers, scheduler, say)
+    write_task_representations(results, out_dir / "representations")
+    build_report(results.path, out_dir / "report")
+    return results.path

@@ -1,0 +1,224 @@
+"""What a run is and the files of its directory, one layer below every step that uses them.
+
+A run is (task, model, options, regime, training config, seed, dataset); its directory is named
+by the hash of its resolved config and the dataset hash, so running the same thing again is a
+cache hit and an interrupted run resumes in place. This module holds the run config, how a
+run's model is built (seeded, with its reference energies and scale) and rebuilt from its
+directory, and which graphs a step needs. Training and evaluation of a run are in
+``runner/executor.py``; orchestrating many runs is ``pipeline/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gmdbench.config import (
+    PRETRAINED_REGIMES,
+    ModelEntry,
+    Regime,
+    TrainConfig,
+    format_validation_error,
+    load_yaml,
+    one_line,
+)
+from gmdbench.data.graphs import GraphSet, graphset_from_store
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import ConfigError, GmdError
+from gmdbench.files import load_state, load_torch, write_text
+from gmdbench.models.base import DTYPES, Potential, default_dtype
+from gmdbench.models.calculator import MLIPCalculator
+from gmdbench.models.registry import build_model, model_config
+from gmdbench.training.reference_energies import (
+    composition_matrix,
+    fit_rank,
+    force_scale,
+    reference_energies,
+)
+
+
+class RunConfig(BaseModel):
+    """A run; its id is the hash of everything here (the device it ran on is not part of it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    model: str
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    training: TrainConfig = TrainConfig()
+    regime: Regime = "scratch"
+    seed: int = Field(0, ge=0)
+    dataset_hash: str
+
+    def resolved(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def run_id(self) -> str:
+        text = json.dumps(self.resolved(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def run_dir(self, runs_root: Path) -> Path:
+        return Path(runs_root) / f"{self.task}-{self.model}-s{self.seed}-{self.run_id}"
+
+
+class TrainFileConfig(BaseModel):
+    """The YAML given to ``gmd train --config``: model options and training settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: dict[str, Any] = Field(default_factory=dict)
+    training: TrainConfig = TrainConfig()
+
+
+BUILTIN_TRAINING = Path(__file__).parents[1] / "configs"
+
+
+def builtin_training_names() -> list[str]:
+    return sorted(p.stem.removeprefix("training_")
+                  for p in BUILTIN_TRAINING.glob("training_*.yaml"))
+
+
+def load_train_file(name_or_path: str | Path) -> TrainFileConfig:
+    """A ``gmd train --config`` file: a built-in name (``paper``) or the path of a YAML."""
+    path = BUILTIN_TRAINING / f"training_{name_or_path}.yaml"
+    if not path.is_file():
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ConfigError(f"unknown train config {str(name_or_path)!r}: built-in ones are "
+                              f"{', '.join(builtin_training_names())}, or give a YAML path")
+    try:
+        return TrainFileConfig.model_validate(load_yaml(path, "train config") or {})
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, f"train config {path}")) from error
+
+
+def run_config(entry: ModelEntry, task: str, seed: int, dataset_hash: str) -> RunConfig:
+    """The run of a matrix or suite entry: its model options resolved (size, defaults) so that
+    the run hash covers every value the model was built with."""
+    options = model_config(entry.name, entry.options, size=entry.size).model_dump(
+        exclude={"name"})
+    return RunConfig(task=task, model=entry.name, model_options=options, regime=entry.regime,
+                     training=entry.training, seed=seed, dataset_hash=dataset_hash)
+
+
+def load_splits(store: DatasetStore, cutoff: float, names: tuple[str, ...]
+                ) -> dict[str, tuple[GraphSet, list[dict]]]:
+    """Only the splits a step needs: training builds train and val graphs, evaluation the tests."""
+    splits = {}
+    for split in names:
+        graphs, keys = graphset_from_store(store, split, cutoff)
+        if len(graphs) == 0:
+            raise GmdError(f"dataset {store.path} has no frames in split {split!r}")
+        splits[split] = (graphs, keys)
+    return splits
+
+
+def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, float] | None,
+                    run_dir: Path) -> Potential:
+    """The model of a run, seeded, with reference energies and scale from the train split.
+
+    What the network's shape depends on (elements, neighbour statistics) is written to
+    ``model_build.json`` so that :func:`load_potential` can rebuild it without the dataset.
+    """
+    elements = train_set.elements
+    statistics = {"avg_num_neighbors": float(np.mean(train_set.n_edges / train_set.n_atoms))}
+    write_text(run_dir / "model_build.json", json.dumps(
+        {"elements": elements, "statistics": statistics}))
+    torch.manual_seed(run.seed)
+    network = build_model(model_config(run.model, run.model_options), elements, statistics)
+    pretrained = network.metadata.pretrained
+    if pretrained == (run.regime == "scratch"):
+        allowed = ", ".join(PRETRAINED_REGIMES) if pretrained else "scratch"
+        raise GmdError(f"model {run.model!r} cannot run regime {run.regime!r} "
+                       f"(its regimes: {allowed})")
+    if not pretrained:
+        energies = reference_energies(train_set, elements, run.training.reference_energies,
+                                      isolated)
+        return Potential(network, energies, scale=force_scale(train_set))
+    potential = Potential(network, {}, scale=1.0)
+    if run.regime != "zero-shot":
+        potential.atomic_energies.data = offsets_on_top(potential, train_set, elements)
+    if run.regime.startswith("fine-tune") and not any(True for _ in network.parameters()):
+        raise GmdError(f"model {run.model!r} has no weights to fine-tune; use zero-shot or "
+                       "zero-shot-refit")
+    if run.regime == "fine-tune-head":
+        head = {id(p) for p in network.head_parameters()}
+        for parameter in network.parameters():
+            parameter.requires_grad_(id(parameter) in head)
+    return potential
+
+
+def reference_energy_summary(run: RunConfig, potential: Potential, train_set: GraphSet
+                             ) -> dict[str, object]:
+    """Which E0 a run used, as its training summary (and so every report row) records it."""
+    if potential.metadata.pretrained:
+        kind = "model's own" if run.regime == "zero-shot" else "fitted offsets on the model"
+        return {"reference_energies_kind": kind, "reference_energies_rank_deficient": False}
+    kind = run.training.reference_energies
+    deficient = kind == "fit" and fit_rank(train_set, train_set.elements) < len(
+        train_set.elements)
+    return {"reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}
+
+
+def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int]
+                   ) -> torch.Tensor:
+    """Per-element energy offsets fitted (least squares) to train residuals of a pretrained model.
+
+    A pretrained model predicts total energies of its own level of theory; the offsets map them
+    onto the dataset's, which is what "zero-shot with refitted offsets" means in reports.
+    """
+    predicted = [potential(batch)["energy"].detach().cpu().numpy()
+                 for _, batch in train_set.batches(32, torch.get_default_dtype())]
+    residual = train_set.energy - np.concatenate(predicted)
+    solution, *_ = np.linalg.lstsq(composition_matrix(train_set, elements), residual, rcond=None)
+    table = torch.zeros(119, dtype=torch.float64)
+    table[elements] = torch.as_tensor(solution, dtype=torch.float64)
+    return table
+
+
+def read_run_config(run_dir: Path) -> tuple[RunConfig, dict]:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise GmdError(f"{run_dir} is not a run directory (no config.json)")
+    try:
+        config = json.loads(path.read_text())
+        run = RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"})
+    except (json.JSONDecodeError, ValidationError) as error:
+        raise GmdError(f"{path} is not a valid run config: {one_line(str(error))}") from error
+    return run, config
+
+
+def load_potential(run_dir: Path) -> Potential:
+    """The trained potential of a run (best weights on val), in the run's precision."""
+    run_dir = Path(run_dir)
+    run, _ = read_run_config(run_dir)
+    if not (run_dir / "best.pt").exists():
+        raise GmdError(f"run {run_dir} has no trained weights (best.pt)")
+    build = json.loads((run_dir / "model_build.json").read_text())
+    dtype = DTYPES[run.training.dtype]
+    with default_dtype(dtype):
+        torch.manual_seed(run.seed)
+        network = build_model(model_config(run.model, run.model_options), build["elements"],
+                              build["statistics"])
+        potential = Potential(network, {})
+        potential.to(dtype)
+        load_state(potential, load_torch(run_dir / "best.pt", "weights"), run_dir / "best.pt")
+    return potential
+
+
+def graph_cutoff(run: RunConfig) -> float:
+    config = model_config(run.model, run.model_options)
+    return float(getattr(config, "cutoff", None) or config.r_max)
+
+
+def run_calculator(run_dir: Path, dtype: torch.dtype | None = None) -> MLIPCalculator:
+    """The trained model of a run as an ASE calculator (its own precision by default)."""
+    potential = load_potential(run_dir)
+    return MLIPCalculator(potential, dtype=dtype or next(potential.parameters()).dtype)

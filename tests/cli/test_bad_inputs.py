@@ -1,0 +1,141 @@
+"""Bad input, as a new user types it: each gets one line on stderr naming it, and exit 2.
+
+The commands run in-process through ``gmdbench.cli.main`` (the console script's entry point),
+so the 40-odd cases cost one import, not one interpreter each.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from gmdbench.cli import main
+from tests_support import DATA
+
+TASK = str(DATA / "tiny_task.yaml")
+
+
+def _files(tmp: Path, tiny_dataset: Path) -> dict[str, str]:
+    """The files the cases name: a few broken on purpose."""
+    (tmp / "text.db").write_text("this is not a database\n")
+    (tmp / "bad_train.yaml").write_text("training: {epoks: 3}\n")
+    (tmp / "broken.yaml").write_text("name: [unclosed\n")
+    (tmp / "bad_matrix.yaml").write_text(f"name: m\ntasks: [{TASK}]\nmodelz: []\n")
+    (tmp / "nan.extxyz").write_text(
+        "2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=nan pbc=\"F F F\"\n"
+        "H 0 0 0 0 0 0\nH 0 0 0.74 0 0 0\n")
+    (tmp / "inf_forces.extxyz").write_text(
+        "2\nProperties=species:S:1:pos:R:3:forces:R:3 energy=-1.0 pbc=\"F F F\"\n"
+        "H 0 0 0 inf 0 0\nH 0 0 0.74 0 0 0\n")
+    (tmp / "missing_path_suite.yaml").write_text(
+        "name: s\nsystem: {builder: 'ase.build:bulk', options: {name: Cu, cubic: true}}\n"
+        "reference: emt\n"
+        "training_data: {trajectories: [train, val, id_test], frames_per_trajectory: 2}\n"
+        "paths:\n  - {name: p, file: no_such_path.extxyz, self_consistent: false}\n"
+        "models:\n  - {name: schnet, regime: scratch}\n")
+    (tmp / "run").mkdir()
+    return {"data": str(tiny_dataset), "tmp": str(tmp)}
+
+
+# (arguments, a string the one line must contain); {data} and {tmp} are filled in
+CASES = [
+    # usage errors: missing, unknown or malformed options
+    (["train", "--task", TASK, "--data", "{data}"], "--model"),
+    (["data", "info", "{data}", "--colour"], "--colour"),
+    (["data", "build", TASK, "--workers", "0"], "--workers"),
+    (["data", "build", TASK, "--seed", "1.5"], "1.5"),
+    (["data", "build", TASK, "--seed", "-3"], "-3"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--seed", "-1"], "-1"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--regime", "warm"],
+     "warm"),
+    (["distance", "{tmp}/run", "--k", "0"], "--k"),
+    (["distance", "{tmp}/run", "--bins", "0"], "--bins"),
+    (["distance", "{tmp}/run", "--descriptor", "soup"], "soup"),
+    (["representations", "{tmp}/run", "--perplexity", "0.5"], "0.5"),
+    (["representations", "{tmp}/run", "--frames", "0"], "--frames"),
+    (["run", "quick", "--executor", "spark"], "spark"),
+    (["run", "quick", "--workers", "-2"], "--workers"),
+    (["data", "export", "{data}", "--format", "pdb"], "pdb"),
+    (["tasks", "shoe", "x"], "shoe"),
+    # unknown names
+    (["tasks", "show", "chain_extention"], "chain_extention"),
+    (["data", "build", "fragment_duplicatoin"], "fragment_duplicatoin"),
+    (["data", "build", TASK, "--preset", "quik"], "quik"),
+    (["data", "build", TASK, "--reference", "gfn3-xtb"], "gfn3-xtb"),
+    (["data", "build", TASK, "--reference", "pyscf:b3lyp"], "pyscf:b3lyp"),
+    (["data", "build", TASK, "--reference", "pyscf:nofunctional/sto-3g", "--out",
+      "{tmp}/pyscf.db"], "nofunctional"),
+    (["data", "build", TASK, "--reference", "no_such_module:Calculator"], "no_such_module"),
+    (["run", "standrad"], "standrad"),
+    (["probe", "run", "cr_sb2te4"], "cr_sb2te4"),
+    (["train", "--task", TASK, "--model", "schnett", "--data", "{data}"], "schnett"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--size", "huge"],
+     "huge"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--config", "papr"],
+     "papr"),
+    # files that are missing, broken or of another kind
+    (["data", "info", "{tmp}/missing.db"], "missing.db"),
+    (["data", "info", "{tmp}/text.db"], "text.db"),
+    (["data", "export", "{tmp}/missing.db"], "missing.db"),
+    (["data", "import", "{tmp}/missing.extxyz", "--out", "{tmp}/x.db"], "missing.extxyz"),
+    (["data", "import", "{tmp}/nan.extxyz", "--out", "{tmp}/nan.db"], "frame 0"),
+    (["data", "import", "{tmp}/inf_forces.extxyz", "--out", "{tmp}/inf.db"], "non-finite forces"),
+    (["data", "build", "{tmp}/broken.yaml"], "broken.yaml"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{tmp}/missing.db"],
+     "missing.db"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--config",
+      "{tmp}/bad_train.yaml"], "epoks"),
+    (["train", "--task", "chain_extension", "--model", "schnet", "--data", "{data}"],
+     "tiny_alkanes"),
+    (["train", "--task", TASK, "--model", "ani1x", "--data", "{data}"], "scratch"),
+    (["evaluate", "{tmp}/no-run"], "no-run"),
+    (["distance", "{tmp}/no-run"], "no-run"),
+    (["report", "{tmp}/missing.db"], "missing.db"),
+    (["report", "{tmp}/text.db"], "text.db"),
+    (["run", "{tmp}/bad_matrix.yaml"], "modelz"),
+    (["probe", "run", "{tmp}/missing_path_suite.yaml"], "no_such_path.extxyz"),
+    # a place that cannot be written
+    (["data", "build", TASK, "--out", "/proc/gmd-bench/x.db"], "/proc/gmd-bench"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "named"), CASES, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else v)
+def test_bad_input_gives_one_line_naming_it_and_exit_2(arguments, named, tiny_dataset,
+                                                       tmp_path, capsys, monkeypatch):
+    files = _files(tmp_path, tiny_dataset)
+    argv = ["gmd", *(a.format(**files) for a in arguments)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert exit_info.value.code == 2, (argv, captured.err)
+    assert len(lines) == 1, (argv, captured.err)
+    assert lines[0].startswith("error: "), lines
+    assert named in lines[0], (named, lines[0])
+
+
+def test_a_failed_train_leaves_no_run_directory(tiny_dataset, tmp_path, capsys, monkeypatch):
+    """The model cannot run the regime: refused before training, and nothing half-made stays."""
+    runs = tmp_path / "runs"
+    monkeypatch.setattr(sys, "argv", ["gmd", "train", "--task", TASK, "--model", "schnet",
+                                      "--data", str(tiny_dataset), "--regime", "zero-shot",
+                                      "--runs", str(runs)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "cannot run regime 'zero-shot'" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_bad_pyscf_functional_leaves_no_empty_dataset(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "pyscf.db"
+    monkeypatch.setattr(sys, "argv", ["gmd", "data", "build", TASK, "--reference",
+                                      "pyscf:b3lyb/sto-3g", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main()
+    assert "unknown functional 'b3lyb'" in capsys.readouterr().err
+    assert not out.exists()

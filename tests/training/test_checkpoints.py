@@ -1,0 +1,99 @@
+"""Checkpoints: a kill during a write cannot tear them; a torn or foreign file is one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from gmdbench.config import TrainConfig
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import CheckpointError
+from gmdbench.runner.executor import train_run
+from gmdbench.runner.runs import RunConfig, load_potential
+
+OPTIONS = {"hidden_channels": 8, "num_filters": 8}
+
+
+def _run(tiny_dataset, model="schnet", epochs=3, options=OPTIONS) -> RunConfig:
+    return RunConfig(task="tiny_alkanes", model=model, model_options=options,
+                     training=TrainConfig(epochs=epochs, batch_size=4),
+                     dataset_hash=DatasetStore(tiny_dataset).content_hash())
+
+
+SLOW_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import torch
+    import gmdbench.files as files
+    from gmdbench.runner.executor import train_run
+    from gmdbench.runner.runs import RunConfig
+
+    real_save = torch.save
+    writes = []
+    def slow_save(obj, target):
+        real_save(obj, target)
+        data = Path(target).read_bytes()
+        if "checkpoint.pt" in Path(target).name:
+            writes.append(target)
+        if "checkpoint.pt" in Path(target).name and len(writes) == 2:  # epoch 1's
+            Path(target).write_bytes(data[: len(data) // 2])  # half written...
+            print("WRITING", flush=True)
+            time.sleep(60)                                     # ...when the kill comes
+            Path(target).write_bytes(data)
+    files.torch.save = slow_save
+    run = RunConfig.model_validate_json(sys.argv[1])
+    train_run(run, Path(sys.argv[2]), Path(sys.argv[3]))
+""")
+
+
+def test_kill_during_a_checkpoint_write_then_the_same_run_resumes(tiny_dataset, tmp_path):
+    run = _run(tiny_dataset)
+    child = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, run.model_dump_json(),
+                              str(tiny_dataset), str(tmp_path / "runs")],
+                             stdout=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 300
+    line = ""
+    while "WRITING" not in line and time.time() < deadline:
+        line = child.stdout.readline()
+        if not line and child.poll() is not None:
+            break
+    assert "WRITING" in line, "the child never reached a checkpoint write"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    run_dir = run.run_dir(tmp_path / "runs")
+    # epoch 0's checkpoint is whole (a plain torch.save would have left half of epoch 1's)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["state"]["epoch"] == 1
+    assert any(p.name.startswith(".checkpoint.pt") for p in run_dir.iterdir())  # torn temp
+    train_run(run, tiny_dataset, tmp_path / "runs")  # the same command: resumes, completes
+    assert (run_dir / "training.json").exists()
+    assert load_potential(run_dir) is not None
+
+
+def test_a_torn_checkpoint_is_one_line_naming_it(tiny_dataset, tmp_path):
+    run = _run(tiny_dataset, epochs=2)
+    run_dir = run.run_dir(tmp_path / "runs")
+    train_run(run, tiny_dataset, tmp_path / "runs")
+    (run_dir / "training.json").unlink()
+    data = (run_dir / "checkpoint.pt").read_bytes()
+    (run_dir / "checkpoint.pt").write_bytes(data[: len(data) // 3])  # torn by another tool
+    with pytest.raises(CheckpointError, match=r"checkpoint .*checkpoint\.pt is unreadable.*"
+                                              r"delete it"):
+        train_run(run.model_copy(), tiny_dataset, tmp_path / "runs")
+
+
+def test_weights_of_another_model_are_one_line_naming_the_file(tiny_dataset, tmp_path):
+    schnet = _run(tiny_dataset, epochs=1)
+    painn = _run(tiny_dataset, model="painn", epochs=1, options={"hidden_channels": 8})
+    schnet_dir = train_run(schnet, tiny_dataset, tmp_path / "runs")
+    painn_dir = train_run(painn, tiny_dataset, tmp_path / "runs")
+    (schnet_dir / "best.pt").write_bytes((painn_dir / "best.pt").read_bytes())
+    with pytest.raises(CheckpointError, match=r"best\.pt holds weights of another model") as e:
+        load_potential(schnet_dir)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 400
