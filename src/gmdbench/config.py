@@ -6,13 +6,15 @@ Strict (extra="forbid"): a misspelt key is an error naming the key, never silent
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gmdbench.errors import ConfigError, GmdError
 from gmdbench.reference.registry import ReferenceConfig
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
@@ -145,18 +147,24 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(problems)
 
 
-def load_preset(name_or_path: str) -> PresetConfig:
-    """A built-in preset by name, or a user's preset YAML by path."""
-    path = PRESET_DIR / f"{name_or_path}.yaml"
-    if name_or_path not in BUILTIN_PRESETS:
+def load_named(name_or_path: str | Path, folder: Path, pattern: str, model: type[M],
+               what: str) -> tuple[M, Path]:
+    """A built-in YAML by name (``folder / pattern.format(name)``) or a user's YAML by path,
+    validated as ``model``; also the path it came from. Errors name the input in one line."""
+    path = folder / pattern.format(name_or_path)
+    if not path.is_file():
         path = Path(name_or_path)
         if not path.is_file():
-            raise ConfigError(
-                f"unknown preset {name_or_path!r}: use {', '.join(BUILTIN_PRESETS)} "
-                "or the path of a preset YAML"
-            )
-    data = load_yaml(path, "preset")
+            prefix = pattern.split("{}")[0]
+            names = sorted(p.stem.removeprefix(prefix) for p in folder.glob(pattern.format("*")))
+            raise ConfigError(f"unknown {what} {str(name_or_path)!r}: built-in ones are "
+                              f"{', '.join(names)}, or give the path of a YAML")
     try:
-        return PresetConfig.model_validate(data)
+        return model.model_validate(load_yaml(path, what) or {}), path
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"preset {path}")) from error
+        raise ConfigError(format_validation_error(error, f"{what} {path}")) from error
+
+
+def load_preset(name_or_path: str) -> PresetConfig:
+    """A built-in preset by name, or a user's preset YAML by path."""
+    return load_named(name_or_path, PRESET_DIR, "{}.yaml", PresetConfig, "preset")[0]

@@ -61,3 +61,11 @@ class CheckpointError(GmdError):
 
 class StorageError(GmdError):
     """A file that cannot be written: read-only folder, full disk, missing permissions."""
+
+
+class DeviceError(GmdError):
+    """A device (``--device``, ``--gpus``) that this machine does not have, or a misspelt one."""
+
+
+class ClusterError(GmdError):
+    """A cluster that cannot be reached or configured (dask-cuda, dask-jobqueue, SLURM)."""

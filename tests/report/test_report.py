@@ -8,8 +8,12 @@ from gmdbench.report.build import build_report
 
 
 def test_table_has_a_row_per_model_read_back_from_the_store(trained_runs, tmp_path):
+    from gmdbench.pipeline.representations import write_task_representations
+
     results, run_dirs = trained_runs
-    written = build_report(results.path, tmp_path)
+    # the pipeline computes and saves the representations; the report renders them
+    write_task_representations(results, tmp_path / "representations")
+    written = build_report(results.path, tmp_path, tmp_path / "representations")
     rows = list(csv.DictReader((tmp_path / "table.csv").open()))
     assert sorted(row["model"] for row in rows) == ["E0 only", "mace", "schnet"]
     stored = {(r["model"], r["seed"], r["split"], r["metric"]): r["value"]

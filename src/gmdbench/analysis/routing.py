@@ -77,7 +77,8 @@ def expert_energy_ig(network: torch.nn.Module, batch: Batch, steps: int = 16) ->
     k = network.num_experts
     total = np.zeros(k)
     for alpha in (np.arange(steps) + 0.5) / steps:
-        scale = torch.full((k,), float(alpha), dtype=batch.positions.dtype, requires_grad=True)
+        scale = torch.full((k,), float(alpha), dtype=batch.positions.dtype,
+                           device=batch.positions.device, requires_grad=True)
         energy = network(batch, expert_scale=scale, compute_forces=False)["energy"]
         (gradient,) = torch.autograd.grad(energy.sum(), scale)
         total += gradient.detach().cpu().numpy() / steps
@@ -102,7 +103,8 @@ def routing_metrics(network: torch.nn.Module, graphs: GraphSet, keys: list[dict]
     n_batches = -(-len(graphs) // batch_size)
     ig_stride = max(1, n_batches // max(1, -(-energy_share_frames // batch_size)))
     fragment_items = tuple(sorted(fragments.items()))
-    for number, (index, batch) in enumerate(graphs.batches(batch_size, dtype)):
+    device = next(network.buffers()).device
+    for number, (index, batch) in enumerate(graphs.batches(batch_size, dtype, device=device)):
         batch.positions.requires_grad_(True)
         weights = network(batch)["routing"]
         edge_load += weights.sum(0).cpu().numpy()
@@ -169,7 +171,7 @@ def plot_atom_experts(network: torch.nn.Module, frames: dict[str, tuple[GraphSet
     figure, axes = plt.subplots(1, len(frames), figsize=(5.5 * len(frames), 4.8))
     axes = np.atleast_1d(axes)
     for axis, (title, (graphs, frame, smiles)) in zip(axes, frames.items(), strict=True):
-        batch = graphs.gather(np.array([frame]), dtype)
+        batch = graphs.gather(np.array([frame]), dtype, device=next(network.buffers()).device)
         batch.positions.requires_grad_(True)
         weights = network(batch)["routing"]
         expert = atom_routing(weights, batch.edge_index[0], batch.positions.shape[0]).argmax(-1)

@@ -128,17 +128,20 @@ class GraphSet:
         return sorted({int(z) for z in np.unique(self.numbers)})
 
     def batches(self, batch_size: int, dtype: torch.dtype = torch.float32,
-                order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, Batch]]:
-        """(frame indices, Batch) of consecutive ``batch_size`` frames, in ``order`` (default:
-        stored order): the one batching loop of training, prediction and analysis."""
+                order: np.ndarray | None = None, device: torch.device | str | None = None
+                ) -> Iterator[tuple[np.ndarray, Batch]]:
+        """(frame indices, Batch on ``device``) of consecutive ``batch_size`` frames, in
+        ``order`` (default: stored order): the one batching loop of training, prediction and
+        analysis."""
         order = np.arange(len(self)) if order is None else np.asarray(order)
         for start in range(0, len(order), batch_size):
             index = order[start:start + batch_size]
-            yield index, self.gather(index, dtype=dtype)
+            yield index, self.gather(index, dtype=dtype, device=device)
 
-    def gather(self, index: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32
-               ) -> Batch:
-        """The structures ``index`` as one Batch."""
+    def gather(self, index: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32,
+               device: torch.device | str | None = None) -> Batch:
+        """The structures ``index`` as one Batch, its tensors made on ``device`` (one copy from
+        host memory per tensor, none per structure)."""
         index = np.asarray(index, dtype=np.int64)
         n_atoms = self.n_atoms[index]
         n_edges = self.n_edges[index]
@@ -150,20 +153,20 @@ class GraphSet:
         batch = np.repeat(np.arange(len(index)), n_atoms)
 
         def tensor(array: np.ndarray, floating: bool = True) -> torch.Tensor:
-            return torch.as_tensor(array, dtype=dtype if floating else None)
+            return torch.as_tensor(array, dtype=dtype if floating else None, device=device)
 
         return Batch(
             positions=tensor(self.positions[atoms]),
-            numbers=torch.as_tensor(self.numbers[atoms]),
+            numbers=tensor(self.numbers[atoms], False),
             cell=tensor(self.cell[index]),
-            pbc=torch.as_tensor(self.pbc[index]),
-            edge_index=torch.as_tensor(self.edge_index[:, edges] + edge_offset),
+            pbc=tensor(self.pbc[index], False),
+            edge_index=tensor(self.edge_index[:, edges] + edge_offset, False),
             shifts=tensor(self.shifts[edges]),
-            batch=torch.as_tensor(batch),
-            n_atoms=torch.as_tensor(n_atoms),
+            batch=tensor(batch, False),
+            n_atoms=tensor(n_atoms, False),
             energy=None if self.energy is None else tensor(self.energy[index]),
             forces=None if self.forces is None else tensor(self.forces[atoms]),
-            frame_index=torch.as_tensor(index),
+            frame_index=tensor(index, False),
         )
 
 

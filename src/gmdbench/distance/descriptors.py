@@ -57,7 +57,8 @@ def model_descriptors(potential: torch.nn.Module, graphs: GraphSet, batch_size: 
     """A model's node features (``node_features`` of its forward) for every atom, float32."""
     potential.eval()
     chunks = []
-    for _, batch in graphs.batches(batch_size, dtype):
+    device = next(potential.buffers()).device  # wherever the model is, the batches go
+    for _, batch in graphs.batches(batch_size, dtype, device=device):
         out = potential(batch)
         if out.get("node_features") is None:
             raise ValueError(f"model {potential.metadata.name} exposes no node features")

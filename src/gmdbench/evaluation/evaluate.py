@@ -53,14 +53,19 @@ class Predictions:
 
 
 def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size: int = 32,
-            dtype: torch.dtype = torch.float32) -> Predictions:
+            dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+            ) -> Predictions:
+    """Energies and forces of every frame, batched on ``device`` (default: the potential's);
+    predictions are gathered on the device and copied to the host once."""
     potential.eval()
+    device = device or next(potential.buffers()).device
     energies, forces = [], []
-    for _, batch in graphs.batches(batch_size, dtype):
+    for _, batch in graphs.batches(batch_size, dtype, device=device):
         out = potential(batch)
-        energies.append(out["energy"].detach().cpu().numpy())
-        forces.append(out["forces"].detach().cpu().numpy())
-    energy = np.concatenate(energies).astype(np.float64)
+        energies.append(out["energy"].detach())
+        forces.append(out["forces"].detach())
+    energy = torch.cat(energies).cpu().numpy().astype(np.float64)
+    forces_all = torch.cat(forces).cpu().numpy().astype(np.float64)
     if not potential.metadata.energy_defined:  # forces-only model: no energy to score
         energy = np.full_like(energy, np.nan)
     return Predictions(
@@ -70,7 +75,7 @@ def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size
         n_atoms=graphs.n_atoms.copy(),
         energy=energy,
         energy_reference=graphs.energy.copy(),
-        forces=np.concatenate(forces).astype(np.float64),
+        forces=forces_all,
         forces_reference=graphs.forces.copy(),
         numbers=graphs.numbers.copy(),
     )

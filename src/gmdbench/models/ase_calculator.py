@@ -50,20 +50,24 @@ class ASECalculatorAdapter(MLIP):
         from ase import Atoms
 
         energies, forces = [], []
-        ptr = np.concatenate([[0], np.cumsum(batch.n_atoms.numpy())])
-        positions = batch.positions.detach().to(torch.float64).numpy()
-        numbers = batch.numbers.numpy()
+        # an ASE calculator runs on the host: one copy there, results copied back once
+        ptr = np.concatenate([[0], np.cumsum(batch.n_atoms.cpu().numpy())])
+        positions = batch.positions.detach().to(torch.float64).cpu().numpy()
+        numbers = batch.numbers.cpu().numpy()
+        cells, pbcs = batch.cell.detach().cpu().numpy(), batch.pbc.cpu().numpy()
         for k in range(batch.n_structures):
             atoms = Atoms(numbers=numbers[ptr[k]:ptr[k + 1]],
                           positions=positions[ptr[k]:ptr[k + 1]],
-                          cell=batch.cell[k].detach().numpy(), pbc=batch.pbc[k].numpy())
+                          cell=cells[k], pbc=pbcs[k])
             atoms.calc = self.calculator
             energies.append(atoms.get_potential_energy())
             forces.append(atoms.get_forces())
         dtype = batch.positions.dtype
-        return {"energy": torch.tensor(energies, dtype=torch.float64),
-                "forces": torch.as_tensor(np.concatenate(forces), dtype=dtype),
-                "node_features": torch.zeros((batch.positions.shape[0], 0), dtype=dtype)}
+        device = batch.positions.device
+        return {"energy": torch.tensor(energies, dtype=torch.float64, device=device),
+                "forces": torch.as_tensor(np.concatenate(forces), dtype=dtype, device=device),
+                "node_features": torch.zeros((batch.positions.shape[0], 0), dtype=dtype,
+                                             device=device)}
 
 
 def build_ase_calculator(config: ASECalculatorConfig, elements: list[int],

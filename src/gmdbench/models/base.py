@@ -9,6 +9,7 @@ one whatever the architecture.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from gmdbench.data.graphs import Batch
-from gmdbench.errors import UnsupportedElementError
+from gmdbench.errors import DeviceError, UnsupportedElementError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -34,6 +35,31 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(previous)
+
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def resolve_device(spec: str | torch.device | None) -> torch.device:
+    """``auto`` (a GPU when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
+    a GPU that is not there is one line saying so, before any work."""
+    spec = "auto" if spec is None else str(spec)
+    if not DEVICE_PATTERN.match(spec):
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeviceError(f"device {spec!r} requested but torch {torch.__version__} "
+                              f"({build}) sees no CUDA GPU on this machine; use --device cpu "
+                              "or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {spec!r} requested but this machine has {count} CUDA "
+                              f"GPU(s) (cuda:0..cuda:{count - 1})")
+    return device
 
 
 def isolation_box(positions: np.ndarray, cutoff: float) -> np.ndarray:

@@ -24,9 +24,10 @@ class MLIPCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        device = next(self.potential.buffers()).device  # wherever the model was put
         with default_dtype(self.dtype):  # some library code allocates in the default dtype
             batch = batch_from_atoms([self.atoms], self.potential.cutoff, dtype=self.dtype)
-            out = self.potential(batch)
+            out = self.potential(batch.to(device=device))
         energy = float(out["energy"].detach()[0])
         self.results = {"energy": energy, "free_energy": energy,
-                        "forces": out["forces"].detach().to(torch.float64).numpy()}
+                        "forces": out["forces"].detach().to(torch.float64).cpu().numpy()}

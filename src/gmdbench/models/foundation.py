@@ -69,9 +69,10 @@ class ANI1xAdapter(MLIP):
     def _padded(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         counts = batch.n_atoms
         start = torch.cumsum(counts, 0) - counts
-        slot = torch.arange(batch.positions.shape[0]) - start[batch.batch]
+        slot = torch.arange(batch.positions.shape[0], device=counts.device) - start[batch.batch]
         width = int(counts.max())
-        species = torch.full((batch.n_structures, width), -1, dtype=torch.long)
+        species = torch.full((batch.n_structures, width), -1, dtype=torch.long,
+                             device=counts.device)
         species[batch.batch, slot] = batch.numbers
         coordinates = batch.positions.new_zeros((batch.n_structures, width, 3))
         coordinates = coordinates.index_put((batch.batch, slot), batch.positions)
@@ -80,7 +81,8 @@ class ANI1xAdapter(MLIP):
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         from torchani.units import hartree2ev
 
-        outside = ~torch.isin(batch.numbers, torch.tensor(ANI1X_ELEMENTS))
+        outside = ~torch.isin(batch.numbers, torch.tensor(ANI1X_ELEMENTS,
+                                                          device=batch.numbers.device))
         if bool(outside.any()):
             missing = sorted({int(z) for z in batch.numbers[outside]})
             raise UnsupportedElementError(f"ANI-1x covers H, C, N, O only, not Z={missing}")

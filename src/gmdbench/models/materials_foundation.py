@@ -99,7 +99,8 @@ class CHGNetAdapter(MLIP):
         if next(self.model.parameters()).dtype != torch.float32:
             raise GmdError("CHGNet runs in float32 only (its graph converter builds float32 "
                            "tensors); set training.dtype: float32")
-        graphs = [self.model.graph_converter(structure)
+        device = next(self.model.parameters()).device  # its converter builds graphs on the host
+        graphs = [self.model.graph_converter(structure).to(device)
                   for structure in self._structures(batch)]
         out = self.model(graphs, task="ef", return_atom_feas=True)
         dtype = batch.positions.dtype

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from gmdbench.config import ModelEntry, format_validation_error, load_preset, load_yaml
+from gmdbench.config import ModelEntry, load_named, load_preset
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.store import DatasetStore
-from gmdbench.errors import ConfigError, GmdError
+from gmdbench.errors import GmdError
 from gmdbench.pipeline.distances import write_dataset_distance
 from gmdbench.pipeline.representations import write_task_representations
 from gmdbench.pipeline.runs import Executor, train_and_evaluate
@@ -46,22 +46,9 @@ class MatrixConfig(BaseModel):
 BUILTIN_MATRICES = Path(__file__).parent / "builtin"
 
 
-def builtin_matrix_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_MATRICES.glob("*.yaml"))
-
-
 def load_matrix(name_or_path: str) -> MatrixConfig:
-    path = BUILTIN_MATRICES / f"{name_or_path}.yaml"
-    if not path.is_file():
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ConfigError(f"unknown run {name_or_path!r}: built-in runs are "
-                              f"{', '.join(builtin_matrix_names())}, or give the path of a "
-                              "run YAML")
-    try:
-        return MatrixConfig.model_validate(load_yaml(path, "run"))
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"run {path}")) from error
+    """A built-in run matrix by name (quick, standard, ...) or a run YAML by path."""
+    return load_named(name_or_path, BUILTIN_MATRICES, "{}.yaml", MatrixConfig, "run")[0]
 
 
 def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,

@@ -19,11 +19,11 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gmdbench.config import ModelEntry, format_validation_error, load_yaml
+from gmdbench.config import ModelEntry, load_named
 from gmdbench.dotted import resolve_dotted
-from gmdbench.errors import ConfigError, GmdError
+from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.probes.data import GeneratedFrames, StoredFrames, resolve_data_file
 from gmdbench.probes.md import MDSettings
@@ -121,16 +121,8 @@ def builtin_suite_names() -> list[str]:
 
 def load_suite(name_or_path: str | Path) -> tuple[ProbeSuite, Path]:
     """A suite by built-in name or path; also the folder its relative paths start from."""
-    path = BUILTIN_SUITES / f"{name_or_path}.yaml"
-    if not path.is_file():
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ConfigError(f"unknown probe suite {name_or_path!r}: built-in suites are "
-                              f"{', '.join(builtin_suite_names())}, or give a YAML path")
-    try:
-        return ProbeSuite.model_validate(load_yaml(path, "probe suite")), path.parent
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"probe suite {path}")) from error
+    suite, path = load_named(name_or_path, BUILTIN_SUITES, "{}.yaml", ProbeSuite, "probe suite")
+    return suite, path.parent
 
 
 def check_inputs(suite: ProbeSuite, root: Path | None) -> None:

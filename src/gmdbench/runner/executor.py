@@ -20,7 +20,7 @@ from gmdbench.data.store import DatasetStore
 from gmdbench.errors import DatasetMismatchError, GmdError
 from gmdbench.evaluation.evaluate import metrics_per_molecule, predict
 from gmdbench.files import save_torch, write_text
-from gmdbench.models.base import DTYPES, Potential, default_dtype
+from gmdbench.models.base import DTYPES, Potential, default_dtype, resolve_device
 from gmdbench.provenance import package_versions
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import (
@@ -41,8 +41,12 @@ _VERSIONED = ("gmd-bench", "torch", "fairchem-core", "mace-torch", "nequip", "to
 
 
 def train_run(run: RunConfig, data: Path, runs_root: Path,
-              on_epoch: Callable[[int, dict], None] | None = None) -> Path:
-    """Train (or resume, or skip if done) a run; return its directory."""
+              on_epoch: Callable[[int, dict], None] | None = None,
+              device: str | torch.device = "cpu") -> Path:
+    """Train (or resume, or skip if done) a run on ``device``; return its directory. The
+    device is recorded in ``training.json`` but is not part of the run's hash: a run trained
+    on a GPU and the same run on a CPU are one run (resuming on another device is allowed)."""
+    device = resolve_device(device)
     store = DatasetStore(data)
     _check_dataset(store, run, f"run {run.run_id}")
     run_dir = run.run_dir(runs_root)
@@ -51,7 +55,7 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
         return run_dir
     created = not run_dir.exists()
     try:
-        return _train(run, store, run_dir, on_epoch)
+        return _train(run, store, run_dir, on_epoch, device)
     except BaseException:
         # a run that failed before its first epoch finished leaves nothing behind
         if created and not (run_dir / "checkpoint.pt").exists():
@@ -69,7 +73,7 @@ def _check_dataset(store: DatasetStore, run: RunConfig, who: str) -> None:
 
 
 def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
-           on_epoch: Callable[[int, dict], None] | None) -> Path:
+           on_epoch: Callable[[int, dict], None] | None, device: torch.device) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.json", json.dumps(
         {**run.resolved(), "dataset_path": str(Path(store.path).resolve())}, indent=2))
@@ -78,7 +82,8 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
     with default_dtype(dtype):
         splits = load_splits(store, graph_cutoff(run), ("train", "val"))
         potential = build_potential(run, splits["train"][0],
-                                    store.metadata.get("isolated_atom_energies"), run_dir)
+                                    store.metadata.get("isolated_atom_energies"), run_dir,
+                                    device)
         started = time.perf_counter()
         if run.regime.startswith("zero-shot"):
             potential.to(dtype)
@@ -87,8 +92,9 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
                        "train_seconds": 0.0, "stopped_early": False, "history": []}
         else:
             summary = train(potential, splits["train"][0], splits["val"][0], run.training,
-                            run.seed, run_dir, on_epoch)
+                            run.seed, run_dir, on_epoch, device)
     summary["wall_seconds"] = time.perf_counter() - started
+    summary["device"] = _device_name(device)
     summary.update(reference_energy_summary(run, potential, splits["train"][0]))
     summary["reference_energies"] = {str(z): float(e) for z, e in zip(
         range(119), potential.atomic_energies.tolist(), strict=True) if e != 0.0}
@@ -100,8 +106,19 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
     return run_dir
 
 
-def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
-    """Predict id_test and ood_test with the best weights; record metrics in ``results``."""
+def _device_name(device: torch.device) -> str:
+    """The device as a run records it: ``cuda:0 (NVIDIA H200)`` or ``cpu``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return str(device)
+
+
+def evaluate_run(run_dir: Path, results: ResultsStore,
+                 device: str | torch.device = "cpu") -> dict:
+    """Predict id_test and ood_test with the best weights on ``device``; record metrics (and
+    the device) in ``results``."""
+    device = resolve_device(device)
     run, config = read_run_config(run_dir)
     summary_path = run_dir / "training.json"
     if not summary_path.exists():
@@ -112,7 +129,7 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
     dtype = DTYPES[run.training.dtype]
     started = time.perf_counter()
     metrics = {}
-    potential = load_potential(run_dir)
+    potential = load_potential(run_dir).to(device)
     with default_dtype(dtype):
         splits = load_splits(store, graph_cutoff(run), EVALUATED_SPLITS)
         for split in EVALUATED_SPLITS:
@@ -123,7 +140,9 @@ def evaluate_run(run_dir: Path, results: ResultsStore) -> dict:
         if hasattr(potential.network, "route"):  # a mixture of experts: routing metrics too
             _record_routing(potential, splits, store, run_dir, metrics, dtype)
     timings = {"train_seconds": summary["train_seconds"],
-               "evaluate_seconds": time.perf_counter() - started}
+               "evaluate_seconds": time.perf_counter() - started,
+               "train_device": summary.get("device", "cpu"),
+               "evaluate_device": _device_name(device)}
     results.record_run(
         run_id=run.run_id, task=run.task, model=run.model, regime=run.regime, seed=run.seed,
         dataset_hash=run.dataset_hash, level_of_theory=store.metadata.get("level_of_theory"),

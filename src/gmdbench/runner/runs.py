@@ -24,13 +24,12 @@ from gmdbench.config import (
     ModelEntry,
     Regime,
     TrainConfig,
-    format_validation_error,
-    load_yaml,
+    load_named,
     one_line,
 )
 from gmdbench.data.graphs import GraphSet, graphset_from_store
 from gmdbench.data.store import DatasetStore
-from gmdbench.errors import ConfigError, GmdError
+from gmdbench.errors import GmdError
 from gmdbench.files import load_state, load_torch, write_text
 from gmdbench.models.base import DTYPES, Potential, default_dtype
 from gmdbench.models.calculator import MLIPCalculator
@@ -80,23 +79,10 @@ class TrainFileConfig(BaseModel):
 BUILTIN_TRAINING = Path(__file__).parents[1] / "configs"
 
 
-def builtin_training_names() -> list[str]:
-    return sorted(p.stem.removeprefix("training_")
-                  for p in BUILTIN_TRAINING.glob("training_*.yaml"))
-
-
 def load_train_file(name_or_path: str | Path) -> TrainFileConfig:
     """A ``gmd train --config`` file: a built-in name (``paper``) or the path of a YAML."""
-    path = BUILTIN_TRAINING / f"training_{name_or_path}.yaml"
-    if not path.is_file():
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise ConfigError(f"unknown train config {str(name_or_path)!r}: built-in ones are "
-                              f"{', '.join(builtin_training_names())}, or give a YAML path")
-    try:
-        return TrainFileConfig.model_validate(load_yaml(path, "train config") or {})
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"train config {path}")) from error
+    return load_named(name_or_path, BUILTIN_TRAINING, "training_{}.yaml", TrainFileConfig,
+                      "train config")[0]
 
 
 def run_config(entry: ModelEntry, task: str, seed: int, dataset_hash: str) -> RunConfig:
@@ -121,7 +107,7 @@ def load_splits(store: DatasetStore, cutoff: float, names: tuple[str, ...]
 
 
 def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, float] | None,
-                    run_dir: Path) -> Potential:
+                    run_dir: Path, device: torch.device | str = "cpu") -> Potential:
     """The model of a run, seeded, with reference energies and scale from the train split.
 
     What the network's shape depends on (elements, neighbour statistics) is written to
@@ -141,8 +127,8 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
     if not pretrained:
         energies = reference_energies(train_set, elements, run.training.reference_energies,
                                       isolated)
-        return Potential(network, energies, scale=force_scale(train_set))
-    potential = Potential(network, {}, scale=1.0)
+        return Potential(network, energies, scale=force_scale(train_set)).to(device)
+    potential = Potential(network, {}, scale=1.0).to(device)
     if run.regime != "zero-shot":
         potential.atomic_energies.data = offsets_on_top(potential, train_set, elements)
     if run.regime.startswith("fine-tune") and not any(True for _ in network.parameters()):
@@ -174,12 +160,13 @@ def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int
     A pretrained model predicts total energies of its own level of theory; the offsets map them
     onto the dataset's, which is what "zero-shot with refitted offsets" means in reports.
     """
+    device = next(potential.buffers()).device
     predicted = [potential(batch)["energy"].detach().cpu().numpy()
-                 for _, batch in train_set.batches(32, torch.get_default_dtype())]
+                 for _, batch in train_set.batches(32, torch.get_default_dtype(), device=device)]
     residual = train_set.energy - np.concatenate(predicted)
     solution, *_ = np.linalg.lstsq(composition_matrix(train_set, elements), residual, rcond=None)
-    table = torch.zeros(119, dtype=torch.float64)
-    table[elements] = torch.as_tensor(solution, dtype=torch.float64)
+    table = torch.zeros(119, dtype=torch.float64, device=device)
+    table[elements] = torch.as_tensor(solution, dtype=torch.float64, device=device)
     return table
 
 

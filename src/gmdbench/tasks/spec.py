@@ -137,7 +137,7 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
                 f"unknown task {str(name_or_path)!r}: built-in tasks are "
                 f"{', '.join(builtin_task_names())}; or give the path of a task YAML"
             )
-    data = load_yaml(path, "task")
+    data = load_yaml(path, "task", TaskSpecError)
     if not isinstance(data, dict):
         raise TaskSpecError(f"task {path}: expected a mapping at the top level")
     try:

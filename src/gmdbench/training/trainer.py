@@ -72,16 +72,19 @@ class ExponentialMovingAverage:
         self.updates = int(state["updates"])
 
 
-def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig) -> dict[str, float]:
+def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig,
+                  device: torch.device | None = None) -> dict[str, float]:
     """Mean loss terms over a set (used for val): energy-per-atom and force MSE."""
-    totals = {"loss": 0.0, "energy_mse": 0.0, "force_mse": 0.0}
+    keys = ("loss", "energy_mse", "force_mse")
     potential.eval()
-    for index, batch in graphs.batches(config.batch_size, DTYPES[config.dtype]):
+    device = device or next(potential.buffers()).device
+    totals = torch.zeros(len(keys), dtype=torch.float64, device=device)  # summed on the device
+    for index, batch in graphs.batches(config.batch_size, DTYPES[config.dtype], device=device):
         prediction = potential(batch)
         terms = LOSSES[config.loss](prediction, batch, config.energy_weight, config.force_weight)
-        for key in totals:
-            totals[key] += float(terms[key].detach()) * len(index)
-    return {key: value / len(graphs) for key, value in totals.items()}
+        totals += torch.stack([terms[key].detach().to(torch.float64) for key in keys]) \
+            * len(index)
+    return dict(zip(keys, (totals / len(graphs)).tolist(), strict=True))  # one copy to host
 
 
 def train(
@@ -92,6 +95,7 @@ def train(
     seed: int,
     run_dir: Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """Fit ``potential`` (resuming from ``run_dir/checkpoint.pt``); return the training summary.
 
@@ -105,7 +109,8 @@ def train(
     for torn in run_dir.glob(".*.pt.*.tmp"):  # a write a kill interrupted: never renamed
         torn.unlink()
     dtype = DTYPES[config.dtype]
-    potential.to(dtype)
+    device = torch.device(device)
+    potential.to(device=device, dtype=dtype)  # model, E0 and scale (E0 stays float64)
     parameters = [p for p in potential.parameters() if p.requires_grad]
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(parameters, lr=config.learning_rate,
@@ -137,8 +142,10 @@ def train(
         epoch = state["epoch"]
         potential.train()
         order = np.random.default_rng([seed, epoch]).permutation(len(train_set))
-        running, seen = 0.0, 0
-        for index, batch in train_set.batches(config.batch_size, dtype, order):
+        # the running loss stays on the device: no host synchronisation per step
+        running = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
+        for index, batch in train_set.batches(config.batch_size, dtype, order, device):
             terms = LOSSES[config.loss](potential(batch), batch, config.energy_weight,
                                         config.force_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -148,15 +155,15 @@ def train(
             optimizer.step()
             if ema is not None:
                 ema.update()
-            running += float(terms["loss"].detach()) * len(index)
+            running += terms["loss"].detach().to(torch.float64) * len(index)
             seen += len(index)
         with ema.applied() if ema is not None else _nothing():
-            val = evaluate_loss(potential, val_set, config)
+            val = evaluate_loss(potential, val_set, config, device)
             improved = val["loss"] < state["best_val"]
             if improved:
                 save_torch(potential.state_dict(), best_path)
         scheduler.step(val["loss"])
-        record = {"epoch": epoch, "train_loss": running / seen, "val_loss": val["loss"],
+        record = {"epoch": epoch, "train_loss": float(running) / seen, "val_loss": val["loss"],
                   "val_energy_mse": val["energy_mse"], "val_force_mse": val["force_mse"],
                   "learning_rate": optimizer.param_groups[0]["lr"]}
         state["history"].append(record)
