@@ -29,7 +29,14 @@ from gmdbench.data.store import DatasetStore
 from gmdbench.distance.manifold import ManifoldSettings
 from gmdbench.errors import GmdError
 from gmdbench.files import storage_error
+from gmdbench.models.base import resolve_device
 from gmdbench.models.registry import model_config, model_sizes, registered_models
+from gmdbench.pipeline.clusters import (
+    ClusterSpec,
+    load_slurm_config,
+    slurm_available,
+    slurm_job_script,
+)
 from gmdbench.pipeline.distances import distance_for_run
 from gmdbench.pipeline.matrix import load_matrix, run_matrix
 from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
@@ -78,6 +85,14 @@ class Executor(StrEnum):
 
 
 Seed = Annotated[int, typer.Option(min=0, help="seed of every random step (>= 0)")]
+DeviceOption = Annotated[str, typer.Option(
+    help="auto (a GPU when there is one), cpu, cuda or cuda:N")]
+DeviceOverride = Annotated[str | None, typer.Option(
+    "--device", help="auto, cpu, cuda or cuda:N (default: the YAML's device, itself auto)")]
+
+
+class ClusterKind(StrEnum):
+    slurm = "slurm"
 @tasks_app.command("list")
 def tasks_list() -> None:
     """Built-in tasks with their molecule counts."""
@@ -241,8 +256,10 @@ def train_command(
         help="model size from configs/models: small (default where defined) | paper")] = None,
     regime: Annotated[Regime, typer.Option(help="how the model is trained")] = Regime.scratch,
     runs: Annotated[Path, typer.Option(help="folder of run directories")] = Path("runs"),
+    device: DeviceOption = "auto",
 ) -> None:
     """Train a model from scratch on a dataset's train split (val for checkpoint choice)."""
+    device = str(resolve_device(device))
 
     store = DatasetStore(data)
     built_for = store.metadata.get("task", {}).get("name")
@@ -264,7 +281,7 @@ def train_command(
         def on_epoch(epoch: int, record: dict) -> None:
             progress.update(bar, completed=epoch + 1, val=f"{record['val_loss']:.4g}")
 
-        run_dir = train_run(run, data, runs, on_epoch)
+        run_dir = train_run(run, data, runs, on_epoch, device=device)
     console.print(f"run: {run_dir}")
 
 
@@ -294,10 +311,12 @@ def evaluate_command(
     run: Annotated[Path, typer.Argument(help="run directory printed by `gmd train`")],
     results: Annotated[Path, typer.Option(help="results store (SQLite)")] = Path(
         "results/results.db"),
+    device: DeviceOption = "auto",
 ) -> None:
     """Predict id_test and ood_test with the run's best weights; record the metrics."""
+    device = str(resolve_device(device))
 
-    metrics = evaluate_run(run, ResultsStore(results))
+    metrics = evaluate_run(run, ResultsStore(results), device)
     table = Table("split", "force MAE", "cosine", "F mag. MAE", "energy MAE", "E/atom MAE")
     for split, per_molecule in metrics.items():
         m = per_molecule["all"]
@@ -316,14 +335,18 @@ def distance_command(
     k: Annotated[int, typer.Option(min=1, help="k-th nearest training environment")] = 1,
     bins: Annotated[int, typer.Option(min=1, help="distance bins (quantiles)")] = 12,
     out: Annotated[Path | None, typer.Option(help="output folder (default RUN/distance)")] = None,
+    device: Annotated[str, typer.Option(
+        help="where the model computes its features (--descriptor model): auto, cpu, "
+             "cuda[:N]")] = "auto",
 ) -> None:
     """Distance of each test frame from the training manifold, against its force error."""
+    device = str(resolve_device(device))
 
     if not (run / "config.json").exists():
         raise GmdError(f"{run} is not a run directory (no config.json)")
     with console.status("computing descriptors and nearest neighbours"):
         summary = distance_for_run(run, descriptor.value, ManifoldSettings(k=k), bins=bins,
-                                   out_dir=out)
+                                   out_dir=out, device=device)
     table = Table("split", "median distance", "p90", "max")
     for split, stats in summary["splits"].items():
         table.add_row(split, f"{stats['max']['median']:.2f}", f"{stats['max']['p90']:.2f}",
@@ -344,12 +367,14 @@ def representations_command(
     seed: Annotated[int, typer.Option(min=0, help="seed of the sampling, PCA and t-SNE")] = 0,
     perplexity: Annotated[float, typer.Option(
         min=1.0, help="t-SNE perplexity (>= 1; capped below the number of atoms)")] = 30.0,
+    device: DeviceOption = "auto",
 ) -> None:
     """Linear CKA between models' node features, PCA and t-SNE with ID-vs-OOD silhouettes."""
 
     with console.status("node features, CKA, PCA and t-SNE"):
         summary = represent_runs(runs, out, frames,
-                                 ProjectionSettings(seed=seed, perplexity=perplexity))
+                                 ProjectionSettings(seed=seed, perplexity=perplexity),
+                                 device=str(resolve_device(device)))
     table = Table("model", *[str(k) for k in range(len(summary["models"]))])
     for name, row in zip(summary["models"], summary["cka"], strict=True):
         table.add_row(name, *[f"{v:.2f}" for v in row])
@@ -376,8 +401,11 @@ def probe_run(
         help="folder the suite's relative data files are taken from (default: the YAML's "
              "folder for your own suites)")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    device: DeviceOverride = None,
 ) -> None:
     """Train the suite's models (cached), run every probe (resumable), write the report."""
+    if device is not None:
+        resolve_device(device)
 
     spec, folder = load_suite(suite)
     root = data if data is not None else (None if folder == BUILTIN_SUITES else folder)
@@ -385,7 +413,8 @@ def probe_run(
         raise GmdError(f"data folder {data} does not exist")
     out = out or Path("results") / "probes" / spec.name
     results = run_suite(spec, root, out,
-                        on_event=lambda message: console.print(message, markup=False))
+                        on_event=lambda message: console.print(message, markup=False),
+                        device=device)
     console.print((out / "report" / "probes.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {results}; report: {out / 'report'}")
 
@@ -427,19 +456,62 @@ def run_command(
         help="local: runs one after another here; dask: one Dask task per run")] = Executor.local,
     scheduler: Annotated[str | None, typer.Option(
         help="address of an existing Dask scheduler (shared filesystem needed)")] = None,
+    device: DeviceOverride = None,
+    gpus: Annotated[int | None, typer.Option(
+        min=1, help="with --executor dask: one worker per GPU (dask-cuda LocalCUDACluster)")
+    ] = None,
+    cluster: Annotated[ClusterKind | None, typer.Option(
+        help="with --executor dask: workers as SLURM jobs (dask-jobqueue SLURMCluster)")
+    ] = None,
+    cluster_config: Annotated[Path | None, typer.Option(
+        help="YAML of the SLURM jobs' resources (cores, memory, walltime, gpus_per_job, "
+             "queue, account, job_directives, job_script_prologue)")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="print the SLURM job script that would be submitted, and stop")
+    ] = False,
 ) -> None:
     """Dataset, training, evaluation and report in one cached, resumable command."""
 
 
     matrix = load_matrix(name)
+    spec = _cluster_spec(executor, gpus, cluster, cluster_config, scheduler)
+    if spec is not None and spec.kind == "slurm" and (dry_run or not slurm_available()):
+        console.print(slurm_job_script(spec.slurm), markup=False, highlight=False)
+        jobs = min(len(matrix.tasks) * len(matrix.models) * len(matrix.seeds),
+                   spec.slurm.max_jobs)
+        reason = "--dry-run" if dry_run else "no sbatch on this machine's PATH"
+        console.print(f"dry run ({reason}): nothing submitted; {jobs} such job(s) would serve "
+                      f"{len(matrix.tasks) * len(matrix.models) * len(matrix.seeds)} runs")
+        return
     out = out or Path("results") / matrix.name
     started = time.perf_counter()
     results = run_matrix(matrix, out, workers=workers, executor=executor.value,
-                         scheduler=scheduler,
+                         scheduler=scheduler, device=device, cluster=spec,
                          on_event=lambda message: console.print(message, markup=False))
     console.print((out / "report" / "table.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {results}; report: {out / 'report'}; "
                   f"{time.perf_counter() - started:.0f} s")
+
+
+def _cluster_spec(executor: Executor, gpus: int | None, cluster: ClusterKind | None,
+                  cluster_config: Path | None, scheduler: str | None) -> ClusterSpec | None:
+    """The cluster asked for on the command line, checked for consistency before any work."""
+    if gpus is None and cluster is None:
+        if cluster_config is not None:
+            raise GmdError("--cluster-config needs --cluster slurm")
+        return None
+    if executor != Executor.dask:
+        raise GmdError("--gpus and --cluster need --executor dask")
+    if gpus is not None and cluster is not None:
+        raise GmdError("give --gpus (one machine's GPUs) or --cluster slurm, not both")
+    if scheduler is not None:
+        raise GmdError("--scheduler names an existing cluster: drop --gpus / --cluster")
+    if gpus is not None:
+        return ClusterSpec(kind="gpus", gpus=gpus)
+    if cluster_config is None:
+        raise GmdError("--cluster slurm needs --cluster-config FILE (cores, memory, walltime, "
+                       "...)")
+    return ClusterSpec(kind="slurm", slurm=load_slurm_config(cluster_config))
 
 
 def _fail(message: str, code: int = 2) -> None:

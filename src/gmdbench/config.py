@@ -21,6 +21,8 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEVICE_DESCRIPTION = ("auto (a GPU when there is one), cpu, cuda or cuda:N; recorded with "
+                      "each run, not part of its hash")
 Regime = Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune", "fine-tune-head"]
 REGIMES: tuple[str, ...] = Regime.__args__
 PRETRAINED_REGIMES = tuple(r for r in REGIMES if r != "scratch")
@@ -66,6 +68,37 @@ class ModelEntry(StrictModel):
     @property
     def label(self) -> str:
         return f"{self.name}-{self.regime}-s{self.seed}"
+
+
+class SlurmClusterConfig(StrictModel):
+    """``--cluster-config`` for ``--cluster slurm``: what each SLURM job (one Dask worker
+    process per job by default) asks for; handed to dask-jobqueue's ``SLURMCluster``."""
+
+    cores: int = Field(ge=1, description="CPU cores per job")
+    memory: str = Field(pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+                        description="memory per job, e.g. 32GB")
+    walltime: str = Field("04:00:00", pattern=r"^(\d+-)?\d{1,2}:\d{2}:\d{2}$",
+                          description="[D-]HH:MM:SS per job")
+    gpus_per_job: int = Field(0, ge=0, le=1, description="1: each job gets one GPU "
+                              "(--gres=gpu:1) and runs one training at a time on it, with "
+                              "`cores` CPUs; for more GPUs ask for more jobs (max_jobs)")
+    processes: int = Field(1, ge=1, description="Dask worker processes per job")
+    queue: str | None = Field(None, description="SLURM partition (-p)")
+    account: str | None = Field(None, description="SLURM account (-A)")
+    max_jobs: int = Field(4, ge=1, description="at most this many jobs; fewer when the "
+                          "matrix has fewer runs")
+    job_directives: list[str] = Field(default_factory=list, description="extra #SBATCH "
+                                      "options, e.g. --constraint=a100")
+    job_script_prologue: list[str] = Field(default_factory=list, description="shell lines "
+                                           "before the worker starts (module load, activate)")
+    local_directory: str | None = Field(None, description="scratch folder on the nodes")
+    python: str | None = Field(None, description="the nodes' python (default: this one)")
+
+    @model_validator(mode="after")
+    def _one_worker_per_gpu(self) -> SlurmClusterConfig:
+        if self.gpus_per_job and self.processes != 1:
+            raise ValueError("gpus_per_job: 1 runs one worker process per job (processes: 1)")
+        return self
 
 
 class SamplerConfig(StrictModel):

@@ -36,7 +36,8 @@ from gmdbench.runner.runs import graph_cutoff, load_potential, read_run_config
 
 def distance_for_run(run_dir: Path, descriptor: Descriptor = "soap",
                      settings: ManifoldSettings | None = None, soap: SoapSettings | None = None,
-                     bins: int = 12, out_dir: Path | None = None) -> dict:
+                     bins: int = 12, out_dir: Path | None = None,
+                     device: torch.device | str = "cpu") -> dict:
     """Distances of a run's test frames, joined with its saved predictions' errors."""
     run_dir = Path(run_dir)
     run, config = read_run_config(run_dir)
@@ -48,7 +49,7 @@ def distance_for_run(run_dir: Path, descriptor: Descriptor = "soap",
                            f"{run_dir}` first")
     potential, dtype = None, torch.float32
     if descriptor == "model":
-        potential, dtype = load_potential(run_dir), DTYPES[run.training.dtype]
+        potential, dtype = load_potential(run_dir, device), DTYPES[run.training.dtype]
     cutoff = graph_cutoff(run) if descriptor == "model" else (soap or SoapSettings()).r_cut
 
     with default_dtype(dtype):

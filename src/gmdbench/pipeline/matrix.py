@@ -12,10 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gmdbench.config import ModelEntry, load_named, load_preset
+from gmdbench.config import DEVICE_DESCRIPTION, ModelEntry, load_named, load_preset
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
+from gmdbench.models.base import resolve_device
+from gmdbench.pipeline.clusters import ClusterSpec, check_cluster
 from gmdbench.pipeline.distances import write_dataset_distance
 from gmdbench.pipeline.representations import write_task_representations
 from gmdbench.pipeline.runs import Executor, train_and_evaluate
@@ -38,6 +40,8 @@ class MatrixConfig(BaseModel):
     data_seed: int = Field(0, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+                        description=DEVICE_DESCRIPTION)
     distance_statistics: bool = Field(
         False, description="compute each dataset's SOAP distances of id_test and ood_test "
         "frames from its train split (written beside the dataset, shown by the report)")
@@ -53,16 +57,21 @@ def load_matrix(name_or_path: str) -> MatrixConfig:
 
 def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
                executor: Executor = "local", scheduler: str | None = None,
-               on_event: Callable[[str], None] | None = None) -> Path:
+               on_event: Callable[[str], None] | None = None, device: str | None = None,
+               cluster: ClusterSpec | None = None) -> Path:
     """Build each task's dataset, train and evaluate every (model, seed), write the report.
 
     ``executor="local"`` trains runs one after another in this process; ``"dask"`` submits one
     task per run to an embedded LocalCluster (``workers`` processes, one torch thread each) or
     to ``scheduler``, whose workers must see ``out_dir`` (a shared filesystem), then evaluates
     here. Everything is cached: datasets resume, finished runs are skipped, results replaced.
-    Returns the results store path.
+    ``device`` (default: the matrix's ``device``) is where runs train and are evaluated;
+    ``cluster`` puts the Dask executor's workers on GPUs (dask-cuda) or SLURM jobs
+    (dask-jobqueue). Returns the results store path.
     """
     say = on_event or (lambda message: None)
+    device = str(resolve_device(device or matrix.device))  # refused here, before any work
+    check_cluster(cluster)
     out_dir = Path(out_dir).resolve()
     results = ResultsStore(out_dir / "results.db")
     preset = load_preset(matrix.preset)
@@ -82,7 +91,8 @@ def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
                 f"{write_dataset_distance(data)}")
         planned += [(run_config(entry, task.name, seed, dataset_hash), data)
                     for entry in matrix.models for seed in matrix.seeds]
-    train_and_evaluate(planned, out_dir / "runs", results, executor, workers, scheduler, say)
-    write_task_representations(results, out_dir / "representations")
+    train_and_evaluate(planned, out_dir / "runs", results, executor, workers, scheduler, say,
+                       device=device, cluster=cluster)
+    write_task_representations(results, out_dir / "representations", device=device)
     build_report(results.path, out_dir / "report")
     return results.path

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from gmdbench.analysis.representations import ProjectionSettings, compare_representations
 from gmdbench.data.graphs import GraphSet, graphset_from_store
@@ -23,7 +24,8 @@ TASK_FRAMES_PER_SPLIT = 10
 
 
 def represent_runs(run_dirs: list[Path], out_dir: Path, frames_per_split: int = 20,
-                   settings: ProjectionSettings | None = None) -> dict:
+                   settings: ProjectionSettings | None = None,
+                   device: torch.device | str = "cpu") -> dict:
     """Node features of several runs on the same id_test and ood_test frames (all runs must
     share a dataset): CKA matrix, PCA/t-SNE with ID-vs-OOD silhouettes, plots, a JSON."""
     settings = settings or ProjectionSettings()
@@ -41,7 +43,7 @@ def represent_runs(run_dirs: list[Path], out_dir: Path, frames_per_split: int = 
         name = f"{run.model} ({run.regime}, s{run.seed})"
         dtype = DTYPES[run.training.dtype]
         with default_dtype(dtype):
-            potential = load_potential(Path(run_dir))
+            potential = load_potential(Path(run_dir), device)
             chunks, split_labels = [], []
             for split, label in (("id_test", "ID"), ("ood_test", "OOD")):
                 graphs, _ = graphset_from_store(store, split, graph_cutoff(run))
@@ -60,7 +62,8 @@ def represent_runs(run_dirs: list[Path], out_dir: Path, frames_per_split: int = 
 
 
 def write_task_representations(results: ResultsStore, out_dir: Path,
-                               frames_per_split: int = TASK_FRAMES_PER_SPLIT) -> list[Path]:
+                               frames_per_split: int = TASK_FRAMES_PER_SPLIT,
+                               device: torch.device | str = "cpu") -> list[Path]:
     """Per task with two or more models on one dataset: :func:`represent_runs` of the first
     seed of each (model, regime), in ``out_dir/<task>/`` (what ``gmd report`` renders)."""
     first_seed: dict[tuple[str, str, str], dict] = {}
@@ -75,12 +78,14 @@ def write_task_representations(results: ResultsStore, out_dir: Path,
         if len(runs) < 2 or len({run["dataset_hash"] for run in runs}) != 1:
             continue
         folder = Path(out_dir) / task
-        represent_runs([Path(run["run_dir"]) for run in runs], folder, frames_per_split)
+        represent_runs([Path(run["run_dir"]) for run in runs], folder, frames_per_split,
+                       device=device)
         written.append(folder / "representations.json")
     return written
 
 
-def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path) -> dict:
+def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path,
+                         device: torch.device | str = "cpu") -> dict:
     """CKA and projections of every model's node features on the atoms of the path images,
     labelled by path class."""
     images = [image for (path_images, _, _) in paths.values() for image in path_images]
@@ -92,6 +97,7 @@ def path_representations(run_dirs: dict[str, Path], paths: dict, out: Path) -> d
         dtype = DTYPES[run.training.dtype]
         with default_dtype(dtype):
             graphs = GraphSet(images, graph_cutoff(run))
-            features[label] = model_descriptors(load_potential(run_dir), graphs, dtype=dtype)
+            features[label] = model_descriptors(load_potential(run_dir, device), graphs,
+                                                dtype=dtype)
     return compare_representations(features, labels, out, ProjectionSettings(perplexity=10.0),
                                    "linear CKA on the path images' atoms")

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from dask.distributed import as_completed
 
-from gmdbench.data.generate import dask_client
+from gmdbench.pipeline.clusters import ClusterSpec, cluster_client
 from gmdbench.runner.executor import evaluate_run, train_run
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import RunConfig
@@ -22,40 +22,47 @@ from gmdbench.runner.runs import RunConfig
 Executor = Literal["local", "dask"]
 
 
-def _train_in_worker(run: RunConfig, data: Path, runs_root: Path, threads: int) -> Path:
-    """A Dask task: train one run with a bounded number of torch threads."""
+def _train_in_worker(run: RunConfig, data: Path, runs_root: Path, threads: int,
+                     device: str) -> Path:
+    """A Dask task: train one run with a bounded number of torch threads, on ``device`` as the
+    worker sees it (a dask-cuda worker sees its one GPU as cuda:0)."""
     torch.set_num_threads(threads)
-    return train_run(run, data, runs_root)
+    return train_run(run, data, runs_root, device=device)
 
 
 def train_and_evaluate(planned: list[tuple[RunConfig, Path]], runs_root: Path,
                        results: ResultsStore, executor: Executor = "local", workers: int = 2,
                        scheduler: str | None = None,
                        on_event: Callable[[str], None] | None = None,
-                       reuse_evaluations: bool = False) -> dict[str, Path]:
+                       reuse_evaluations: bool = False, device: str = "cpu",
+                       cluster: ClusterSpec | None = None) -> dict[str, Path]:
     """Train (cached by run hash, resumable) and evaluate every (run, dataset); return the run
     directories by run id. ``local``: one after another here; ``dask``: one task per run on an
     embedded LocalCluster (``workers`` processes, one torch thread each) or on ``scheduler``
     (whose workers must see ``runs_root``). ``reuse_evaluations``: a run that already has its
-    ``metrics.json`` is not evaluated again (probe suites, which only need the weights)."""
+    ``metrics.json`` is not evaluated again (probe suites, which only need the weights).
+    ``device``: where each run trains and is evaluated (``auto``, ``cpu``, ``cuda[:N]``);
+    ``cluster``: a GPU or SLURM cluster for the Dask executor (``pipeline/clusters.py``)."""
     say = on_event or (lambda message: None)
     run_dirs: dict[str, Path] = {}
     if executor == "local":
         for run, data in planned:
             say(f"{run.regime} {run.model} seed {run.seed} on {run.task}")
-            run_dir = train_run(run, data, runs_root)
+            run_dir = train_run(run, data, runs_root, device=device)
             if not (reuse_evaluations and (run_dir / "metrics.json").exists()):
-                evaluate_run(run_dir, results)
+                evaluate_run(run_dir, results, device)
             run_dirs[run.run_id] = run_dir
         return run_dirs
-    with dask_client(workers, scheduler) as client:
-        futures = {client.submit(_train_in_worker, run, data, runs_root, 1, pure=False,
-                                 key=f"train-{run.run_id}"): run for run, data in planned}
+    worker_device = "cuda" if cluster is not None and cluster.gpus else device
+    with cluster_client(cluster, workers, scheduler, len(planned)) as client:
+        futures = {client.submit(_train_in_worker, run, data, runs_root, 1, worker_device,
+                                 pure=False, key=f"train-{run.run_id}"): run
+                   for run, data in planned}
         say(f"submitted {len(futures)} runs to Dask")
         for future in as_completed(futures):
             run_dir = future.result()
             if not (reuse_evaluations and (run_dir / "metrics.json").exists()):
-                evaluate_run(run_dir, results)
+                evaluate_run(run_dir, results, device)
             run_dirs[futures[future].run_id] = run_dir
             say(f"evaluated {run_dir.name}")
     return run_dirs

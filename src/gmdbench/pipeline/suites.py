@@ -17,7 +17,7 @@ from ase.calculators.calculator import Calculator
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
-from gmdbench.models.base import DTYPES
+from gmdbench.models.base import DTYPES, resolve_device
 from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.pipeline.representations import path_representations
 from gmdbench.pipeline.runs import train_and_evaluate
@@ -89,14 +89,15 @@ def _level_of_theory(suite: ProbeSuite) -> str:
 
 
 def train_models(suite: ProbeSuite, data: Path, out: Path,
-                 on_event: Callable[[str], None] | None = None) -> dict[str, Path]:
+                 on_event: Callable[[str], None] | None = None, device: str = "cpu"
+                 ) -> dict[str, Path]:
     """Each model x regime through the harness (cached by run hash), evaluated into results."""
     results = ResultsStore(out / "results.db")
     dataset_hash = DatasetStore(data).content_hash()
     planned = [(run_config(entry, suite.name, entry.seed, dataset_hash), data)
                for entry in suite.models]
     run_dirs = train_and_evaluate(planned, out / "runs", results, on_event=on_event,
-                                  reuse_evaluations=True)
+                                  reuse_evaluations=True, device=device)
     return {entry.label: run_dirs[run.run_id]
             for entry, (run, _) in zip(suite.models, planned, strict=True)}
 
@@ -140,11 +141,11 @@ def reference_paths(suite: ProbeSuite, root: Path | None, out: Path
     return paths
 
 
-def model_calculators(suite: ProbeSuite, run_dirs: dict[str, Path]
+def model_calculators(suite: ProbeSuite, run_dirs: dict[str, Path], device: str = "cpu"
                       ) -> dict[str, Callable[[], Calculator]]:
     factories: dict[str, Callable[[], Calculator]] = {}
     for label, run_dir in run_dirs.items():
-        potential = load_potential(run_dir)  # one model shared by the calculators of a probe
+        potential = load_potential(run_dir, device)  # one model shared by a probe's calculators
         dtype = DTYPES[read_run_config(run_dir)[0].training.dtype]
         factories[label] = (lambda p=potential, d=dtype: MLIPCalculator(p, dtype=d))
     if suite.reference_as_model:
@@ -153,17 +154,20 @@ def model_calculators(suite: ProbeSuite, run_dirs: dict[str, Path]
 
 
 def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
-              on_event: Callable[[str], None] | None = None) -> Path:
-    """Everything a suite asks for; returns the path of ``probe_results.json``."""
+              on_event: Callable[[str], None] | None = None, device: str | None = None
+              ) -> Path:
+    """Everything a suite asks for, models on ``device`` (default: the suite's); returns the
+    path of ``probe_results.json``."""
     check_inputs(suite, root)
+    device = str(resolve_device(device or suite.device))
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps(suite.model_dump(mode="json", by_alias=True),
                                                indent=2))
     data = training_dataset(suite, root, out, on_event)
-    run_dirs = train_models(suite, data, out, on_event)
+    run_dirs = train_models(suite, data, out, on_event, device)
     paths = reference_paths(suite, root, out)
     reference = reference_factory(suite)
-    calculators = model_calculators(suite, run_dirs)
+    calculators = model_calculators(suite, run_dirs, device)
     sliding_reference = None
     if suite.sliding is not None:
         sliding_system = build_system(suite.sliding.system, root)
@@ -217,7 +221,7 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
         results[label] = model_results
     if suite.representations and run_dirs and paths:
         _say(on_event, "representations of the path images")
-        results_repr = path_representations(run_dirs, paths, out / "representations")
+        results_repr = path_representations(run_dirs, paths, out / "representations", device)
     else:
         results_repr = None
     summary = {"suite": suite.name, "suite_hash": suite_hash(suite),

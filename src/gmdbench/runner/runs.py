@@ -31,7 +31,7 @@ from gmdbench.data.graphs import GraphSet, graphset_from_store
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
 from gmdbench.files import load_state, load_torch, write_text
-from gmdbench.models.base import DTYPES, Potential, default_dtype
+from gmdbench.models.base import DTYPES, Potential, default_dtype, resolve_device
 from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.models.registry import build_model, model_config
 from gmdbench.training.reference_energies import (
@@ -182,8 +182,10 @@ def read_run_config(run_dir: Path) -> tuple[RunConfig, dict]:
     return run, config
 
 
-def load_potential(run_dir: Path) -> Potential:
-    """The trained potential of a run (best weights on val), in the run's precision."""
+def load_potential(run_dir: Path, device: torch.device | str = "cpu") -> Potential:
+    """The trained potential of a run (best weights on val), in the run's precision, on
+    ``device`` (weights are read to the host first, so a checkpoint written on a GPU loads on
+    any machine)."""
     run_dir = Path(run_dir)
     run, _ = read_run_config(run_dir)
     if not (run_dir / "best.pt").exists():
@@ -197,7 +199,7 @@ def load_potential(run_dir: Path) -> Potential:
         potential = Potential(network, {})
         potential.to(dtype)
         load_state(potential, load_torch(run_dir / "best.pt", "weights"), run_dir / "best.pt")
-    return potential
+    return potential.to(resolve_device(device))
 
 
 def graph_cutoff(run: RunConfig) -> float:
@@ -205,7 +207,8 @@ def graph_cutoff(run: RunConfig) -> float:
     return float(getattr(config, "cutoff", None) or config.r_max)
 
 
-def run_calculator(run_dir: Path, dtype: torch.dtype | None = None) -> MLIPCalculator:
+def run_calculator(run_dir: Path, dtype: torch.dtype | None = None,
+                   device: torch.device | str = "cpu") -> MLIPCalculator:
     """The trained model of a run as an ASE calculator (its own precision by default)."""
-    potential = load_potential(run_dir)
+    potential = load_potential(run_dir, device)
     return MLIPCalculator(potential, dtype=dtype or next(potential.parameters()).dtype)
