@@ -6,18 +6,26 @@ Prints two ratios (goals in brackets):
   inference  structures/s of our batched prediction over mace-torch's per-structure
              ASE calculator (MACECalculator) on the same frames                   [>= 5]
 
+Like for like: both train the same network (mace-torch's ScaleShiftMACE with
+RealAgnosticResidualInteractionBlock first and after, as gmd-bench builds it: the parameter
+counts are printed and must match), with an EMA of the weights (decay 0.99), float32, the same
+batch size and learning rate, validation every epoch, and the same number of torch threads
+(``--threads``, set through OMP_NUM_THREADS / MKL_NUM_THREADS for both processes).
+
 Training rates come from the difference between a 1-epoch and a (1 + K)-epoch run of each
-tool, so start-up (imports, data loading, statistics) cancels out.
+tool, so start-up (imports, data loading, statistics) cancels out. The two tools run in pairs,
+one after the other (so both see the same load on the machine), ``--repeats`` times; the
+printed training ratio is the median of the paired ratios.
 
-Each wall time is the best of ``--repeats`` runs (this machine's timings vary by tens of %).
-
-Usage: python bench/train_throughput.py [--data PATH] [--epochs 10] [--repeats 2]
+Usage: python bench/train_throughput.py [--data PATH] [--epochs 10] [--repeats 3] [--threads 1]
        (default data: the quick fragment_duplication dataset, built if missing)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,9 +57,12 @@ def export_split(data: Path, split: str, out: Path) -> int:
     return len(frames)
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], threads: int) -> float:
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads),
+                   "MKL_NUM_THREADS": str(threads)}
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=environment)
     return time.perf_counter() - started
 
 
@@ -59,7 +70,9 @@ def mace_command(work: Path, epochs: int, name: str) -> list[str]:
     return [
         str(Path(sys.executable).with_name("mace_run_train")), "--name", name,
         "--work_dir", str(work), "--train_file", str(work / "train.xyz"),
-        "--valid_file", str(work / "val.xyz"), "--model", "MACE",
+        "--valid_file", str(work / "val.xyz"), "--model", "ScaleShiftMACE",
+        "--interaction_first", "RealAgnosticResidualInteractionBlock",
+        "--interaction", "RealAgnosticResidualInteractionBlock", "--ema", "--ema_decay", "0.99",
         "--hidden_irreps", MACE["hidden_irreps"], "--MLP_irreps", MACE["mlp_irreps"],
         "--radial_MLP", str(MACE["radial_mlp"]), "--num_interactions",
         str(MACE["num_interactions"]), "--correlation", str(MACE["correlation"]),
@@ -82,7 +95,7 @@ def gmd_command(data: Path, work: Path, epochs: int, repeat: int) -> list[str]:
                       f"learning_rate: 0.01, early_stopping_patience: null}}\n")
     return [sys.executable, "-m", "gmdbench.cli", "train", "--task", "fragment_duplication",
             "--model", "mace", "--data", str(data), "--config", str(config), "--runs",
-            str(work / f"runs-{epochs}-{repeat}")]
+            str(work / f"runs-{epochs}-{repeat}"), "--device", "cpu"]
 
 
 def inference(data: Path, run_dir: Path, mace_model: Path) -> tuple[int, float, float]:
@@ -123,38 +136,55 @@ def inference(data: Path, run_dir: Path, mace_model: Path) -> tuple[int, float, 
     return len(frames), ours, theirs
 
 
+def parameters(run_dir: Path, mace_model: Path) -> tuple[int, int]:
+    """Trainable parameters of our MACE network and of mace_run_train's model."""
+    import torch
+
+    from gmdbench.runner.runs import load_potential
+
+    ours = sum(p.numel() for p in load_potential(run_dir).network.parameters())
+    theirs = sum(p.numel() for p in torch.load(mace_model, weights_only=False).parameters())
+    return ours, theirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("datasets/fragment_duplication-quick.db"))
     parser.add_argument("--epochs", type=int, default=10, help="K extra epochs timed")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of both tools")
     args = parser.parse_args()
     if not args.data.exists():
         subprocess.run([sys.executable, "-m", "gmdbench.cli", "data", "build",
                         "fragment_duplication", "--preset", "quick", "--out", str(args.data)],
                        check=True)
+    k, threads = args.epochs, args.threads
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         n_train = export_split(args.data, "train", work / "train.xyz")
         export_split(args.data, "val", work / "val.xyz")
-        k = args.epochs
-        mace_short = min(timed(mace_command(work, 1, "short")) for _ in range(args.repeats))
-        mace_long = min(timed(mace_command(work, 1 + k, "long")) for _ in range(args.repeats))
-        ours_short = min(timed(gmd_command(args.data, work, 1, r)) for r in range(args.repeats))
-        ours_long = min(timed(gmd_command(args.data, work, 1 + k, r))
-                        for r in range(args.repeats))
-        mace_rate = n_train * k / (mace_long - mace_short)
-        ours_rate = n_train * k / (ours_long - ours_short)
+        pairs = []
+        for repeat in range(args.repeats):  # each pair under the same load
+            mace_short = timed(mace_command(work, 1, "short"), threads)
+            ours_short = timed(gmd_command(args.data, work, 1, repeat), threads)
+            mace_long = timed(mace_command(work, 1 + k, "long"), threads)
+            ours_long = timed(gmd_command(args.data, work, 1 + k, repeat), threads)
+            mace_rate = n_train * k / (mace_long - mace_short)
+            ours_rate = n_train * k / (ours_long - ours_short)
+            pairs.append((ours_rate, mace_rate))
+            print(f"  pair {repeat}: gmd {ours_rate:7.1f}, mace_run_train {mace_rate:7.1f} "
+                  f"structures/s, ratio {ours_rate / mace_rate:.2f}", flush=True)
         run_dir = next((work / f"runs-{1 + k}-0").iterdir())
+        ours_parameters, mace_parameters = parameters(run_dir, work / "long.model")
         n_eval, ours_eval, mace_eval = inference(args.data, run_dir, work / "long.model")
 
-    print(f"data {args.data}: {n_train} training structures, MACE {MACE['hidden_irreps']}, "
-          f"batch {BATCH}, float32, {k} epochs timed")
-    print(f"  mace_run_train: {mace_rate:8.1f} structures/s "
-          f"(1 epoch {mace_short:.1f} s, {1 + k} epochs {mace_long:.1f} s)")
-    print(f"  gmd train:      {ours_rate:8.1f} structures/s "
-          f"(1 epoch {ours_short:.1f} s, {1 + k} epochs {ours_long:.1f} s)")
-    print(f"ratio training (gmd / mace_run_train): {ours_rate / mace_rate:.2f}   [goal >= 1.0]")
+    ratios = [ours / theirs for ours, theirs in pairs]
+    print(f"data {args.data}: {n_train} training structures, ScaleShiftMACE "
+          f"{MACE['hidden_irreps']} (parameters: ours {ours_parameters}, mace_run_train "
+          f"{mace_parameters}), batch {BATCH}, float32, EMA, {threads} thread(s), {k} epochs")
+    print(f"ratio training (gmd / mace_run_train), median of {len(ratios)} pairs: "
+          f"{statistics.median(ratios):.2f} (pairs {', '.join(f'{r:.2f}' for r in ratios)})"
+          "   [goal >= 1.0]")
     print(f"  inference on {n_eval} structures: batched {n_eval / ours_eval:.1f} structures/s, "
           f"MACECalculator {n_eval / mace_eval:.1f} structures/s")
     print(f"ratio inference (batched / per-structure calculator): {mace_eval / ours_eval:.2f}"

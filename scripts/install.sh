@@ -20,19 +20,34 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q --upgrade pip
 # 1. torch first, exactly pinned: with torch already present no later requirement can replace it.
-"${pip[@]}" install -q -c "$constraints" "torch==2.13.0"
+#    Which build: TORCH_INDEX_URL if set (PyTorch's index for a CPU or a given CUDA build);
+#    otherwise what pip resolves torch==2.13.0 to: on Linux from PyPI that is the CUDA build
+#    (what a GPU node needs); this machine's pip configuration resolves it to the CPU build.
+torch_index=()
+[ -n "${TORCH_INDEX_URL:-}" ] && torch_index=(--index-url "$TORCH_INDEX_URL")
+"${pip[@]}" install -q -c "$constraints" "${torch_index[@]}" "torch==2.13.0"
+if command -v nvidia-smi >/dev/null && ! "$venv/bin/python" -c \
+    "import torch, sys; sys.exit(0 if torch.version.cuda else 1)"; then
+  echo "install: warning: this machine has an NVIDIA GPU but the installed torch is a CPU build;"
+  echo "         set TORCH_INDEX_URL to PyTorch's index of your CUDA version and run again"
+fi
 # 2. the package and its declared dependencies, under the same constraints.
 "${pip[@]}" install -q -c "$constraints" -e ".[dev]"
 # 3. model libraries that require torch (installed now that torch is pinned).
 "${pip[@]}" install -q -c "$constraints" -r requirements/models.txt
 # 4. torch-scatter and torch-sparse (fairchem's models): PyPI has only sources (about 15 min each
 #    to build on 2 cores); ../shared/wheels has them built for torch 2.13.0 / CPython 3.11.
+#    GMD_WHEELS may name another folder, or the find-links page of wheels built for your
+#    torch/CUDA pair (PyG publishes one per pair); wheels that do not fit fall back to a build.
 wheels=${GMD_WHEELS:-../shared/wheels}
 if ! "$venv/bin/python" -c "import torch_scatter, torch_sparse" 2>/dev/null; then
-  if [ -d "$wheels" ] && ls "$wheels"/torch_scatter-*.whl >/dev/null 2>&1; then
+  if [ -d "$wheels" ] && [ -f "$wheels/SHA256SUMS" ]; then
     (cd "$wheels" && sha256sum -c --quiet SHA256SUMS)
-    "${pip[@]}" install -q -c "$constraints" --no-deps --no-index --find-links "$wheels" \
-      torch-scatter torch-sparse
+  fi
+  if { [ -d "$wheels" ] || [[ "$wheels" == http* ]]; } && "${pip[@]}" install -q \
+      -c "$constraints" --no-deps --only-binary=:all: --no-index --find-links "$wheels" \
+      torch-scatter==2.1.2 torch-sparse==0.6.18; then
+    echo "install: torch-scatter and torch-sparse from $wheels"
   else
     echo "install: building torch-scatter and torch-sparse from source (about 30 min)"
     "${pip[@]}" install -q -c "$constraints" --no-build-isolation --no-deps \
