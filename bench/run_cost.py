@@ -15,17 +15,24 @@ this bench measures each component and adds them up (the README quotes its outpu
 Scaling by atoms assumes a model's cost grows linearly with atoms (true for these cutoff
 graphs at these sizes, to within the machine's noise of ~30%).
 
+GPU: where ``bench/gpu_check.py`` has measured a model's GPU/CPU training speed ratio on a GPU
+(``bench/gpu_rates.json``), the model's hours are also given divided by that ratio, with the GPU
+named; models without a measured ratio get none (no guess).
+
 Usage: python bench/run_cost.py [--matrix standard] [--epochs 4] [--models schnet,mace]
+       [--gpu-rates bench/gpu_rates.json]
        (needs the quick dataset: run `make quick` first, or it is built here)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 
+from gmdbench.chem.molecules import atomic_numbers_of
 from gmdbench.config import load_preset
 from gmdbench.data.store import DatasetStore
 from gmdbench.pipeline.matrix import load_matrix
@@ -36,15 +43,13 @@ QUICK_DATA = Path("results/quick/datasets/fragment_duplication-quick-seed0.db")
 
 
 def atoms_per_split(task_name: str, preset_name: str) -> dict[str, int]:
-    """Atoms the standard preset will put in each split of a task (from its trajectory plan)."""
-    from gmdbench.chem.molecules import parse_smiles
-
+    """Atoms (hydrogens included) the preset will put in each split of a task."""
     task, preset = load_task(task_name), load_preset(preset_name)
     counts = preset.trajectories
     frames = preset.sampler.frames_per_trajectory
     atoms = {"train": 0, "val": 0, "id_test": 0, "ood_test": 0}
     for molecule in task.molecules():
-        n_atoms = parse_smiles(molecule.smiles).GetNumAtoms()
+        n_atoms = len(atomic_numbers_of(molecule.smiles))  # with H (the quick rates count H)
         if molecule.role == "train":
             for split in ("train", "val", "id_test"):
                 atoms[split] += getattr(counts, split) * frames * n_atoms
@@ -83,7 +88,9 @@ def main() -> None:
     parser.add_argument("--matrix", default="standard", help="a built-in run or a run YAML")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--models", default=None, help="comma-separated subset of entries")
+    parser.add_argument("--gpu-rates", type=Path, default=Path("bench/gpu_rates.json"))
     args = parser.parse_args()
+    gpu = json.loads(args.gpu_rates.read_text()) if args.gpu_rates.exists() else None
 
     from gmdbench.data.estimate import estimate_cost
     from gmdbench.models.registry import model_config
@@ -107,9 +114,10 @@ def main() -> None:
         data_hours += cost.cpu_seconds / 3600
         print(f"{task:24s} {cost.frames:7d} {cost.cpu_seconds / 3600:10.2f}")
     wanted = set(args.models.split(",")) if args.models else None
-    total_hours = 0.0
+    total_hours = gpu_hours = 0.0
+    unmeasured: list[str] = []
     print(f"\n{'model':36s} {'regime':16s} {'s/epoch quick':>13s} {'start s':>8s} "
-          f"{'epochs':>6s} {'hours (4 tasks x seeds)':>24s}")
+          f"{'epochs':>6s} {'CPU hours (tasks x seeds)':>26s} {'GPU hours':>10s}")
     with tempfile.TemporaryDirectory() as tmp:
         for entry in matrix.models:
             if wanted and entry.name not in wanted:
@@ -130,12 +138,25 @@ def main() -> None:
                  + per_test_atom * (atoms["id_test"] + atoms["ood_test"])) * len(matrix.seeds)
                 for atoms in standard.values()) / 3600
             total_hours += hours
+            ratio = (gpu or {}).get("models", {}).get(entry.name, {}).get("gpu_cpu_ratio")
+            if ratio:
+                gpu_hours += hours / ratio
+            else:
+                unmeasured.append(entry.name)
             label = entry.name + "".join(f" {v}" for v in entry.options.values())
+            gpu_cell = f"{hours / ratio:10.1f}" if ratio else f"{'-':>10s}"
             print(f"{label:36s} {entry.regime:16s} {epoch:13.1f} {start:8.1f} "
-                  f"{epochs:6d} {hours:24.1f}", flush=True)
+                  f"{epochs:6d} {hours:26.1f} {gpu_cell}", flush=True)
     print(f"\ndata {data_hours:.1f} CPU-h (wall ~{data_hours / 2:.1f} h on 2 workers); "
           f"training + evaluation {total_hours:.1f} h; total ~{data_hours / 2 + total_hours:.0f} h "
           "wall on 2 cores")
+    if gpu is None:
+        print("GPU: no measured GPU rate (run bench/gpu_check.py where a GPU is lent)")
+    else:
+        gpus = {m.get("gpu") for m in gpu["models"].values() if m.get("gpu")}
+        print(f"GPU ({', '.join(sorted(gpus))}, measured {gpu['measured']}): training + "
+              f"evaluation {gpu_hours:.1f} h for the models with a measured ratio; no GPU "
+              f"rate for: {', '.join(sorted(set(unmeasured))) or 'none'}")
 
 
 if __name__ == "__main__":
