@@ -15,7 +15,8 @@ import torch
 from gmdbench.config import TrainConfig
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import CheckpointError
-from gmdbench.runner.executor import train_run
+from gmdbench.runner.executor import evaluate_run, train_run
+from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import RunConfig, load_potential
 
 OPTIONS = {"hidden_channels": 8, "num_filters": 8}
@@ -97,3 +98,24 @@ def test_weights_of_another_model_are_one_line_naming_the_file(tiny_dataset, tmp
     with pytest.raises(CheckpointError, match=r"best\.pt holds weights of another model") as e:
         load_potential(schnet_dir)
     assert "\n" not in str(e.value) and len(str(e.value)) < 400
+
+
+def test_evaluate_refuses_a_dataset_rebuilt_at_the_same_path(tiny_dataset, tmp_path):
+    """Metrics of a rebuilt dataset must never be recorded under the run's old dataset hash."""
+    import shutil
+
+    from gmdbench.errors import DatasetMismatchError
+
+    data = tmp_path / "data.db"
+    shutil.copyfile(tiny_dataset, data)
+    run = RunConfig(task="tiny_alkanes", model="schnet", model_options=OPTIONS,
+                    training=TrainConfig(epochs=1, batch_size=4),
+                    dataset_hash=DatasetStore(data).content_hash())
+    run_dir = train_run(run, data, tmp_path / "runs")
+    store = DatasetStore(data)
+    store.metadata = {**store.metadata, "seed": 99}  # "rebuilt": other content, same path
+    new_hash = DatasetStore(data).content_hash()
+    with pytest.raises(DatasetMismatchError) as error:
+        evaluate_run(run_dir, ResultsStore(tmp_path / "results.db"))
+    assert new_hash[:16] in str(error.value) and run.dataset_hash[:16] in str(error.value)
+    assert ResultsStore(tmp_path / "results.db").runs() == []
