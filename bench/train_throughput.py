@@ -165,9 +165,10 @@ def main() -> None:
         export_split(args.data, "val", work / "val.xyz")
         pairs = []
         for repeat in range(args.repeats):  # each pair under the same load
-            mace_short = timed(mace_command(work, 1, "short"), threads)
+            # fresh names each time on both sides: no run reuses another's files
+            mace_short = timed(mace_command(work, 1, f"short{repeat}"), threads)
             ours_short = timed(gmd_command(args.data, work, 1, repeat), threads)
-            mace_long = timed(mace_command(work, 1 + k, "long"), threads)
+            mace_long = timed(mace_command(work, 1 + k, f"long{repeat}"), threads)
             ours_long = timed(gmd_command(args.data, work, 1 + k, repeat), threads)
             mace_rate = n_train * k / (mace_long - mace_short)
             ours_rate = n_train * k / (ours_long - ours_short)
@@ -175,8 +176,8 @@ def main() -> None:
             print(f"  pair {repeat}: gmd {ours_rate:7.1f}, mace_run_train {mace_rate:7.1f} "
                   f"structures/s, ratio {ours_rate / mace_rate:.2f}", flush=True)
         run_dir = next((work / f"runs-{1 + k}-0").iterdir())
-        ours_parameters, mace_parameters = parameters(run_dir, work / "long.model")
-        n_eval, ours_eval, mace_eval = inference(args.data, run_dir, work / "long.model")
+        ours_parameters, mace_parameters = parameters(run_dir, work / "long0.model")
+        n_eval, ours_eval, mace_eval = inference(args.data, run_dir, work / "long0.model")
 
     ratios = [ours / theirs for ours, theirs in pairs]
     print(f"data {args.data}: {n_train} training structures, ScaleShiftMACE "
