@@ -84,3 +84,27 @@ def test_gmd26_loss_trains(tiny_dataset, tmp_path):
                          force_weight=100.0, learning_rate=2e-3)
     summary = train(potential, train_set, val_set, config, seed=0, run_dir=tmp_path)
     assert summary["history"][-1]["train_loss"] < summary["history"][0]["train_loss"]
+
+
+def test_convergence_is_a_flat_val_force_mae_over_the_last_fifth():
+    from gmdbench.training.trainer import converged
+
+    def history(maes):
+        return [{"epoch": k, "val_force_mae": v} for k, v in enumerate(maes)]
+
+    flat = [0.5, 0.2, 0.1, 0.08, 0.07, 0.0695, 0.0694, 0.0693, 0.0693, 0.0692]
+    assert converged(history(flat))  # last 2 epochs improve 0.3% on the best before them
+    improving = [0.5, 0.3, 0.2, 0.15, 0.12, 0.10, 0.09, 0.08, 0.07, 0.06]
+    assert not converged(history(improving))  # 0.06 is 14% better than 0.07
+    assert not converged(history(flat[:4]))  # too short to show it
+    assert not converged([{"epoch": k} for k in range(10)])  # no val force MAE recorded
+
+
+def test_the_trainer_records_val_force_mae_and_convergence(tiny_dataset, tmp_path):
+    potential, train_set, val_set = _setup(tiny_dataset)
+    summary = train(potential, train_set, val_set, CONFIG, seed=0, run_dir=tmp_path)
+    history = summary["history"]
+    assert all(record["val_force_mae"] > 0 for record in history)
+    from gmdbench.training.trainer import converged
+
+    assert summary["converged"] == converged(history)

@@ -56,6 +56,9 @@ class TableRow:
     baseline: bool = False
     differs: str = ""
     seeds: list[int] = field(default_factory=list)
+    # per seed: the training's convergence flag (val force MAE flat over the last fifth of
+    # its epochs), None where nothing was trained (zero-shot)
+    converged: list[bool | None] = field(default_factory=list)
     values: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def mean_std(self, metric: str, split: str) -> tuple[float, float]:
@@ -72,6 +75,12 @@ class TableRow:
             return float("nan"), float("nan")
         ratios = ood / iid
         return float(ratios.mean()), float(ratios.std(ddof=1)) if ratios.size > 1 else 0.0
+
+    @property
+    def convergence(self) -> str:
+        """``2/3``: seeds whose training converged, of those trained; ``-``: none trained."""
+        trained = [flag for flag in self.converged if flag is not None]
+        return f"{sum(trained)}/{len(trained)}" if trained else "-"
 
     @property
     def forces_kind(self) -> str:
@@ -129,6 +138,9 @@ def collect_rows(results: ResultsStore) -> list[TableRow]:
         row = rows[key]
         if run["seed"] not in row.seeds:
             row.seeds.append(run["seed"])
+            training = run.get("training") or {}
+            row.converged.append(training.get("converged") if training.get("epochs_run")
+                                 else None)
         row.values[(record["metric"], record["split"])].append(record["value"])
     table = [rows[key] for key in sorted(rows)]
     _mark_differences(table)
@@ -212,8 +224,10 @@ def markdown_table(rows: list[TableRow]) -> str:
                      "configuration. Energies are total energies; E0 = the per-element "
                      "reference energies the model learned on top of (isolated: the reference "
                      "method's isolated atoms; fit: least squares on train). *E0 only* rows are "
-                     "the energy of the composition alone, no network.\n")
-        header = ["Model", "Regime", "E0", "Model's level of theory", "Seeds"]
+                     "the energy of the composition alone, no network. Converged: seeds whose "
+                     "val force MAE improved by less than 2% over the last fifth of their "
+                     "epochs.\n")
+        header = ["Model", "Regime", "E0", "Model's level of theory", "Seeds", "Converged"]
         if show_differs:
             header.append("Differs in")
         for _, title, _ in COLUMNS:
@@ -224,7 +238,7 @@ def markdown_table(rows: list[TableRow]) -> str:
         for row in task_rows:
             n = len(row.seeds)
             cells = [_name(row), row.regime, row.e0, row.model_level_of_theory,
-                     str(n) if not row.baseline else "-"]
+                     str(n) if not row.baseline else "-", row.convergence]
             if show_differs:
                 cells.append(row.differs or "-")
             for metric, _, digits in COLUMNS:
@@ -251,7 +265,8 @@ def markdown_table(rows: list[TableRow]) -> str:
 
 
 CSV_HEADER = ["task", "model", "regime", "e0", "dataset_hash", "differs", "conservative",
-              "forces", "level_of_theory", "model_level_of_theory", "n_seeds", "seeds"]
+              "forces", "level_of_theory", "model_level_of_theory", "n_seeds", "seeds",
+              "converged"]
 
 
 def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
@@ -273,7 +288,7 @@ def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
             cells = [row.task, _name(row).strip("*") if row.baseline else row.model, row.regime,
                      row.e0, row.dataset_hash, row.differs, row.conservative, row.forces_kind,
                      row.level_of_theory, row.model_level_of_theory, len(row.seeds),
-                     " ".join(str(s) for s in sorted(row.seeds))]
+                     " ".join(str(s) for s in sorted(row.seeds)), row.convergence]
             for metric, _, _ in COLUMNS:
                 for split, _ in SPLITS:
                     if metric in ENERGY_METRICS and not row.energy_defined:

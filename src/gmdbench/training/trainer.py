@@ -9,6 +9,7 @@ as an uninterrupted one, because every random step is seeded by (seed, epoch).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,17 +75,23 @@ class ExponentialMovingAverage:
 
 def evaluate_loss(potential: Potential, graphs: GraphSet, config: TrainConfig,
                   device: torch.device | None = None) -> dict[str, float]:
-    """Mean loss terms over a set (used for val): energy-per-atom and force MSE."""
+    """Mean loss terms over a set (used for val): energy-per-atom and force MSE (per frame), and
+    the force MAE over every atom and component (the metric a convergence check watches)."""
     keys = ("loss", "energy_mse", "force_mse")
     potential.eval()
     device = device or next(potential.buffers()).device
     totals = torch.zeros(len(keys), dtype=torch.float64, device=device)  # summed on the device
+    force_error = torch.zeros((), dtype=torch.float64, device=device)
     for index, batch in graphs.batches(config.batch_size, DTYPES[config.dtype], device=device):
         prediction = potential(batch)
         terms = LOSSES[config.loss](prediction, batch, config.energy_weight, config.force_weight)
         totals += torch.stack([terms[key].detach().to(torch.float64) for key in keys]) \
             * len(index)
-    return dict(zip(keys, (totals / len(graphs)).tolist(), strict=True))  # one copy to host
+        force_error += (prediction["forces"].detach() - batch.forces).abs().sum().to(
+            torch.float64)
+    values = dict(zip(keys, (totals / len(graphs)).tolist(), strict=True))  # one host copy
+    values["force_mae"] = float(force_error) / (3 * int(graphs.n_atoms.sum()))
+    return values
 
 
 def train(
@@ -165,6 +172,7 @@ def train(
         scheduler.step(val["loss"])
         record = {"epoch": epoch, "train_loss": float(running) / seen, "val_loss": val["loss"],
                   "val_energy_mse": val["energy_mse"], "val_force_mse": val["force_mse"],
+                  "val_force_mae": val["force_mae"],
                   "learning_rate": optimizer.param_groups[0]["lr"]}
         state["history"].append(record)
         if improved:
@@ -182,7 +190,25 @@ def train(
     load_state(potential, load_torch(best_path, "weights"), best_path)
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val"], "train_seconds": state["seconds"],
-            "stopped_early": _stopped_early(state, config), "history": state["history"]}
+            "stopped_early": _stopped_early(state, config),
+            "converged": converged(state["history"]), "history": state["history"]}
+
+
+CONVERGENCE_WINDOW = 0.2  # the last fifth of the epochs run
+CONVERGENCE_TOLERANCE = 0.02  # improved by less than 2% there
+
+
+def converged(history: list[dict], window: float = CONVERGENCE_WINDOW,
+              tolerance: float = CONVERGENCE_TOLERANCE) -> bool:
+    """Whether the val force MAE curve is flat: its best over the last ``window`` of the epochs
+    improves on its best before them by less than ``tolerance`` (relative). Fewer than 5
+    epochs, or a history without val force MAE, cannot show it: False."""
+    maes = [record["val_force_mae"] for record in history if "val_force_mae" in record]
+    if len(maes) < 5 or len(maes) != len(history):
+        return False
+    last = max(1, math.ceil(window * len(maes)))
+    before, after = min(maes[:-last]), min(maes[-last:])
+    return (before - after) / before < tolerance
 
 
 def _stopped_early(state: dict, config: TrainConfig) -> bool:
