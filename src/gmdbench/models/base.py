@@ -40,12 +40,17 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
+def check_device_spelling(spec: str) -> None:
+    """A device name's form only (where another machine will resolve it)."""
+    if not DEVICE_PATTERN.match(str(spec)):
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+
+
 def resolve_device(spec: str | torch.device | None) -> torch.device:
     """``auto`` (a GPU when torch sees one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
     a GPU that is not there is one line saying so, before any work."""
     spec = "auto" if spec is None else str(spec)
-    if not DEVICE_PATTERN.match(spec):
-        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
+    check_device_spelling(spec)
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)

@@ -16,7 +16,7 @@ from gmdbench.config import DEVICE_DESCRIPTION, ModelEntry, load_named, load_pre
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
-from gmdbench.models.base import resolve_device
+from gmdbench.models.base import check_device_spelling, resolve_device
 from gmdbench.pipeline.clusters import ClusterSpec, check_cluster
 from gmdbench.pipeline.distances import write_dataset_distance
 from gmdbench.pipeline.representations import write_task_representations
@@ -70,7 +70,11 @@ def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
     (dask-jobqueue). Returns the results store path.
     """
     say = on_event or (lambda message: None)
-    device = str(resolve_device(device or matrix.device))  # refused here, before any work
+    device = device or matrix.device
+    if scheduler is None and cluster is None:
+        device = str(resolve_device(device))  # a GPU this machine lacks: refused before work
+    else:
+        check_device_spelling(device)  # the workers resolve it where they run
     check_cluster(cluster)
     out_dir = Path(out_dir).resolve()
     results = ResultsStore(out_dir / "results.db")
@@ -93,6 +97,7 @@ def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
                     for entry in matrix.models for seed in matrix.seeds]
     train_and_evaluate(planned, out_dir / "runs", results, executor, workers, scheduler, say,
                        device=device, cluster=cluster)
-    write_task_representations(results, out_dir / "representations", device=device)
+    client_device = device if scheduler is None and cluster is None else "auto"
+    write_task_representations(results, out_dir / "representations", device=client_device)
     build_report(results.path, out_dir / "report")
     return results.path

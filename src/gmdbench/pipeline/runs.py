@@ -45,6 +45,10 @@ def train_and_evaluate(planned: list[tuple[RunConfig, Path]], runs_root: Path,
     ``cluster``: a GPU or SLURM cluster for the Dask executor (``pipeline/clusters.py``)."""
     say = on_event or (lambda message: None)
     run_dirs: dict[str, Path] = {}
+    remote = scheduler is not None or (cluster is not None and cluster.kind == "slurm")
+    # workers resolve the device where they run (a login node without a GPU must not decide
+    # for GPU jobs); the client evaluates on what it has itself
+    client_device = "auto" if remote else device
     if executor == "local":
         for run, data in planned:
             say(f"{run.regime} {run.model} seed {run.seed} on {run.task}")
@@ -53,7 +57,12 @@ def train_and_evaluate(planned: list[tuple[RunConfig, Path]], runs_root: Path,
                 evaluate_run(run_dir, results, device)
             run_dirs[run.run_id] = run_dir
         return run_dirs
-    worker_device = "cuda" if cluster is not None and cluster.gpus else device
+    if cluster is not None and cluster.kind == "gpus":
+        worker_device = "cuda"  # dask-cuda: each worker sees its own GPU as cuda:0
+    elif cluster is not None and cluster.slurm is not None:
+        worker_device = "cuda" if cluster.slurm.gpus_per_job else "cpu"
+    else:
+        worker_device = device
     with cluster_client(cluster, workers, scheduler, len(planned)) as client:
         futures = {client.submit(_train_in_worker, run, data, runs_root, 1, worker_device,
                                  pure=False, key=f"train-{run.run_id}"): run
@@ -62,7 +71,7 @@ def train_and_evaluate(planned: list[tuple[RunConfig, Path]], runs_root: Path,
         for future in as_completed(futures):
             run_dir = future.result()
             if not (reuse_evaluations and (run_dir / "metrics.json").exists()):
-                evaluate_run(run_dir, results, device)
+                evaluate_run(run_dir, results, client_device)
             run_dirs[futures[future].run_id] = run_dir
             say(f"evaluated {run_dir.name}")
     return run_dirs
