@@ -6,7 +6,7 @@ Strict (extra="forbid"): a misspelt key is an error naming the key, never silent
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -21,8 +21,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-DEVICE_DESCRIPTION = ("auto (a GPU when there is one), cpu, cuda or cuda:N; recorded with "
-                      "each run, not part of its hash")
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:\d+)?)$"
+Device = Annotated[str, Field(pattern=DEVICE_PATTERN, description=(
+    "auto (a GPU when there is one), cpu, cuda or cuda:N; recorded with each run, not part of "
+    "its hash"))]
 Regime = Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune", "fine-tune-head"]
 REGIMES: tuple[str, ...] = Regime.__args__
 PRETRAINED_REGIMES = tuple(r for r in REGIMES if r != "scratch")

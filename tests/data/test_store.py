@@ -60,3 +60,24 @@ def test_truncated_extxyz_is_named(tiny_dataset, tmp_path):
     with pytest.raises(CorruptDatasetError, match=r"cut\.extxyz"):
         import_extxyz(cut, tmp_path / "cut.db")
     assert not (tmp_path / "cut.db").exists()
+
+
+def test_a_remembered_content_hash_follows_a_rewrite_in_place(tiny_dataset, tmp_path):
+    """Runs check the hash before training and evaluation; the remembered value must never
+    survive the file changing under the same path."""
+    import os
+    import shutil
+    import time
+
+    from gmdbench.data.store import _HASHES
+
+    data = tmp_path / "copy.db"
+    shutil.copyfile(tiny_dataset, data)
+    old = time.time() - 60
+    os.utime(data, (old, old))  # old enough to be remembered
+    first = DatasetStore(data).content_hash()
+    assert first in _HASHES.values()
+    assert DatasetStore(data).content_hash() == first  # remembered: the same answer
+    store = DatasetStore(data)
+    store.metadata = {**store.metadata, "seed": 12345}  # rewritten in place, now
+    assert DatasetStore(data).content_hash() != first

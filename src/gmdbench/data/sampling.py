@@ -22,7 +22,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
 from gmdbench.config import SamplerConfig
-from gmdbench.data.temperature import kinetic_temperature
+from gmdbench.data.temperature import set_temperature
 from gmdbench.errors import LabelError
 from gmdbench.reference.registry import ReferenceMethod, check_finite, label_with_retries
 
@@ -102,9 +102,7 @@ def initial_md_frame(
     thermalize_momenta(atoms, start, rng=np.random.default_rng([seed, 0]))
     Stationary(atoms)
     ZeroRotation(atoms)
-    measured = kinetic_temperature(atoms.get_momenta(), atoms.numbers)
-    if measured > 0:
-        atoms.set_momenta(atoms.get_momenta() * np.sqrt(start / measured))
+    set_temperature(atoms, start)
     energy, forces = label_with_retries(atoms, method)
     return Frame(atoms.get_positions(), atoms.get_momenta(), energy, forces)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -41,6 +42,8 @@ CREATE TABLE IF NOT EXISTS gmd_failures (
     reason TEXT NOT NULL,
     PRIMARY KEY (trajectory_id, frame)
 )"""
+# content hashes already computed in this process, by file stamp (DatasetStore.content_hash)
+_HASHES: dict[tuple, str] = {}
 # Metadata keys that describe how, not what: left out of the content hash.
 VOLATILE_METADATA = ("versions", "created", "timings")
 
@@ -250,7 +253,28 @@ class DatasetStore:
 
         Timestamps, row ids, users and unique ids are excluded, and frames are ordered by
         (trajectory, frame), so the same task, preset and seed give the same hash on any run.
+        Every run checks it before training and before evaluation, so it is remembered per
+        process for the file's (and its write-ahead log's) size and modification time: a file
+        rewritten in place has another stamp and is hashed again. As in git's racy-file rule, a
+        file modified in the last 2 s is never remembered (timestamps can be coarse).
         """
+        stamp = self._file_stamp()
+        if stamp in _HASHES:
+            return _HASHES[stamp]
+        digest = self._compute_content_hash()
+        newest = max((t for t in stamp[2::3] if t is not None), default=0)
+        if time.time_ns() - newest > 2_000_000_000 and stamp == self._file_stamp():
+            _HASHES[stamp] = digest
+        return digest
+
+    def _file_stamp(self) -> tuple:
+        parts: list = [str(self.path.resolve())]
+        for path in (self.path, Path(f"{self.path}-wal")):
+            stat = path.stat() if path.exists() else None
+            parts += [stat.st_size, stat.st_mtime_ns, stat.st_ino] if stat else [None] * 3
+        return tuple(parts)
+
+    def _compute_content_hash(self) -> str:
         digest = hashlib.sha256()
         metadata = {k: v for k, v in self.metadata.items() if k not in VOLATILE_METADATA}
         digest.update(json.dumps(metadata, sort_keys=True).encode())

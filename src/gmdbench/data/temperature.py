@@ -1,23 +1,30 @@
-"""Kinetic temperature of stored MD frames, from their momenta.
+"""Kinetic temperature of MD frames, as ASE computes it for atoms under ``FixCom``.
 
 Every MD frame is integrated with ASE's ``FixCom`` (the centre of mass does not move), which
 removes 3 of the 3N degrees of freedom; rotation is not constrained (the Langevin noise excites
-it), so T = 2 KE / ((3N - 3) k_B), as ASE's ``Atoms.get_temperature`` computes it for an atoms
-object carrying that constraint.
+it). ASE's ``Atoms.get_temperature`` counts degrees of freedom from the constraints, so these
+helpers attach ``FixCom`` and let ASE do the arithmetic.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from ase import units
-from ase.data import atomic_masses
-
-FIXED_COM_DOF = 3
+from ase import Atoms
+from ase.constraints import FixCom
+from ase.md.velocitydistribution import force_temperature
 
 
 def kinetic_temperature(momenta: np.ndarray, numbers: np.ndarray) -> float:
     """Temperature (K) of one frame of N atoms whose centre of mass is fixed."""
-    masses = atomic_masses[np.asarray(numbers)]
-    kinetic = 0.5 * float(np.sum(np.sum(np.asarray(momenta) ** 2, axis=1) / masses))
-    dof = 3 * len(masses) - FIXED_COM_DOF
-    return 2.0 * kinetic / (dof * units.kB)
+    atoms = Atoms(numbers=numbers, momenta=momenta)
+    atoms.set_constraint(FixCom())
+    return float(atoms.get_temperature())
+
+
+def set_temperature(atoms: Atoms, temperature_K: float) -> None:
+    """Scale ``atoms``' momenta to exactly ``temperature_K`` over 3N - 3 degrees of freedom
+    (ASE's ``force_temperature`` with the ``FixCom`` the MD will run under)."""
+    constraints = atoms.constraints
+    atoms.set_constraint(FixCom())
+    force_temperature(atoms, temperature_K)
+    atoms.set_constraint(constraints)

@@ -19,6 +19,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from gmdbench.config import DEVICE_PATTERN
 from gmdbench.data.graphs import Batch
 from gmdbench.errors import DeviceError, UnsupportedElementError
 
@@ -37,12 +38,12 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE = re.compile(DEVICE_PATTERN)
 
 
 def check_device_spelling(spec: str) -> None:
     """A device name's form only (where another machine will resolve it)."""
-    if not DEVICE_PATTERN.match(str(spec)):
+    if not _DEVICE.match(str(spec)):
         raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
 
 

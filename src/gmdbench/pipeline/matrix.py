@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gmdbench.config import DEVICE_DESCRIPTION, ModelEntry, load_named, load_preset
+from gmdbench.config import Device, ModelEntry, load_named, load_preset
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
@@ -40,8 +40,7 @@ class MatrixConfig(BaseModel):
     data_seed: int = Field(0, ge=0)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                        description=DEVICE_DESCRIPTION)
+    device: Device = "auto"
     distance_statistics: bool = Field(
         False, description="compute each dataset's SOAP distances of id_test and ood_test "
         "frames from its train split (written beside the dataset, shown by the report)")

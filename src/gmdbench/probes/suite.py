@@ -21,7 +21,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gmdbench.config import DEVICE_DESCRIPTION, ModelEntry, load_named
+from gmdbench.config import Device, ModelEntry, load_named
 from gmdbench.dotted import resolve_dotted
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
@@ -101,8 +101,7 @@ class ProbeSuite(BaseModel):
                                      "model too: a check that every error is 0")
     representations: bool = Field(True, description="CKA / PCA / t-SNE of the models' node "
                                   "features on the path images")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$",
-                        description=DEVICE_DESCRIPTION)
+    device: Device = "auto"
 
     @model_validator(mode="after")
     def _needs_reference(self) -> ProbeSuite:

@@ -129,7 +129,7 @@ def evaluate_run(run_dir: Path, results: ResultsStore,
     dtype = DTYPES[run.training.dtype]
     started = time.perf_counter()
     metrics = {}
-    potential = load_potential(run_dir).to(device)
+    potential = load_potential(run_dir, device)
     with default_dtype(dtype):
         splits = load_splits(store, graph_cutoff(run), EVALUATED_SPLITS)
         for split in EVALUATED_SPLITS:
