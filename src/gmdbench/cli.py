@@ -39,6 +39,11 @@ from gmdbench.pipeline.clusters import (
 )
 from gmdbench.pipeline.distances import distance_for_run
 from gmdbench.pipeline.matrix import load_matrix, run_matrix
+from gmdbench.pipeline.reference_table import (
+    REPOSITORY_ARCHIVE,
+    rebuild_reference_report,
+    run_reference_table,
+)
 from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
 from gmdbench.pipeline.suites import run_suite
 from gmdbench.probes.suite import BUILTIN_SUITES, builtin_suite_names, load_suite
@@ -62,6 +67,9 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 app.add_typer(probe_app, name="probe")
+table_app = typer.Typer(help="gmd-bench's own reference table (the `reference` matrix), kept "
+                        "in the repository's reference/ folder.", no_args_is_help=True)
+app.add_typer(table_app, name="reference-table")
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough for SMILES tables, no wrapping
     console = Console(width=160)
@@ -491,6 +499,41 @@ def run_command(
     console.print((out / "report" / "table.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {results}; report: {out / 'report'}; "
                   f"{time.perf_counter() - started:.0f} s")
+
+
+ArchiveOption = Annotated[Path, typer.Option(
+    "--archive", help="the reference archive folder (default: the repository's reference/)")]
+
+
+@table_app.command("run")
+def reference_table_run(
+    archive: ArchiveOption = REPOSITORY_ARCHIVE,
+    matrix_name: Annotated[str, typer.Option(
+        "--matrix", help="the matrix to archive (default: the built-in `reference`)")
+    ] = "reference",
+    out: Annotated[Path, typer.Option(help="working folder (datasets, run directories)")
+                   ] = Path("results/reference"),
+    device: DeviceOverride = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="stop after this many runs")] = None,
+) -> None:
+    """Train, evaluate and archive each run the archive lacks (seed 0 of every model first);
+    resumable: a later call, here or on a fresh clone, continues where this one stopped."""
+    matrix = load_matrix(matrix_name)
+    written = run_reference_table(matrix, out, archive, device=device, limit=limit,
+                                  on_event=lambda message: console.print(message, markup=False))
+    console.print(f"archived {len(written)} run(s) in {archive}; rebuild the report with "
+                  f"`gmd reference-table report --archive {archive}`")
+
+
+@table_app.command("report")
+def reference_table_report(
+    archive: ArchiveOption = REPOSITORY_ARCHIVE,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: <archive>/report)")
+                   ] = None,
+) -> None:
+    """Rebuild the reference report from the archived files alone: no training, no weights."""
+    for path in rebuild_reference_report(archive, out):
+        console.print(f"wrote {path}")
 
 
 def _cluster_spec(executor: Executor, gpus: int | None, cluster: ClusterKind | None,

@@ -54,29 +54,13 @@ def load_matrix(name_or_path: str) -> MatrixConfig:
     return load_named(name_or_path, BUILTIN_MATRICES, "{}.yaml", MatrixConfig, "run")[0]
 
 
-def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
-               executor: Executor = "local", scheduler: str | None = None,
-               on_event: Callable[[str], None] | None = None, device: str | None = None,
-               cluster: ClusterSpec | None = None) -> Path:
-    """Build each task's dataset, train and evaluate every (model, seed), write the report.
-
-    ``executor="local"`` trains runs one after another in this process; ``"dask"`` submits one
-    task per run to an embedded LocalCluster (``workers`` processes, one torch thread each) or
-    to ``scheduler``, whose workers must see ``out_dir`` (a shared filesystem), then evaluates
-    here. Everything is cached: datasets resume, finished runs are skipped, results replaced.
-    ``device`` (default: the matrix's ``device``) is where runs train and are evaluated;
-    ``cluster`` puts the Dask executor's workers on GPUs (dask-cuda) or SLURM jobs
-    (dask-jobqueue). Returns the results store path.
-    """
+def plan_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
+                scheduler: str | None = None,
+                on_event: Callable[[str], None] | None = None) -> list[tuple[RunConfig, Path]]:
+    """Build (or resume) each task's dataset and its distance statistics where asked; return
+    every (run, dataset) of the matrix, seed by seed (all models of the first seed come
+    first, so a matrix stopped part-way has every model at least once)."""
     say = on_event or (lambda message: None)
-    device = device or matrix.device
-    if scheduler is None and cluster is None:
-        device = str(resolve_device(device))  # a GPU this machine lacks: refused before work
-    else:
-        check_device_spelling(device)  # the workers resolve it where they run
-    check_cluster(cluster)
-    out_dir = Path(out_dir).resolve()
-    results = ResultsStore(out_dir / "results.db")
     preset = load_preset(matrix.preset)
     planned: list[tuple[RunConfig, Path]] = []
     for task_name in matrix.tasks:
@@ -93,7 +77,41 @@ def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
             say(f"SOAP distances of {task.name}'s test frames -> "
                 f"{write_dataset_distance(data)}")
         planned += [(run_config(entry, task.name, seed, dataset_hash), data)
-                    for entry in matrix.models for seed in matrix.seeds]
+                    for seed in matrix.seeds for entry in matrix.models]
+    return planned
+
+
+def matrix_device(matrix: MatrixConfig, device: str | None, scheduler: str | None,
+                  cluster: ClusterSpec | None) -> str:
+    """Where runs train: resolved here for a local run (a GPU this machine lacks is refused
+    before any work), only checked for spelling where remote workers resolve it."""
+    device = device or matrix.device
+    if scheduler is None and cluster is None:
+        return str(resolve_device(device))
+    check_device_spelling(device)
+    return device
+
+
+def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
+               executor: Executor = "local", scheduler: str | None = None,
+               on_event: Callable[[str], None] | None = None, device: str | None = None,
+               cluster: ClusterSpec | None = None) -> Path:
+    """Build each task's dataset, train and evaluate every (model, seed), write the report.
+
+    ``executor="local"`` trains runs one after another in this process; ``"dask"`` submits one
+    task per run to an embedded LocalCluster (``workers`` processes, one torch thread each) or
+    to ``scheduler``, whose workers must see ``out_dir`` (a shared filesystem), then evaluates
+    here. Everything is cached: datasets resume, finished runs are skipped, results replaced.
+    ``device`` (default: the matrix's ``device``) is where runs train and are evaluated;
+    ``cluster`` puts the Dask executor's workers on GPUs (dask-cuda) or SLURM jobs
+    (dask-jobqueue). Returns the results store path.
+    """
+    say = on_event or (lambda message: None)
+    device = matrix_device(matrix, device, scheduler, cluster)
+    check_cluster(cluster)
+    out_dir = Path(out_dir).resolve()
+    results = ResultsStore(out_dir / "results.db")
+    planned = plan_matrix(matrix, out_dir, workers, scheduler, say)
     train_and_evaluate(planned, out_dir / "runs", results, executor, workers, scheduler, say,
                        device=device, cluster=cluster)
     client_device = device if scheduler is None and cluster is None else "auto"

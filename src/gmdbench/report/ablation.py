@@ -10,6 +10,7 @@ import numpy as np
 
 from gmdbench.data.store import dataset_distance_path
 from gmdbench.report.tables import collect_rows
+from gmdbench.runner.archive import resolve_dataset_path
 from gmdbench.runner.results import ResultsStore
 
 # "OOD close to ID" is the aim the GMD-26 authors state without a number; this threshold is ours
@@ -20,7 +21,8 @@ def _dataset_distance(run: dict) -> dict | None:
     config = Path(run["run_dir"]) / "config.json"
     if not config.exists():
         return None
-    path = dataset_distance_path(Path(json.loads(config.read_text())["dataset_path"]))
+    dataset = resolve_dataset_path(config.parent, json.loads(config.read_text())["dataset_path"])
+    path = dataset_distance_path(dataset)
     return json.loads(path.read_text()) if path.exists() else None
 
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run the reference matrix in the background and commit each archived run as it lands, so a
+# later session (a fresh clone on another machine) continues where this one stopped.
+#   scripts/reference_table.sh            # start (logs: results/reference/run.log)
+# Stop it with: kill -- -$(cat results/reference/run.pid)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p results/reference
+commit_archive() {
+  # only the archive's paths are committed (other staged work is left alone); retried when
+  # another git command holds the index lock
+  for _ in 1 2 3 4 5; do
+    git add reference/runs reference/datasets 2>/dev/null || true
+    if git diff --cached --quiet -- reference/runs reference/datasets; then return 0; fi
+    names=$(git diff --cached --name-only -- reference/runs | cut -d/ -f3 | sort -u | tr '\n' ' ')
+    if git commit -q -m "Reference table: archived ${names}" -- reference/runs reference/datasets
+    then return 0; fi
+    sleep 7
+  done
+}
+(
+  .venv/bin/gmd reference-table run "$@" &
+  runner=$!
+  while kill -0 "$runner" 2>/dev/null; do sleep 60; commit_archive; done
+  wait "$runner" || echo "gmd reference-table run exited with $?"
+  commit_archive
+) >results/reference/run.log 2>&1 &
+echo $! > results/reference/run.pid
+echo "started (pid $(cat results/reference/run.pid)); log: results/reference/run.log"

@@ -1,0 +1,129 @@
+"""The reference-table archive: a folder of finished runs' small files, kept in the repository.
+
+A run of the reference matrix takes up to an hour or two on 2 cores and the whole matrix more
+than one working session, so each finished run is exported here as soon as it is evaluated and
+committed; a later session on another machine skips what the archive already holds, and the
+report is rebuilt from the archive alone (no weights needed, no retraining).
+
+Layout (``<archive>/``)::
+
+    runs/<task>-<model>-s<seed>-<run id>/
+        record.json             everything the results store holds for the run (config,
+                                model metadata, versions, timings, training summary, metrics)
+        config.json             the resolved run config (dataset path relative to the run)
+        training.json           training summary with its per-epoch history (val force MAE)
+        training_log.csv        that history as a table
+        metrics.json            metrics per split and per molecule
+        predictions_id_test.npz, predictions_ood_test.npz   test predictions (compressed)
+        routing.json            DeepSet-MoE only
+        best.pt                 the weights, only where under 1 MB
+    datasets/<dataset>.distance.json   SOAP distance statistics of the dataset's test frames
+
+A run is written to a hidden folder and renamed into place, so a kill never leaves a half run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gmdbench.data.store import dataset_distance_path
+from gmdbench.errors import GmdError
+from gmdbench.runner.results import ResultsStore
+
+WEIGHTS_LIMIT = 1_000_000  # bytes: heavier weights stay out of the repository
+COPIED = ("training.json", "metrics.json", "predictions_id_test.npz",
+          "predictions_ood_test.npz", "routing.json")
+RECORD_KEYS = ("run_id", "task", "model", "regime", "seed", "dataset_hash", "level_of_theory",
+               "config", "model_metadata", "versions", "timings", "training")
+
+
+class ArchiveError(GmdError):
+    """An archive folder that is missing or holds a run it cannot read."""
+
+
+def archived_run_ids(archive: Path) -> set[str]:
+    """Run ids the archive already holds (finished runs only: hidden folders are torn writes)."""
+    folder = Path(archive) / "runs"
+    if not folder.is_dir():
+        return set()
+    return {json.loads((path / "record.json").read_text())["run_id"]
+            for path in sorted(folder.iterdir())
+            if not path.name.startswith(".") and (path / "record.json").exists()}
+
+
+def export_run(run_dir: Path, results: ResultsStore, archive: Path) -> Path:
+    """Copy a finished, evaluated run's small files into ``archive``; return its folder there."""
+    run_dir = Path(run_dir)
+    record = next((run for run in results.runs() if Path(run["run_dir"]) == run_dir.resolve()),
+                  None)
+    if record is None:
+        raise ArchiveError(f"run {run_dir} is not in results store {results.path}: evaluate it "
+                           "first (`gmd evaluate`)")
+    runs = Path(archive) / "runs"
+    target = runs / run_dir.name
+    staging = runs / f".{run_dir.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in COPIED:
+        if (run_dir / name).exists():
+            shutil.copyfile(run_dir / name, staging / name)
+    weights = run_dir / "best.pt"
+    if weights.exists() and weights.stat().st_size < WEIGHTS_LIMIT:
+        shutil.copyfile(weights, staging / "best.pt")
+    config = json.loads((run_dir / "config.json").read_text())
+    dataset = Path(config["dataset_path"])
+    config["dataset_path"] = str(Path("..", "..", "datasets", dataset.name))
+    (staging / "config.json").write_text(json.dumps(config, indent=2))
+    distance = dataset_distance_path(dataset)
+    if distance.exists():
+        (Path(archive) / "datasets").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(distance, Path(archive) / "datasets" / distance.name)
+    (staging / "record.json").write_text(json.dumps(
+        {key: record[key] for key in RECORD_KEYS}, indent=2, sort_keys=True))
+    _write_training_log(json.loads((run_dir / "training.json").read_text()),
+                        staging / "training_log.csv")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target
+
+
+def _write_training_log(summary: dict[str, Any], path: Path) -> None:
+    history = summary.get("history") or []
+    columns = list(history[0]) if history else ["epoch"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def load_archive(archive: Path, results_path: Path) -> ResultsStore:
+    """A results store at ``results_path`` holding every archived run, whose run directories
+    are the archive's folders (predictions and config are read from there)."""
+    folder = Path(archive) / "runs"
+    if not folder.is_dir():
+        raise ArchiveError(f"reference archive {archive} has no runs/ folder")
+    results = ResultsStore(results_path)
+    for run_dir in sorted(folder.iterdir()):
+        if run_dir.name.startswith("."):
+            continue
+        try:
+            record = json.loads((run_dir / "record.json").read_text())
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            results.record_run(**{key: record[key] for key in RECORD_KEYS},
+                               run_dir=run_dir.resolve(), metrics=metrics)
+        except (OSError, ValueError, KeyError) as error:
+            raise ArchiveError(f"archived run {run_dir} cannot be read: {error}") from error
+    return results
+
+
+def resolve_dataset_path(run_dir: Path, dataset_path: str) -> Path:
+    """A run config's dataset path; an archived run's is relative to its own folder."""
+    path = Path(dataset_path)
+    return path if path.is_absolute() else (Path(run_dir) / path).resolve()
+

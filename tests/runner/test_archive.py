@@ -1,0 +1,111 @@
+"""The reference-table archive: export, reload, rebuild the report from the archive alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gmdbench.evaluation.evaluate import Predictions
+from gmdbench.evaluation.metrics import force_mae
+from gmdbench.pipeline.reference_table import rebuild_reference_report
+from gmdbench.report.build import build_report
+from gmdbench.runner import archive as archive_module
+from gmdbench.runner.archive import (
+    ArchiveError,
+    archived_run_ids,
+    export_run,
+    load_archive,
+)
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, trained_runs):
+    results, run_dirs = trained_runs
+    folder = tmp_path_factory.mktemp("archive")
+    for run_dir in run_dirs:
+        export_run(run_dir, results, folder)
+    return folder
+
+
+def test_archive_holds_every_run_and_reloads_the_same_metrics(archive, trained_runs, tmp_path):
+    results, run_dirs = trained_runs
+    assert archived_run_ids(archive) == {run["run_id"] for run in results.runs()}
+    reloaded = load_archive(archive, tmp_path / "r.db")
+    key = ("run_id", "split", "molecule", "metric")
+    original = {tuple(r[k] for k in key): r["value"] for r in results.metrics("*")}
+    again = {tuple(r[k] for k in key): r["value"] for r in reloaded.metrics("*")}
+    assert again == original
+    for run in reloaded.runs():
+        assert run["run_dir"].startswith(str(archive))
+        assert (archive / "runs" / run_dirs[0].name).exists()
+
+
+def test_archived_files_are_the_small_ones_and_the_log_has_the_val_curve(archive, trained_runs):
+    _, run_dirs = trained_runs
+    folder = archive / "runs" / run_dirs[0].name
+    names = {path.name for path in folder.iterdir()}
+    assert {"record.json", "config.json", "training.json", "training_log.csv", "metrics.json",
+            "predictions_id_test.npz", "predictions_ood_test.npz", "best.pt"} <= names
+    assert "checkpoint.pt" not in names
+    log = folder / "training_log.csv"
+    header, *rows = log.read_text().splitlines()
+    assert "val_force_mae" in header.split(",")
+    assert len(rows) == json.loads((folder / "training.json").read_text())["epochs_run"]
+    assert json.loads((folder / "config.json").read_text())["dataset_path"].startswith("../..")
+
+
+def test_weights_over_the_limit_stay_out(trained_runs, tmp_path, monkeypatch):
+    results, run_dirs = trained_runs
+    monkeypatch.setattr(archive_module, "WEIGHTS_LIMIT", 10)
+    folder = export_run(run_dirs[0], results, tmp_path)
+    assert not (folder / "best.pt").exists()
+    assert (folder / "predictions_ood_test.npz").exists()
+
+
+def test_metrics_recomputed_from_archived_predictions(archive, trained_runs):
+    _, run_dirs = trained_runs
+    for run_dir in run_dirs:
+        folder = archive / "runs" / run_dir.name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        for split in ("id_test", "ood_test"):
+            predictions = Predictions.load(folder / f"predictions_{split}.npz")
+            recomputed = force_mae(predictions.forces, predictions.forces_reference)
+            assert recomputed == pytest.approx(metrics[split]["all"]["force_mae"], rel=1e-9)
+
+
+def test_report_rebuilt_from_the_archive_is_reproducible_and_equals_the_original(
+        archive, trained_runs, tmp_path):
+    results, _ = trained_runs
+    first = rebuild_reference_report(archive, tmp_path / "first")
+    second = rebuild_reference_report(archive, tmp_path / "second")
+    assert [p.name for p in first] == [p.name for p in second]
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    original = build_report(results.path, tmp_path / "original",
+                            representations=tmp_path / "none")
+    assert (tmp_path / "original" / "table.md").read_text() == \
+        (tmp_path / "first" / "table.md").read_text()
+    assert len(original) == len(first)
+
+
+def test_a_torn_export_is_invisible_and_a_broken_run_is_named(archive, trained_runs, tmp_path):
+    results, run_dirs = trained_runs
+    copy = tmp_path / "copy"
+    for run_dir in run_dirs[:1]:
+        export_run(run_dir, results, copy)
+    (copy / "runs" / ".half.tmp").mkdir()
+    assert len(archived_run_ids(copy)) == 1
+    broken = copy / "runs" / run_dirs[0].name / "metrics.json"
+    broken.write_text("{not json")
+    with pytest.raises(ArchiveError, match="cannot be read"):
+        load_archive(copy, tmp_path / "r.db")
+    with pytest.raises(ArchiveError, match="no runs/ folder"):
+        load_archive(tmp_path / "nowhere", tmp_path / "r2.db")
+
+
+def test_export_refuses_a_run_that_was_not_evaluated(trained_runs, tmp_path):
+    results, _ = trained_runs
+    with pytest.raises(ArchiveError, match="not in results store"):
+        export_run(tmp_path / "some-run", results, tmp_path / "archive")
+    assert not (tmp_path / "archive").exists()
