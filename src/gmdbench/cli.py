@@ -39,17 +39,14 @@ from gmdbench.pipeline.clusters import (
 )
 from gmdbench.pipeline.distances import distance_for_run
 from gmdbench.pipeline.matrix import load_matrix, run_matrix
-from gmdbench.pipeline.reference_table import (
-    REPOSITORY_ARCHIVE,
-    rebuild_reference_report,
-    run_reference_table,
-)
+from gmdbench.pipeline.reference_table import rebuild_reference_report, run_reference_table
 from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
 from gmdbench.pipeline.suites import run_suite
 from gmdbench.probes.suite import BUILTIN_SUITES, builtin_suite_names, load_suite
 from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 from gmdbench.report.build import build_report
 from gmdbench.report.probes import write_probe_report
+from gmdbench.runner.archive import REPOSITORY_ARCHIVE, default_archive
 from gmdbench.runner.executor import evaluate_run, train_run
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import RunConfig, TrainFileConfig, load_train_file
@@ -435,6 +432,11 @@ def report_command(
     representations: Annotated[Path | None, typer.Option(
         help="folder of saved representations (default: representations/ beside the store; "
              "`gmd run` saves them, `gmd representations` makes them)")] = None,
+    reference_archive: Annotated[Path | None, typer.Option(
+        help="gmd-bench's reference table to show beside your runs where the dataset hash "
+             "matches (default: the repository's reference/, when it holds runs)")] = None,
+    no_reference: Annotated[bool, typer.Option(
+        "--no-reference", help="leave the reference table out")] = False,
 ) -> None:
     """Tables (ID vs OOD, mean +- std over seeds), parity plots, routing, ablation, saved
     representations, and an index.html; or the report of a probe suite's output folder.
@@ -449,7 +451,11 @@ def report_command(
     if not results.exists():
         raise GmdError(f"results store {results} does not exist")
     out = out or results.parent / "report"
-    for path in build_report(results, out, representations=representations):
+    reference_archive = reference_archive or default_archive()
+    if reference_archive is not None and not (reference_archive / "runs").is_dir():
+        raise GmdError(f"--reference-archive {reference_archive} has no runs/ folder")
+    for path in build_report(results, out, representations=representations,
+                             reference_archive=None if no_reference else reference_archive):
         console.print(f"wrote {path}")
     console.print((out / "table.md").read_text(), markup=False, highlight=False)
 

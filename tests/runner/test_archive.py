@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -109,3 +110,40 @@ def test_export_refuses_a_run_that_was_not_evaluated(trained_runs, tmp_path):
     with pytest.raises(ArchiveError, match="not in results store"):
         export_run(tmp_path / "some-run", results, tmp_path / "archive")
     assert not (tmp_path / "archive").exists()
+
+
+def test_user_report_shows_reference_rows_on_the_same_dataset(archive, trained_runs, tmp_path):
+    results, _ = trained_runs
+    build_report(results.path, tmp_path / "report", representations=tmp_path / "none",
+                 reference_archive=archive)
+    table = (tmp_path / "report" / "table.md").read_text()
+    lines = table.splitlines()
+    own = [line for line in lines if line.startswith(("| schnet |", "| mace |"))]
+    reference = [line for line in lines if line.startswith(("| schnet [reference] |",
+                                                            "| mace [reference] |"))]
+    assert len(own) == len(reference) == 2
+    # the same runs archived: the same numbers, in the reference's rows
+    assert [line.split("|", 2)[2] for line in own] == \
+        [line.split("|", 2)[2] for line in reference]
+    assert "not shown" not in table
+    csv_header = (tmp_path / "report" / "table.csv").read_text().splitlines()[0]
+    assert "reference" in csv_header.split(",")
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "sort by this column" in page and "ratio_tiny_alkanes.png" in page
+    assert (tmp_path / "report" / "ratio_tiny_alkanes.png").stat().st_size > 0
+    assert (tmp_path / "report" / "convergence_tiny_alkanes.png").stat().st_size > 0
+
+
+def test_user_report_says_why_reference_rows_are_missing(archive, trained_runs, tmp_path):
+    results, _ = trained_runs
+    other = tmp_path / "other"
+    shutil.copytree(archive, other)
+    for record_path in other.glob("runs/*/record.json"):
+        record = json.loads(record_path.read_text())
+        record["dataset_hash"] = "f" * 64
+        record_path.write_text(json.dumps(record))
+    build_report(results.path, tmp_path / "report", representations=tmp_path / "none",
+                 reference_archive=other)
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert "[reference]" not in table.replace("[reference]: a row", "")
+    assert "the reference table is not shown: its dataset (ffffffffffff) is not yours" in table

@@ -23,6 +23,7 @@ from gmdbench.pipeline.representations import write_task_representations
 from gmdbench.pipeline.runs import Executor, train_and_evaluate
 from gmdbench.reference.registry import ReferenceConfig
 from gmdbench.report.build import build_report
+from gmdbench.runner.archive import default_archive
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import RunConfig, run_config
 from gmdbench.tasks.spec import load_task
@@ -116,5 +117,5 @@ def run_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
                        device=device, cluster=cluster)
     client_device = device if scheduler is None and cluster is None else "auto"
     write_task_representations(results, out_dir / "representations", device=client_device)
-    build_report(results.path, out_dir / "report")
+    build_report(results.path, out_dir / "report", reference_archive=default_archive())
     return results.path

@@ -21,9 +21,6 @@ from gmdbench.report.build import build_report
 from gmdbench.runner.archive import archived_run_ids, export_run, load_archive
 from gmdbench.runner.results import ResultsStore
 
-# the repository's archive (an editable install or a clone); elsewhere pass --archive
-REPOSITORY_ARCHIVE = Path(__file__).resolve().parents[3] / "reference"
-
 
 def run_reference_table(matrix: MatrixConfig, out_dir: Path, archive: Path,
                         on_event: Callable[[str], None] | None = None,

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from gmdbench.errors import GmdError
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.report.ablation import write_ablation
 from gmdbench.report.html import write_html
-from gmdbench.report.plots import parity_plot
+from gmdbench.report.plots import convergence_plot, parity_plot, ratio_chart
 from gmdbench.report.routing import write_routing
-from gmdbench.report.tables import write_tables
+from gmdbench.report.tables import table_rows, write_tables
+from gmdbench.runner.archive import load_archive
 from gmdbench.runner.results import ResultsStore, model_label
 
 
@@ -55,15 +57,52 @@ def write_representations(folder: Path, out_dir: Path) -> list[Path]:
     return [out_dir / "representations.md", *written]
 
 
-def build_report(results_path: Path, out_dir: Path,
-                 representations: Path | None = None) -> list[Path]:
+def write_figures(results: ResultsStore, reference: ResultsStore | None,
+                  out_dir: Path) -> list[Path]:
+    """figures.md: per task, the OOD/ID force ratio per model (seed error bars) and the val
+    force MAE curves of every trained run."""
+    rows, _ = table_rows(results, reference)
+    curves: dict[str, dict[str, list[list[float]]]] = {}
+    for run in results.runs():
+        summary = Path(run["run_dir"]) / "training.json"
+        history = json.loads(summary.read_text()).get("history", []) if summary.exists() else []
+        curve = [record["val_force_mae"] for record in history if "val_force_mae" in record]
+        label = f"{model_label(run)} ({run['regime']})"
+        differs = run["config"].get("training", {}).get("reference_energies")
+        if run["model_metadata"].get("pretrained") is not True and differs == "fit":
+            label += " E0 fit"
+        curves.setdefault(run["task"], {}).setdefault(label, []).append(curve)
+    lines, written = ["# Figures\n"], []
+    for task in sorted({row.task for row in rows}):
+        lines.append(f"## {task}\n")
+        ratio = ratio_chart(rows, task, out_dir / f"ratio_{task}.png")
+        if ratio:
+            written.append(ratio)
+            lines += [f"![OOD/ID force ratio, {task}]({ratio.name})", ""]
+        curve_plot = convergence_plot(curves.get(task, {}), task,
+                                      out_dir / f"convergence_{task}.png")
+        if curve_plot:
+            written.append(curve_plot)
+            lines += [f"![training curves, {task}]({curve_plot.name})", ""]
+    (out_dir / "figures.md").write_text("\n".join(lines))
+    return [out_dir / "figures.md", *written]
+
+
+def build_report(results_path: Path, out_dir: Path, representations: Path | None = None,
+                 reference_archive: Path | None = None) -> list[Path]:
     """Every report file of a results store in ``out_dir``. ``representations``: the folder
-    where the pipeline saved them (default: ``representations/`` beside the store)."""
+    where the pipeline saved them (default: ``representations/`` beside the store);
+    ``reference_archive``: gmd-bench's reference table, whose rows on the same datasets are
+    shown beside the store's own (``runner/archive.py``)."""
     results = ResultsStore(results_path)
     if not results.runs():
         raise GmdError(f"results store {results_path} has no evaluated runs: run `gmd evaluate`")
     out_dir = Path(out_dir)
-    written = list(write_tables(results, out_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = (load_archive(reference_archive, Path(tmp) / "reference.db")
+                     if reference_archive is not None else None)
+        written = list(write_tables(results, out_dir, reference))
+        written += write_figures(results, reference, out_dir)
     first_seed: dict[tuple[str, str, str], dict] = {}
     for run in results.runs():  # ordered by seed within (task, model, regime)
         first_seed.setdefault((run["task"], file_label(model_label(run)), run["regime"]), run)

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 
 # the order sections appear in; any other markdown file follows, alphabetically
-ORDER = ("table.md", "ablation.md", "routing.md", "representations.md", "probes.md")
+ORDER = ("table.md", "figures.md", "ablation.md", "routing.md", "representations.md", "probes.md")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
@@ -15,6 +15,33 @@ th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; margin: 0.5em 0; border: 1px solid #eee; }
 h1 { border-bottom: 2px solid #444; } h2 { margin-top: 1.6em; }
+th { cursor: pointer; } th:hover { background: #e4e4e4; }
+"""
+# every table sorts by any column on a click of its header (again: the other way); a cell is
+# compared by its leading number where it has one ("0.0612 ± 0.0010" -> 0.0612), else as text
+SORTING = """
+document.querySelectorAll('table').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (header, column) {
+    header.title = 'sort by this column';
+    header.addEventListener('click', function () {
+      var body = table.tBodies[0];
+      var rows = Array.from(body.rows);
+      var ascending = header.dataset.order !== 'asc';
+      header.dataset.order = ascending ? 'asc' : 'desc';
+      function key(row) {
+        var text = row.cells[column] ? row.cells[column].textContent.trim() : '';
+        var number = parseFloat(text);
+        return isNaN(number) ? text.toLowerCase() : number;
+      }
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (typeof x !== typeof y) { return typeof x === 'number' ? -1 : 1; }
+        return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1);
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
 """
 
 
@@ -38,5 +65,5 @@ def write_html(report_dir: Path, title: str = "gmd-bench report") -> Path:
     page = report_dir / "index.html"
     page.write_text(f"<!doctype html>\n<html><head><meta charset='utf-8'><title>"
                     f"{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-                    + "\n".join(body) + "\n</body></html>\n")
+                    + "\n".join(body) + f"\n<script>{SORTING}</script>\n</body></html>\n")
     return page

@@ -36,3 +36,61 @@ def parity_plot(predictions: dict[str, Predictions], title: str, out: Path) -> P
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def ratio_chart(rows: list, task: str, out: Path) -> Path | None:
+    """One bar per model row of ``task``: its OOD/ID force-MAE ratio, mean over seeds with the
+    seeds' standard deviation as error bar (log scale: ratios span 1 to 100+). Reference rows
+    are hatched. ``rows``: report.tables.TableRow (not imported: plots know no table)."""
+    shown = [row for row in rows if row.task == task and not row.baseline
+             and row.values.get(("force_mae", "ood_test"))]
+    if not shown:
+        return None
+    ratios = [row.ood_id_ratio() for row in shown]
+    labels = [f"{row.model} ({row.regime})" + (f"\n{row.differs}" if row.differs else "")
+              + (" [reference]" if row.reference else "") for row in shown]
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.7 * len(shown) + 2), 4.8))
+    positions = range(len(shown))
+    bars = axis.bar(positions, [mean for mean, _ in ratios], yerr=[std for _, std in ratios],
+                    capsize=3, color="tab:red", alpha=0.75, edgecolor="black", linewidth=0.6)
+    for bar, row in zip(bars, shown, strict=True):
+        if row.reference:
+            bar.set_hatch("//")
+    axis.axhline(1.0, color="black", linewidth=0.8)
+    axis.set_yscale("log")
+    axis.set_xticks(list(positions), labels, rotation=60, ha="right", fontsize=7)
+    axis.set_ylabel("OOD / ID force MAE (mean ± std over seeds)")
+    axis.set_title(f"{task}: how much worse on unseen molecules")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def convergence_plot(curves: dict[str, list[list[float]]], task: str, out: Path) -> Path | None:
+    """Val force MAE per epoch, one panel per model label, one line per seed: whether a run
+    had flattened out when it stopped is seen here at a glance."""
+    curves = {label: runs for label, runs in curves.items() if any(runs)}
+    if not curves:
+        return None
+    columns = min(4, len(curves))
+    rows = -(-len(curves) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows),
+                                squeeze=False)
+    for axis, (label, runs) in zip(axes.ravel(), sorted(curves.items()), strict=False):
+        for curve in runs:
+            axis.plot(range(len(curve)), curve, linewidth=1.0)
+        axis.set_yscale("log")
+        axis.set_title(label, fontsize=8)
+        axis.set_xlabel("epoch", fontsize=7)
+        axis.set_ylabel("val force MAE (eV/A)", fontsize=7)
+        axis.tick_params(labelsize=7)
+    for axis in axes.ravel()[len(curves):]:
+        axis.set_visible(False)
+    figure.suptitle(f"{task}: training curves (one line per seed)")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out

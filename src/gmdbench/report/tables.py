@@ -54,6 +54,7 @@ class TableRow:
     forces_note: str | None = None
     energy_defined: bool = True
     baseline: bool = False
+    reference: bool = False  # a row of gmd-bench's reference table, shown beside the user's
     differs: str = ""
     seeds: list[int] = field(default_factory=list)
     # per seed: the training's convergence flag (val force MAE flat over the last fifth of
@@ -207,11 +208,41 @@ def _name(row: TableRow) -> str:
     if row.baseline:
         return f"*{E0_ONLY}*"
     if row.forces_note:
-        return f"{row.model} (partial gradient)‡"
-    return row.model if row.conservative else f"{row.model} (direct forces)*"
+        name = f"{row.model} (partial gradient)‡"
+    else:
+        name = row.model if row.conservative else f"{row.model} (direct forces)*"
+    return f"{name} [reference]" if row.reference else name
 
 
-def markdown_table(rows: list[TableRow]) -> str:
+def reference_rows(reference: ResultsStore, rows: list[TableRow]) -> tuple[list[TableRow],
+                                                                            list[str]]:
+    """The reference table's rows (no *E0 only* rows: the user's own table has them) for the
+    tasks and datasets of ``rows``, marked as reference; and one note per task whose dataset
+    differs from the reference's (its rows are then left out: numbers on two datasets never
+    share a table)."""
+    own = defaultdict(set)
+    for row in rows:
+        own[row.task].add(row.dataset_hash)
+    shown, notes = [], []
+    candidates = [row for row in collect_rows(reference) if not row.baseline]
+    for task in sorted(own):
+        archived = [row for row in candidates if row.task == task]
+        if not archived:
+            continue
+        matching = [row for row in archived if row.dataset_hash in own[task]]
+        for row in matching:
+            row.reference = True
+        shown += matching
+        if not matching:
+            theirs = ", ".join(sorted({row.dataset_hash[:12] for row in archived}))
+            yours = ", ".join(sorted(hash_[:12] for hash_ in own[task]))
+            notes.append(f"{task}: the reference table is not shown: its dataset ({theirs}) is "
+                         f"not yours ({yours}); build the task at the reference's preset and "
+                         "data seed (`gmd run reference`) to compare")
+    return shown, notes
+
+
+def markdown_table(rows: list[TableRow], notes: list[str] | None = None) -> str:
     lines = []
     for task in sorted({row.task for row in rows}):
         task_rows = [row for row in rows if row.task == task]
@@ -226,7 +257,9 @@ def markdown_table(rows: list[TableRow]) -> str:
                      "method's isolated atoms; fit: least squares on train). *E0 only* rows are "
                      "the energy of the composition alone, no network. Converged: seeds whose "
                      "val force MAE improved by less than 2% over the last fifth of their "
-                     "epochs.\n")
+                     "epochs." + (" [reference]: a row of gmd-bench's reference table "
+                                  "(reference/ in the repository) on the same dataset."
+                                  if any(row.reference for row in task_rows) else "") + "\n")
         header = ["Model", "Regime", "E0", "Model's level of theory", "Seeds", "Converged"]
         if show_differs:
             header.append("Differs in")
@@ -260,21 +293,36 @@ def markdown_table(rows: list[TableRow]) -> str:
             lines.append("\nrank-deficient: the train compositions do not determine the "
                          "fitted E0 (minimum-norm solution); other compositions inherit the "
                          "error, see the *E0 only* row.")
+        lines += [f"\nNote: {note}." for note in notes or () if note.startswith(f"{task}:")]
         lines.append("")
     return "\n".join(lines)
 
 
 CSV_HEADER = ["task", "model", "regime", "e0", "dataset_hash", "differs", "conservative",
               "forces", "level_of_theory", "model_level_of_theory", "n_seeds", "seeds",
-              "converged"]
+              "converged", "reference"]
 
 
-def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``table.md`` and ``table.csv``; return their paths."""
+def table_rows(results: ResultsStore, reference: ResultsStore | None = None
+               ) -> tuple[list[TableRow], list[str]]:
+    """The rows of a results store, with ``reference``'s rows on the same datasets after the
+    user's own in each task (then the baselines); and the notes on tasks whose dataset
+    differs from the reference's."""
     rows = collect_rows(results)
+    if reference is None:
+        return rows, []
+    shown, notes = reference_rows(reference, rows)
+    return sorted(rows + shown, key=lambda row: (row.task, row.baseline)), notes
+
+
+def write_tables(results: ResultsStore, out_dir: Path,
+                 reference: ResultsStore | None = None) -> tuple[Path, Path]:
+    """Write ``table.md`` and ``table.csv`` (with ``reference``'s rows on the same datasets
+    beside the user's); return their paths."""
+    rows, notes = table_rows(results, reference)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / "table.md"
-    markdown.write_text("# GMD-26: ID vs OOD\n\n" + markdown_table(rows))
+    markdown.write_text("# GMD-26: ID vs OOD\n\n" + markdown_table(rows, notes))
     table = out_dir / "table.csv"
     with table.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -288,7 +336,8 @@ def write_tables(results: ResultsStore, out_dir: Path) -> tuple[Path, Path]:
             cells = [row.task, _name(row).strip("*") if row.baseline else row.model, row.regime,
                      row.e0, row.dataset_hash, row.differs, row.conservative, row.forces_kind,
                      row.level_of_theory, row.model_level_of_theory, len(row.seeds),
-                     " ".join(str(s) for s in sorted(row.seeds)), row.convergence]
+                     " ".join(str(s) for s in sorted(row.seeds)), row.convergence,
+                     row.reference]
             for metric, _, _ in COLUMNS:
                 for split, _ in SPLITS:
                     if metric in ENERGY_METRICS and not row.energy_defined:

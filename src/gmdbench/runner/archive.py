@@ -35,6 +35,8 @@ from gmdbench.data.store import dataset_distance_path
 from gmdbench.errors import GmdError
 from gmdbench.runner.results import ResultsStore
 
+# the repository's archive (in a clone or an editable install); elsewhere pass its path
+REPOSITORY_ARCHIVE = Path(__file__).resolve().parents[3] / "reference"
 WEIGHTS_LIMIT = 1_000_000  # bytes: heavier weights stay out of the repository
 COPIED = ("training.json", "metrics.json", "predictions_id_test.npz",
           "predictions_ood_test.npz", "routing.json")
@@ -44,6 +46,11 @@ RECORD_KEYS = ("run_id", "task", "model", "regime", "seed", "dataset_hash", "lev
 
 class ArchiveError(GmdError):
     """An archive folder that is missing or holds a run it cannot read."""
+
+
+def default_archive() -> Path | None:
+    """The repository's archive where it holds runs, else None (an installed package)."""
+    return REPOSITORY_ARCHIVE if (REPOSITORY_ARCHIVE / "runs").is_dir() else None
 
 
 def archived_run_ids(archive: Path) -> set[str]:
