@@ -94,6 +94,10 @@ CASES = [
     (["distance", "{tmp}/no-run"], "no-run"),
     (["report", "{tmp}/missing.db"], "missing.db"),
     (["report", "{tmp}/text.db"], "text.db"),
+    (["report", "{tmp}/text.db", "--reference-archive", "{tmp}/no_archive"], "no_archive"),
+    (["reference-table", "report", "--archive", "{tmp}/no_archive"], "no_archive"),
+    (["reference-table", "run", "--limit", "0"], "--limit"),
+    (["reference-table", "run", "--matrix", "no_such_matrix"], "no_such_matrix"),
     (["run", "{tmp}/bad_matrix.yaml"], "modelz"),
     (["probe", "run", "{tmp}/missing_path_suite.yaml"], "no_such_path.extxyz"),
     # a place that cannot be written

@@ -1,0 +1,70 @@
+"""The published comparison: numbers quoted exactly, findings decided by the numbers given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gmdbench.report.comparison import (
+    PUBLISHED_NAMES,
+    comparison_table,
+    findings,
+    published_table,
+)
+from gmdbench.report.tables import TableRow
+
+SHARED_RESULTS = Path(__file__).resolve().parents[3] / "shared" / "REFERENCE_RESULTS.md"
+
+
+def test_published_numbers_are_quoted_verbatim():
+    if not SHARED_RESULTS.exists():
+        pytest.fail(f"{SHARED_RESULTS} is missing: the project's shared folder must sit beside "
+                    "the repository")
+    text = SHARED_RESULTS.read_text()
+    table = published_table()
+    assert set(table) == set(PUBLISHED_NAMES.values())
+    for name, row in table.items():
+        line = "| " + " | ".join([name] + [value for key, value in row.items()
+                                           if key != "model"]) + " |"
+        assert line in text, line
+
+
+def _row(model: str, iid: float, ood: float, energy_id: float = 0.01,
+         energy_ood: float = 30.0, e0: str = "isolated", baseline: bool = False) -> TableRow:
+    row = TableRow("fragment_duplication", model, "scratch", True, "GFN2-xTB", "-", e0=e0,
+                   config={"training": {"reference_energies": e0}}, baseline=baseline)
+    row.seeds = [0, 1, 2]
+    row.converged = [True, True, False]
+    for shift in (-0.1, 0.0, 0.1):
+        row.values[("force_mae", "id_test")].append(iid * (1 + shift))
+        row.values[("force_mae", "ood_test")].append(ood * (1 + shift))
+        row.values[("energy_mae", "id_test")].append(energy_id)
+        row.values[("energy_mae", "ood_test")].append(energy_ood)
+    return row
+
+
+def test_findings_follow_the_numbers():
+    published = published_table()
+    failing = [_row("schnet", 0.03, 0.3), _row("mace", 0.01, 0.02), _row("gemnet_oc", 0.01, 0.05),
+               _row("painn", 0.01, 0.2)]
+    text = "\n".join(findings(failing, published))
+    first, second = text.split("\n2. ")[0], text.split("\n2. ")[1].split("\n3. ")[0]
+    assert "ours 3 of 4 (PaiNN 20.0, SchNet 10.0, GemNet 5.0, MACE 2.0). Holds" in first
+    assert "ours MACE 0.0200" in second and "Holds among the 4 architectures" in second
+    assert "4 of 4 fail. Holds" in text
+    better = [_row("schnet", 0.03, 0.04, energy_ood=0.5), _row("mace", 0.01, 0.05),
+              _row("gemnet_oc", 0.01, 0.06), _row("painn", 0.01, 0.025)]
+    text = "\n".join(findings(better, published))
+    assert "ours 2 of 4" in text and "). Does not hold on our data." in text  # 2 is not most
+    assert "ours PaiNN 0.0250, SchNet 0.0400" in text and "Does not hold among" in text
+    assert "3 of 4 fail. Does not hold" in text
+
+
+def test_comparison_table_puts_published_row_under_ours():
+    published = published_table()
+    lines = comparison_table([_row("mace", 0.01, 0.02)], published)
+    ours = next(i for i, line in enumerate(lines) if line.startswith("| mace | gmd-bench"))
+    assert lines[ours + 1].startswith("| MACE | published | - | - | 0.0028 | 0.0171 |")
+    assert "2/3" in lines[ours]
+    assert "6.11*" in lines[ours + 1]  # 0.0171 / 0.0028
