@@ -31,6 +31,7 @@ from gmdbench.errors import GmdError
 from gmdbench.files import storage_error
 from gmdbench.models.base import resolve_device
 from gmdbench.models.registry import model_config, model_sizes, registered_models
+from gmdbench.pipeline.active_learning import load_study, run_active_learning
 from gmdbench.pipeline.clusters import (
     ClusterSpec,
     load_slurm_config,
@@ -42,6 +43,7 @@ from gmdbench.pipeline.matrix import load_matrix, run_matrix
 from gmdbench.pipeline.reference_table import rebuild_reference_report, run_reference_table
 from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
 from gmdbench.pipeline.suites import run_suite
+from gmdbench.pipeline.uncertainty import uncertainty_for_runs
 from gmdbench.probes.suite import BUILTIN_SUITES, builtin_suite_names, load_suite
 from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 from gmdbench.report.build import build_report
@@ -504,6 +506,55 @@ def run_command(
                          on_event=lambda message: console.print(message, markup=False))
     console.print((out / "report" / "table.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {results}; report: {out / 'report'}; "
+                  f"{time.perf_counter() - started:.0f} s")
+
+
+@app.command("uncertainty")
+def uncertainty_command(
+    runs: Annotated[list[Path], typer.Argument(
+        help="run directories: the seeds of one configuration (a deep ensemble)")],
+    out: Annotated[Path | None, typer.Option(
+        help="output folder (default: uncertainty/<configuration> beside the runs folder, "
+             "where `gmd report` finds it)")] = None,
+    bins: Annotated[int, typer.Option(min=2, help="equal-count bins of each curve")] = 8,
+) -> None:
+    """Uncertainty of a configuration: its seeds' ensemble spread and the SOAP distance from
+    train, each scored against the actual force error on ID and OOD test frames (Spearman,
+    binned curve with counts, ENCE, 1-/2-sigma coverage); json, csv and a plot."""
+    for run_dir in runs:
+        if not run_dir.is_dir():
+            raise GmdError(f"run directory {run_dir} does not exist")
+    summary = uncertainty_for_runs(runs, out, bins=bins)
+    table = Table("split", *summary["signals"], "ENCE", "within 1σ", "within 2σ")
+    for split, data in summary["splits"].items():
+        rhos = [data["signals"][name]["spearman"] for name in summary["signals"]]
+        table.add_row(split, *("-" if rho is None else f"{rho:.2f}" for rho in rhos),
+                      "-" if data["ence"] is None else f"{data['ence']:.2f}",
+                      f"{data['coverage']['within_1_sigma']:.2f}",
+                      f"{data['coverage']['within_2_sigma']:.2f}")
+    console.print("Spearman of each signal with the per-frame force error:")
+    console.print(table)
+    console.print(f"best signal for OOD failures: {summary['best_ood_signal']}")
+
+
+@app.command("active-learn")
+def active_learn_command(
+    config: Annotated[str, typer.Argument(
+        help="a built-in study (fragment-duplication-quick) or an active-learning YAML")],
+    out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    device: DeviceOption = "cpu",
+) -> None:
+    """Active learning on a task's OOD molecules: per acquisition rule and seed, rounds of
+    train -> pick -> label -> add; OOD force MAE against added labels, and the labels each
+    rule needs to bring OOD error within the target multiple of ID error. Resumable."""
+    study = load_study(config)
+    out = out or Path("results") / "active-learning" / study.name
+    started = time.perf_counter()
+    summary = run_active_learning(study, out, device=str(resolve_device(device)),
+                                  on_event=lambda message: console.print(message, markup=False))
+    console.print((out / "report" / "active_learning.md").read_text(), markup=False,
+                  highlight=False)
+    console.print(f"summary: {summary}; report: {out / 'report'}; "
                   f"{time.perf_counter() - started:.0f} s")
 
 

@@ -16,6 +16,7 @@ from gmdbench.report.html import write_html
 from gmdbench.report.plots import convergence_plot, parity_plot, ratio_chart
 from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import table_rows, write_tables
+from gmdbench.report.uncertainty import write_uncertainty
 from gmdbench.runner.archive import load_archive
 from gmdbench.runner.results import ResultsStore, model_label
 
@@ -113,6 +114,7 @@ def build_report(results_path: Path, out_dir: Path, representations: Path | None
         written.append(parity_plot(predictions, title,
                                    out_dir / f"parity_{task}_{model}_{regime}.png"))
     written += write_routing(results, out_dir)
+    written += write_uncertainty(Path(results_path).parent / "uncertainty", out_dir)
     written += write_ablation(results, out_dir)
     folder = representations or Path(results_path).parent / "representations"
     written += write_representations(folder, out_dir)

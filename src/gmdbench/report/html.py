@@ -7,7 +7,8 @@ import html
 from pathlib import Path
 
 # the order sections appear in; any other markdown file follows, alphabetically
-ORDER = ("table.md", "figures.md", "ablation.md", "routing.md", "representations.md", "probes.md")
+ORDER = ("active_learning.md", "table.md", "figures.md", "uncertainty.md", "ablation.md",
+         "routing.md", "representations.md", "probes.md")
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }

@@ -19,7 +19,7 @@ from gmdbench.analysis.routing import flat_routing_metrics, plot_atom_experts, r
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import DatasetMismatchError, GmdError
 from gmdbench.evaluation.evaluate import metrics_per_molecule, predict
-from gmdbench.files import save_torch, write_text
+from gmdbench.files import load_state, load_torch, save_torch, write_text
 from gmdbench.models.base import DTYPES, Potential, default_dtype, resolve_device
 from gmdbench.provenance import package_versions
 from gmdbench.runner.results import ResultsStore
@@ -84,6 +84,8 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
         potential = build_potential(run, splits["train"][0],
                                     store.metadata.get("isolated_atom_energies"), run_dir,
                                     device)
+        if run.init_from is not None:
+            _start_from(potential, run_dir.parent / run.init_from)
         started = time.perf_counter()
         if run.regime.startswith("zero-shot"):
             potential.to(dtype)
@@ -104,6 +106,14 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
         p.numel() for p in potential.parameters() if p.requires_grad)
     write_text(summary_path, json.dumps(summary, indent=2))
     return run_dir
+
+
+def _start_from(potential: Potential, parent: Path) -> None:
+    """Warm start: the parent run's best weights (E0 and scale included)."""
+    weights = parent / "best.pt"
+    if not weights.exists():
+        raise GmdError(f"run {parent} has no best.pt to start from: train it first")
+    load_state(potential, load_torch(weights, "weights"), weights)
 
 
 def _device_name(device: torch.device) -> str:

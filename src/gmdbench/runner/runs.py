@@ -54,9 +54,17 @@ class RunConfig(BaseModel):
     regime: Regime = "scratch"
     seed: int = Field(0, ge=0)
     dataset_hash: str
+    init_from: str | None = Field(
+        None, description="the run directory name (beside this run's) whose best weights "
+        "start this training: a scratch model fine-tuned on more data (active learning)")
 
     def resolved(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The run as its hash sees it; ``init_from`` only where set, so every run made before
+        it existed keeps its id."""
+        resolved = self.model_dump(mode="json")
+        if resolved["init_from"] is None:
+            del resolved["init_from"]
+        return resolved
 
     @property
     def run_id(self) -> str:

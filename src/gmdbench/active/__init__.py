@@ -1,0 +1,1 @@
+"""Active learning: acquisition rules that pick which unlabelled frames to label next."""

@@ -1,0 +1,342 @@
+"""``gmd active-learn CONFIG``: how many new labels close the OOD gap, per acquisition rule?
+
+Start from a task's training set. The candidate pool is a second build of the same task with
+another data seed (``pool.seed_offset``): its OOD-molecule trajectories, sampled by MD with the
+reference method from other conformers and velocities. The pool is therefore disjoint from the
+fixed OOD test set (the base dataset's ``ood_test``, which is never in the pool; checked frame
+by frame), and its labels are hidden: a rule sees only geometries and the models' predictions,
+and a picked frame is labelled afresh through the reference registry, as a real loop would.
+
+Each round, for each rule and seed: train (round 0: from scratch; later rounds fine-tune the
+previous round's model, or retrain from scratch, per ``update``), evaluate on the fixed test
+splits, pick ``batch`` pool frames by the rule, label them, add them to the training split.
+The ``ensemble`` rule trains ``ensemble_size`` members per round (member 0 is the model every
+other rule trains, so round 0 is shared by all rules and its curve is measured on member 0).
+
+Everything is cached and resumable: runs by run hash (a round's dataset has its own hash),
+a round's picks in ``picks.json`` (written once, atomically; a resumed round reads them), a
+round's dataset built in a hidden file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from gmdbench.active.acquisition import (
+    RULES,
+    Rule,
+    pick_farthest_points,
+    pick_largest,
+    pick_random,
+)
+from gmdbench.config import ModelEntry, TrainConfig, load_named, load_preset
+from gmdbench.data.generate import build_dataset
+from gmdbench.data.graphs import graphset_from_store
+from gmdbench.data.store import DatasetStore
+from gmdbench.distance.analysis import species_of
+from gmdbench.distance.descriptors import SoapSettings, soap_descriptors
+from gmdbench.distance.manifold import ManifoldSettings, TrainingManifold, frame_distances
+from gmdbench.errors import GmdError
+from gmdbench.evaluation.evaluate import predict
+from gmdbench.evaluation.uncertainty import atom_sigma, ensemble_forces, per_frame
+from gmdbench.files import write_text
+from gmdbench.models.base import DTYPES, default_dtype
+from gmdbench.pipeline.runs import train_and_evaluate
+from gmdbench.pipeline.uncertainty import uncertainty_for_runs
+from gmdbench.reference.registry import ReferenceConfig, label_with_retries, resolve_reference
+from gmdbench.report.active_learning import write_active_learning_report
+from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.runs import graph_cutoff, load_potential, run_config
+from gmdbench.tasks.spec import load_task
+
+BUILTIN_STUDIES = Path(__file__).parent / "builtin_active"
+
+
+class PoolConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trajectories: int = Field(2, ge=1, description="MD trajectories per OOD molecule")
+    frames_per_trajectory: int = Field(24, ge=1)
+    seed_offset: int = Field(1000, ge=1, description="pool data seed = data_seed + this")
+
+
+class ActiveLearningConfig(BaseModel):
+    """An active-learning study: one model, several acquisition rules, several seeds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    task: str
+    preset: str = "quick"
+    reference: str = "gfn2-xtb"
+    data_seed: int = Field(0, ge=0)
+    model: ModelEntry
+    update: str = Field("fine-tune", pattern="^(fine-tune|retrain)$",
+                        description="later rounds: fine-tune the previous round's model on "
+                        "the grown set (with `fine_tune` training), or retrain from scratch")
+    fine_tune: TrainConfig = TrainConfig(epochs=20, learning_rate=5e-4)
+    rules: list[Rule] = Field(default_factory=lambda: list(RULES), min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    rounds: int = Field(4, ge=1)
+    batch: int = Field(16, ge=1, description="frames labelled per round")
+    ensemble_size: int = Field(3, ge=2, description="members of the ensemble rule's ensemble")
+    pool: PoolConfig = PoolConfig()
+    target_ratio: float = Field(2.0, gt=0, description="the goal: OOD force MAE within this "
+                                "multiple of the ID force MAE")
+
+
+def load_study(name_or_path: str) -> ActiveLearningConfig:
+    """A built-in study by name or an active-learning YAML by path."""
+    return load_named(name_or_path, BUILTIN_STUDIES, "{}.yaml", ActiveLearningConfig,
+                      "active-learning study")[0]
+
+
+class Pool:
+    """The unlabelled candidates: geometries and keys (the stored labels are never read by a
+    rule; they stay in the pool dataset only because MD with the reference computes them)."""
+
+    def __init__(self, store: DatasetStore, cutoff: float):
+        self.store = store
+        self.graphs, self.keys = graphset_from_store(store, "ood_test", cutoff)
+        self.rows = sorted(store.rows(split="ood_test"), key=lambda r: (r.trajectory_id, r.frame))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def geometry_hash(numbers: np.ndarray, positions: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(numbers, dtype=np.int64).tobytes()
+                          + np.round(np.asarray(positions, dtype=np.float64), 6).tobytes()
+                          ).hexdigest()
+
+
+def check_pool_disjoint(pool: DatasetStore, base: DatasetStore) -> None:
+    """Refuse a pool that holds any frame of the base dataset's test (or train) splits."""
+    taken = {geometry_hash(row.numbers, row.positions) for row in base.rows()}
+    shared = [row.trajectory_id for row in pool.rows(split="ood_test")
+              if geometry_hash(row.numbers, row.positions) in taken]
+    if shared:
+        raise GmdError(f"pool {pool.path} shares {len(shared)} frame(s) with dataset "
+                       f"{base.path} (first: trajectory {shared[0]}): choose another "
+                       "pool.seed_offset")
+
+
+def _pool_preset(config: ActiveLearningConfig):
+    preset = load_preset(config.preset)
+    trajectories = preset.trajectories.model_copy(update={
+        "train": 1, "val": 1, "id_test": 1, "ood_test": config.pool.trajectories})
+    sampler = preset.sampler.model_copy(update={
+        "frames_per_trajectory": config.pool.frames_per_trajectory})
+    return preset.model_copy(update={"name": f"{preset.name}-pool", "trajectories": trajectories,
+                                     "sampler": sampler})
+
+
+def _member_seed(seed: int, member: int) -> int:
+    return seed + 1000 * member
+
+
+def run_active_learning(config: ActiveLearningConfig, out_dir: Path,
+                        on_event: Callable[[str], None] | None = None,
+                        device: str = "cpu") -> Path:
+    """Run (or resume) the study; write curve.csv, active_learning.json and the report."""
+    say = on_event or (lambda message: None)
+    out_dir = Path(out_dir).resolve()
+    task = load_task(config.task)
+    reference = ReferenceConfig(name=config.reference)
+    preset_name = load_preset(config.preset).name
+    base_path = out_dir / "datasets" / f"{task.name}-{preset_name}-seed{config.data_seed}.db"
+    pool_seed = config.data_seed + config.pool.seed_offset
+    pool_path = out_dir / "datasets" / f"{task.name}-{preset_name}-pool-seed{pool_seed}.db"
+    for path, preset, seed in ((base_path, load_preset(config.preset), config.data_seed),
+                               (pool_path, _pool_preset(config), pool_seed)):
+        say(f"dataset {path.name}")
+        report = build_dataset(task, preset, reference, seed, path)
+        if report.failures:
+            raise GmdError(f"dataset {path}: {len(report.failures)} frame(s) failed; see "
+                           f"`gmd data info {path}`")
+    base = DatasetStore(base_path)
+    check_pool_disjoint(DatasetStore(pool_path), base)
+    probe = run_config(config.model, task.name, 0, base.content_hash())
+    pool = Pool(DatasetStore(pool_path), graph_cutoff(probe))
+    if len(pool) < config.rounds * config.batch:
+        raise GmdError(f"the pool holds {len(pool)} frames, fewer than rounds x batch = "
+                       f"{config.rounds * config.batch}: raise pool.trajectories or "
+                       "pool.frames_per_trajectory")
+    say(f"pool: {len(pool)} unlabelled frames of the OOD molecules")
+    results = ResultsStore(out_dir / "results.db")
+    curve: list[dict] = []
+    for seed in config.seeds:
+        for rule in config.rules:
+            curve += _one_study(config, task.name, rule, seed, base_path, pool, results,
+                                out_dir, say, device)
+    write_text(out_dir / "curve.json", json.dumps(curve, indent=2))
+    _uncertainty_of_round_zero(config, task.name, base_path, out_dir, say)
+    summary = write_active_learning_report(curve, config.model_dump(mode="json"), out_dir)
+    say(f"report: {out_dir / 'report'}")
+    return summary
+
+
+def _one_study(config: ActiveLearningConfig, task: str, rule: str, seed: int, base_path: Path,
+               pool: Pool, results: ResultsStore, out_dir: Path, say: Callable[[str], None],
+               device: str) -> list[dict]:
+    """The rounds of one (rule, seed): the curve's points."""
+    folder = out_dir / "al" / rule / f"seed{seed}"
+    members = config.ensemble_size if rule == "ensemble" else 1
+    data, labelled = base_path, np.array([], dtype=np.int64)
+    parents: list[str | None] = [None] * members
+    points = []
+    for round_index in range(config.rounds + 1):
+        dataset_hash = DatasetStore(data).content_hash()
+        planned = []
+        for member in range(members):
+            fine = config.update == "fine-tune" and round_index > 0
+            entry = config.model.model_copy(update={
+                "training": config.fine_tune if fine else config.model.training})
+            run = run_config(entry, task, _member_seed(seed, member), dataset_hash)
+            if fine:
+                run = run.model_copy(update={"init_from": parents[member]})
+            planned.append((run, data))
+        say(f"{rule} seed {seed} round {round_index}: {len(labelled)} added labels, "
+            f"{members} model(s)")
+        run_dirs = train_and_evaluate(planned, out_dir / "runs", results, device=device)
+        dirs = [run_dirs[run.run_id] for run, _ in planned]
+        parents = [path.name for path in dirs]
+        metrics = json.loads((dirs[0] / "metrics.json").read_text())
+        points.append({"rule": rule, "seed": seed, "round": round_index,
+                       "labels": len(labelled),
+                       "id_force_mae": metrics["id_test"]["all"]["force_mae"],
+                       "ood_force_mae": metrics["ood_test"]["all"]["force_mae"],
+                       "run_id": planned[0][0].run_id})
+        if round_index == config.rounds:
+            break
+        picks = round_picks(config, rule, seed, round_index + 1, dirs, data, pool, labelled,
+                            folder, device)
+        labelled = np.concatenate([labelled, picks])
+        data = grown_dataset(data, pool, picks, config, folder / f"round{round_index + 1}")
+    return points
+
+
+def round_picks(config: ActiveLearningConfig, rule: str, seed: int, round_index: int,
+                run_dirs: list[Path], data: Path, pool: Pool, labelled: np.ndarray,
+                folder: Path, device: str = "cpu") -> np.ndarray:
+    """The pool frames round ``round_index`` adds: read back if this round already picked
+    (a resumed round never re-picks), else picked by ``rule`` and written once."""
+    path = folder / f"round{round_index}" / "picks.json"
+    if path.exists():
+        return np.asarray(json.loads(path.read_text())["pool_indices"], dtype=np.int64)
+    candidates = np.setdiff1d(np.arange(len(pool)), labelled)
+    picks = pick(rule, candidates, config.batch, seed, round_index, run_dirs, data, pool,
+                 device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps({
+        "rule": rule, "seed": seed, "round": round_index, "pool_indices": picks.tolist(),
+        "frames": [{"trajectory_id": pool.keys[i]["trajectory_id"],
+                    "frame": int(pool.keys[i]["frame"])} for i in picks]}, indent=2))
+    return picks
+
+
+def pick(rule: str, candidates: np.ndarray, n: int, seed: int, round_index: int,
+         run_dirs: list[Path], data: Path, pool: Pool, device: str = "cpu") -> np.ndarray:
+    """Apply one acquisition rule to the candidates (pool indices)."""
+    if rule == "random":
+        return pick_random(candidates, n, seed, round_index)
+    if rule == "ensemble":
+        sigma = pool_ensemble_spread(run_dirs, pool, device)
+        return pick_largest(candidates, sigma[candidates], n)
+    train, pool_features, pool_numbers = _soap_of(data, pool)
+    if rule == "distance":
+        manifold = TrainingManifold(train["features"], train["numbers"], ManifoldSettings(),
+                                    train["trajectories"])
+        atoms = manifold.atom_distances(pool_features, pool_numbers)
+        distance, _ = frame_distances(atoms, pool.graphs.n_atoms)
+        return pick_largest(candidates, distance[candidates], n)
+    if rule == "farthest_point":
+        frames = per_frame_mean(pool_features, pool.graphs.n_atoms)
+        labelled = per_frame_mean(train["features"], train["n_atoms"])
+        return pick_farthest_points(candidates, frames[candidates], labelled, n)
+    raise GmdError(f"unknown acquisition rule {rule!r}: use {', '.join(RULES)}")
+
+
+def pool_ensemble_spread(run_dirs: list[Path], pool: Pool, device: str = "cpu") -> np.ndarray:
+    """Per pool frame: the mean over its atoms of the members' force spread (eV/A)."""
+    forces = []
+    for run_dir in run_dirs:
+        potential = load_potential(run_dir, device)
+        dtype = DTYPES[json.loads((run_dir / "config.json").read_text())["training"]["dtype"]]
+        with default_dtype(dtype):
+            forces.append(predict(potential, pool.graphs, pool.keys, dtype=dtype).forces)
+    _, sigma = ensemble_forces(forces)
+    return per_frame(atom_sigma(sigma), pool.graphs.n_atoms)
+
+
+def per_frame_mean(features: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
+    """A frame's descriptor: the mean of its atoms' descriptors."""
+    ends = np.cumsum(n_atoms)
+    return np.stack([features[end - n:end].mean(axis=0)
+                     for n, end in zip(n_atoms, ends, strict=True)])
+
+
+def _soap_of(data: Path, pool: Pool) -> tuple[dict, np.ndarray, np.ndarray]:
+    """SOAP descriptors of a round's training frames and of the pool, on one species list."""
+    store = DatasetStore(data)
+    soap = SoapSettings()
+    train, keys = graphset_from_store(store, "train", soap.r_cut)
+    soap = soap.model_copy(update={"species": species_of(train, pool.graphs)})
+    return ({"features": soap_descriptors(train.structures(), soap), "numbers": train.numbers,
+             "n_atoms": train.n_atoms,
+             "trajectories": np.repeat([k["trajectory_id"] for k in keys], train.n_atoms)},
+            soap_descriptors(pool.graphs.structures(), soap), pool.graphs.numbers)
+
+
+def grown_dataset(data: Path, pool: Pool, picks: np.ndarray, config: ActiveLearningConfig,
+                  folder: Path) -> Path:
+    """``data`` plus the picked pool frames, labelled now by the reference method, in its
+    train split; built in a hidden file and renamed, so a kill never leaves half a round."""
+    target = folder / "data.db"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / ".data.db.tmp"
+    staging.unlink(missing_ok=True)
+    with closing(sqlite3.connect(data)) as source, closing(sqlite3.connect(staging)) as copy:
+        source.backup(copy)  # the committed content, write-ahead log included
+    method = resolve_reference(ReferenceConfig(name=config.reference))
+    store = DatasetStore(staging)
+    with store.session():
+        for index in picks:
+            row = pool.rows[int(index)]
+            atoms = pool.store.to_atoms(row)
+            energy, forces = label_with_retries(atoms, method)
+            keys = dict(row.key_value_pairs)
+            keys.update(split="train", trajectory_id=f"pool-{row.trajectory_id}",
+                        source="active-learning")
+            store.write_frame(row.numbers, row.positions, energy, forces, keys)
+    store.finalize()  # one self-contained file before it is renamed into place
+    os.replace(staging, target)
+    return target
+
+
+def _uncertainty_of_round_zero(config: ActiveLearningConfig, task: str, base_path: Path,
+                               out_dir: Path, say: Callable[[str], None]) -> None:
+    """The round-0 ensemble of each seed (the ensemble rule's members, trained on the task's
+    own training set): its uncertainty calibration on the ID and OOD test frames."""
+    if "ensemble" not in config.rules:
+        return
+    dataset_hash = DatasetStore(base_path).content_hash()
+    for seed in config.seeds:
+        run_dirs = [run_config(config.model, task, _member_seed(seed, member),
+                               dataset_hash).run_dir(out_dir / "runs")
+                    for member in range(config.ensemble_size)]
+        out = out_dir / "uncertainty" / f"round0-seed{seed}"
+        summary = uncertainty_for_runs(run_dirs, out)
+        say(f"uncertainty of the round-0 ensemble, seed {seed}: best OOD signal "
+            f"{summary['best_ood_signal']} -> {out}")

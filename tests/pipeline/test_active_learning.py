@@ -1,0 +1,191 @@
+"""Uncertainty signals and the active-learning loop, on the tiny task with real models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gmdbench.active.acquisition import pick_farthest_points, pick_largest, pick_random
+from gmdbench.data.store import DatasetStore
+from gmdbench.errors import GmdError
+from gmdbench.evaluation.uncertainty import coverage, ence, ensemble_forces
+from gmdbench.pipeline.active_learning import (
+    ActiveLearningConfig,
+    Pool,
+    check_pool_disjoint,
+    geometry_hash,
+    load_study,
+    pick,
+    pool_ensemble_spread,
+    round_picks,
+    run_active_learning,
+)
+from gmdbench.pipeline.uncertainty import uncertainty_for_runs
+
+# -- acquisition rules: each picks what it says ---------------------------------------------
+
+
+def test_random_rule_is_seeded_and_draws_from_the_candidates():
+    candidates = np.array([3, 5, 8, 13, 21, 34, 55])
+    first = pick_random(candidates, 3, seed=0, round_index=1)
+    assert np.array_equal(first, pick_random(candidates, 3, seed=0, round_index=1))
+    assert set(first) <= set(candidates) and len(set(first)) == 3
+    others = {tuple(pick_random(candidates, 3, seed=s, round_index=1)) for s in range(8)}
+    assert len(others) > 1
+
+
+def test_largest_rule_picks_the_top_scores():
+    candidates = np.array([10, 11, 12, 13, 14])
+    scores = np.array([0.1, 0.9, 0.3, 0.8, 0.2])
+    assert pick_largest(candidates, scores, 2).tolist() == [11, 13]
+
+
+def test_farthest_point_rule_spreads_a_batch():
+    # two far clusters of near-duplicates; top-N by distance would take one cluster only
+    features = np.array([[10.0, 0.0], [10.1, 0.0], [10.2, 0.0], [0.0, 9.0], [0.0, 9.1]])
+    labelled = np.array([[0.0, 0.0]])
+    picks = pick_farthest_points(np.arange(5), features, labelled, 2)
+    assert {0, 1, 2} & set(picks) and {3, 4} & set(picks)
+    by_distance = pick_largest(np.arange(5), np.linalg.norm(features, axis=1), 2)
+    assert set(by_distance) <= {0, 1, 2}
+
+
+# -- ensemble statistics ------------------------------------------------------------------------
+
+
+def test_identical_members_have_zero_spread_and_calibration_is_measured():
+    forces = np.random.default_rng(0).normal(size=(12, 3))
+    mean, sigma = ensemble_forces([forces, forces.copy(), forces.copy()])
+    assert np.array_equal(mean, forces) and np.all(sigma == 0)
+    rng = np.random.default_rng(1)
+    sigma = np.full((4000, 3), 0.1)
+    calibrated = rng.normal(scale=0.1, size=(4000, 3))
+    cover = coverage(sigma, calibrated)
+    assert cover["within_1_sigma"] == pytest.approx(0.683, abs=0.02)
+    assert cover["within_2_sigma"] == pytest.approx(0.954, abs=0.01)
+    assert ence(sigma, calibrated) < 0.05
+    assert ence(sigma, 3 * calibrated) > 1.5  # over-confident by 3x
+
+
+# -- the loop on real data --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_task_path, tiny_preset_path):
+    config = ActiveLearningConfig(
+        name="tiny-al", task=str(tiny_task_path), preset=str(tiny_preset_path),
+        model={"name": "schnet", "options": {"hidden_channels": 16, "num_filters": 16},
+               "training": {"epochs": 2, "batch_size": 4}},
+        fine_tune={"epochs": 1, "batch_size": 4}, seeds=[0], rounds=1, batch=2,
+        ensemble_size=2, pool={"trajectories": 2, "frames_per_trajectory": 4})
+    out = tmp_path_factory.mktemp("al")
+    summary = run_active_learning(config, out)
+    return config, out, json.loads(summary.read_text())
+
+
+def test_loop_writes_a_curve_per_rule_and_a_report(study):
+    config, out, summary = study
+    assert set(summary["curves"]) == set(config.rules)
+    for rows in summary["curves"].values():
+        assert [row["labels"] for row in rows] == [0, config.batch]
+    # round 0 is one shared run: every rule starts from the same model
+    curve = json.loads((out / "curve.json").read_text())
+    assert len({p["run_id"] for p in curve if p["round"] == 0}) == 1
+    # a round's run is cached by its dataset: rules that picked the same frames share it
+    picks = {rule: tuple(json.loads((out / "al" / rule / "seed0" / "round1" / "picks.json")
+                                    .read_text())["pool_indices"]) for rule in config.rules}
+    runs = {p["rule"]: p["run_id"] for p in curve if p["round"] == 1}
+    for a in config.rules:
+        for b in config.rules:
+            assert (picks[a] == picks[b]) == (runs[a] == runs[b]) or "ensemble" in (a, b)
+    assert (out / "report" / "active_learning.png").stat().st_size > 0
+    assert "Labels to target" in (out / "report" / "active_learning.md").read_text()
+    assert (out / "uncertainty" / "round0-seed0" / "uncertainty.json").exists()
+
+
+def test_loop_never_draws_a_test_frame(study):
+    _, out, _ = study
+    base = DatasetStore(next((out / "datasets").glob("*-seed0.db")))
+    tests = {geometry_hash(r.numbers, r.positions) for split in ("id_test", "ood_test")
+             for r in base.rows(split=split)}
+    for grown in (out / "al").glob("*/seed0/round1/data.db"):
+        added = [r for r in DatasetStore(grown).rows(split="train")
+                 if r.get("source") == "active-learning"]
+        assert len(added) == 2
+        assert not {geometry_hash(r.numbers, r.positions) for r in added} & tests
+        # the fixed OOD test set is unchanged
+        assert DatasetStore(grown).summary()["frames_per_split"]["ood_test"] == \
+            base.summary()["frames_per_split"]["ood_test"]
+    with pytest.raises(GmdError, match="shares"):
+        check_pool_disjoint(base, base)
+
+
+@pytest.mark.parametrize("rule", ["random", "ensemble", "distance", "farthest_point"])
+def test_a_resumed_round_gives_the_same_picks(study, rule):
+    config, out, _ = study
+    folder = out / "al" / rule / "seed0"
+    saved = json.loads((folder / "round1" / "picks.json").read_text())["pool_indices"]
+    curve = json.loads((out / "curve.json").read_text())
+    run_id = next(p["run_id"] for p in curve if p["round"] == 0)
+    members = 2 if rule == "ensemble" else 1
+    run_dirs = sorted((out / "runs").glob(f"*-{run_id}"))
+    if members == 2:
+        run_dirs += sorted(p for p in (out / "runs").glob("*-s1000-*"))[:1]
+    base = next((out / "datasets").glob("*-seed0.db"))
+    pool = Pool(DatasetStore(next((out / "datasets").glob("*-pool-*.db"))), 5.0)
+    again = round_picks(config, rule, 0, 1, run_dirs, base, pool, np.array([], dtype=int),
+                        out / "recomputed" / rule)  # as after a kill before picks.json
+    assert again.tolist() == saved
+    assert len(set(saved)) == config.batch
+
+
+def test_ensemble_of_one_model_twice_has_zero_spread(study):
+    _, out, _ = study
+    run_dir = next(p for p in (out / "runs").glob("*-s0-*") if (p / "best.pt").exists())
+    pool = Pool(DatasetStore(next((out / "datasets").glob("*-pool-*.db"))), 5.0)
+    assert np.all(pool_ensemble_spread([run_dir, run_dir], pool) == 0)
+    assert np.any(pool_ensemble_spread(
+        [run_dir, next((out / "runs").glob("*-s1000-*"))], pool) > 0)
+
+
+def test_spread_and_distance_rank_a_rattled_frame_above_its_source(trained_runs, tiny_dataset,
+                                                                   tmp_path):
+    _, run_dirs = trained_runs
+    source = next(DatasetStore(tiny_dataset).rows(split="id_test"))
+    rattled = source.positions + np.random.default_rng(0).normal(scale=0.25,
+                                                                 size=source.positions.shape)
+    store = DatasetStore(tmp_path / "pool.db", create=True)
+    for frame, positions in enumerate((source.positions, rattled)):
+        store.write_frame(source.numbers, positions, 0.0, np.zeros_like(positions),
+                          {"split": "ood_test", "trajectory_id": "probe", "frame": frame,
+                           "smiles": source.smiles})
+    pool = Pool(store, 5.0)
+    spread = pool_ensemble_spread(run_dirs[:2], pool)  # schnet seeds 0 and 1
+    assert spread[1] > spread[0]
+    candidates = np.arange(2)
+    assert pick("distance", candidates, 1, 0, 1, [], tiny_dataset, pool).tolist() == [1]
+    assert pick("ensemble", candidates, 1, 0, 1, run_dirs[:2], tiny_dataset, pool).tolist() \
+        == [1]
+
+
+def test_uncertainty_of_an_ensemble_is_written_and_checked(trained_runs, tmp_path):
+    _, run_dirs = trained_runs
+    summary = uncertainty_for_runs(run_dirs[:2], tmp_path / "u")
+    for split in ("id_test", "ood_test"):
+        data = summary["splits"][split]
+        assert 0.0 <= data["coverage"]["within_1_sigma"] <= data["coverage"]["within_2_sigma"]
+        for name in summary["signals"]:
+            assert data["signals"][name]["frames"] > 0
+    assert (tmp_path / "u" / "uncertainty.png").stat().st_size > 0
+    with pytest.raises(GmdError, match="differs in"):
+        uncertainty_for_runs([run_dirs[0], run_dirs[2]], tmp_path / "v")  # schnet and mace
+
+
+def test_builtin_study_loads():
+    study = load_study("fragment-duplication-quick")
+    assert study.rules == ["random", "ensemble", "distance", "farthest_point"]
+    assert study.seeds == [0, 1, 2]
+    assert study.rounds * study.batch <= study.pool.trajectories * \
+        study.pool.frames_per_trajectory * 2  # two OOD molecules or more in the task
