@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run the reference matrix in the background and commit each archived run as it lands, so a
 # later session (a fresh clone on another machine) continues where this one stopped.
-#   scripts/reference_table.sh            # start (logs: results/reference/run.log)
-# Stop it with: kill -- -$(cat results/reference/run.pid)
+#   scripts/reference_table.sh [gmd reference-table run options]   # log: results/reference/run.log
+# Stop it (the whole process group; training resumes from its last epoch checkpoint):
+#   kill -- -$(cat results/reference/run.pid)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p results/reference
+
 commit_archive() {
   # only the archive's paths are committed (other staged work is left alone); retried when
   # another git command holds the index lock
@@ -18,12 +20,17 @@ commit_archive() {
     sleep 7
   done
 }
-(
+
+if [[ "${1:-}" == "--foreground" ]]; then
+  shift
   .venv/bin/gmd reference-table run "$@" &
   runner=$!
+  trap 'kill "$runner" 2>/dev/null' TERM INT
   while kill -0 "$runner" 2>/dev/null; do sleep 60; commit_archive; done
   wait "$runner" || echo "gmd reference-table run exited with $?"
   commit_archive
-) >results/reference/run.log 2>&1 &
+  exit 0
+fi
+setsid "$0" --foreground "$@" >results/reference/run.log 2>&1 < /dev/null &
 echo $! > results/reference/run.pid
-echo "started (pid $(cat results/reference/run.pid)); log: results/reference/run.log"
+echo "started (process group $(cat results/reference/run.pid)); log: results/reference/run.log"
