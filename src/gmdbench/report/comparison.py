@@ -103,19 +103,23 @@ def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list
         + f"); ours {len(big)} of {len(ours)} ("
         + ", ".join(f"{PUBLISHED_NAMES[name]} {ratio:.1f}" for name, ratio in sorted(
             ours.items(), key=lambda item: -item[1]))
-        + f"). {'Holds' if holds else 'Does not hold'} on our data.")
+        + f"). {'Holds' if holds else 'Does not hold'} on our data"
+        + ("" if len(main) == len(PUBLISHED_NAMES) else
+           f" (the {len(main)} architectures archived so far)") + ".")
     # 2. MACE and GemNet best OOD
     ranked = sorted(main, key=lambda row: row.mean_std("force_mae", "ood_test")[0])
     best = [PUBLISHED_NAMES[row.model] for row in ranked[:2]]
     published_best = sorted(published, key=lambda name: float(published[name]["force_mae_ood"]))
     holds = set(best) == set(published_best[:2])
+    verdict = ("Cannot be decided with one architecture" if len(main) < 2 else
+               ("Holds" if holds else "Does not hold")
+               + ("" if len(main) == len(PUBLISHED_NAMES) else
+                  f" among the {len(main)} architectures archived so far"))
     out.append(
         f"2. **Best OOD forces**: published {published_best[0]} then {published_best[1]}; ours "
         + ", ".join(f"{PUBLISHED_NAMES[row.model]} "
                     f"{row.mean_std('force_mae', 'ood_test')[0]:.4f}" for row in ranked)
-        + f" eV/A. {'Holds' if holds else 'Does not hold'}"
-        + ("" if len(main) == len(PUBLISHED_NAMES) else
-           f" among the {len(main)} architectures archived so far") + ".")
+        + f" eV/A. {verdict}.")
     # 3. every model's OOD energy fails
     energies = {row.model: (row.mean_std("energy_mae", "id_test")[0],
                             row.mean_std("energy_mae", "ood_test")[0]) for row in main}
