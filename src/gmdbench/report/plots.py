@@ -76,7 +76,7 @@ def convergence_plot(curves: dict[str, list[list[float]]], task: str, out: Path)
         return None
     columns = min(4, len(curves))
     rows = -(-len(curves) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows),
+    figure, axes = plt.subplots(rows, columns, figsize=(max(6.5, 3.4 * columns), 2.8 * rows),
                                 squeeze=False)
     for axis, (label, runs) in zip(axes.ravel(), sorted(curves.items()), strict=False):
         for curve in runs:
@@ -88,7 +88,7 @@ def convergence_plot(curves: dict[str, list[list[float]]], task: str, out: Path)
         axis.tick_params(labelsize=7)
     for axis in axes.ravel()[len(curves):]:
         axis.set_visible(False)
-    figure.suptitle(f"{task}: training curves (one line per seed)")
+    figure.suptitle(f"{task}: training curves (one line per seed)", fontsize=10)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
