@@ -100,3 +100,23 @@ def test_models_list_shows_every_model_with_its_forces():
     assert "fairchem-core" in listed.stdout and "mace-torch" in listed.stdout
     line = next(line for line in listed.stdout.splitlines() if "equiformer_v2" in line)
     assert "direct" in line
+
+
+def test_uncertainty_command_and_its_table_in_the_report(trained_runs, tmp_path):
+    import shutil
+
+    results, run_dirs = trained_runs
+    out = tmp_path / "uncertainty" / "schnet"
+    scored = gmd("uncertainty", run_dirs[0], run_dirs[1], "--out", out)
+    assert scored.returncode == 0, scored.stderr
+    assert "best signal for OOD failures" in scored.stdout
+    assert {"uncertainty.json", "frames.csv", "uncertainty.png"} <= {
+        p.name for p in out.iterdir()}
+    shutil.copyfile(results.path, tmp_path / "results.db")
+    reported = gmd("report", tmp_path / "results.db", "--out", tmp_path / "report")
+    assert reported.returncode == 0, reported.stderr
+    table = (tmp_path / "report" / "uncertainty.md").read_text()
+    assert "| schnet | scratch | 2 |" in table
+    mixed = gmd("uncertainty", run_dirs[0], run_dirs[2])  # schnet and mace
+    assert mixed.returncode == 2 and "differs in" in mixed.stderr
+    assert len(mixed.stderr.strip().splitlines()) == 1
