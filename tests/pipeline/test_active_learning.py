@@ -101,7 +101,9 @@ def test_loop_writes_a_curve_per_rule_and_a_report(study):
         for b in config.rules:
             assert (picks[a] == picks[b]) == (runs[a] == runs[b]) or "ensemble" in (a, b)
     assert (out / "report" / "active_learning.png").stat().st_size > 0
-    assert "Labels to target" in (out / "report" / "active_learning.md").read_text()
+    report = (out / "report" / "active_learning.md").read_text()
+    assert "| Labels to 2x | Labels to 1.5x |" in report
+    assert summary["labels_to_ratio"]["2"].keys() == summary["curves"].keys()
     assert (out / "uncertainty" / "round0-seed0" / "uncertainty.json").exists()
 
 

@@ -92,6 +92,9 @@ class ActiveLearningConfig(BaseModel):
     pool: PoolConfig = PoolConfig()
     target_ratio: float = Field(2.0, gt=0, description="the goal: OOD force MAE within this "
                                 "multiple of the ID force MAE")
+    other_ratios: list[float] = Field(
+        default_factory=lambda: [1.5, 1.25, 1.2], description="further OOD/ID ratios whose "
+        "labels-to-reach are reported (the goal may already hold before any label is added)")
 
 
 def load_study(name_or_path: str) -> ActiveLearningConfig:
@@ -207,7 +210,8 @@ def _one_study(config: ActiveLearningConfig, task: str, rule: str, seed: int, ba
             planned.append((run, data))
         say(f"{rule} seed {seed} round {round_index}: {len(labelled)} added labels, "
             f"{members} model(s)")
-        run_dirs = train_and_evaluate(planned, out_dir / "runs", results, device=device)
+        run_dirs = train_and_evaluate(planned, out_dir / "runs", results, device=device,
+                                      reuse_evaluations=True)
         dirs = [run_dirs[run.run_id] for run, _ in planned]
         parents = [path.name for path in dirs]
         metrics = json.loads((dirs[0] / "metrics.json").read_text())

@@ -71,7 +71,8 @@ def write_uncertainty(folder: Path, out_dir: Path) -> list[Path]:
         header += ["ENCE ID", "ENCE OOD", "within 1σ/2σ OOD", "best OOD signal"]
         lines += [f"## {task}\n", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for summary in (s for s in summaries if s["task"] == task):
-            cells = [summary["model"], summary["regime"], str(len(summary["seeds"]))]
+            cells = [summary["model"], summary["regime"],
+                     ", ".join(str(seed) for seed in summary["seeds"])]
             for name in signals:
                 for split in ("id_test", "ood_test"):
                     rho = summary["splits"][split]["signals"][name]["spearman"]
