@@ -23,7 +23,9 @@ commit_archive() {
 
 if [[ "${1:-}" == "--foreground" ]]; then
   shift
-  .venv/bin/gmd reference-table run "$@" &
+  # the main matrix, then the other three tasks (issue 13, item 6)
+  { .venv/bin/gmd reference-table run "$@" &&
+    .venv/bin/gmd reference-table run --matrix reference-tasks "$@"; } &
   runner=$!
   trap 'kill "$runner" 2>/dev/null' TERM INT
   while kill -0 "$runner" 2>/dev/null; do sleep 60; commit_archive; done

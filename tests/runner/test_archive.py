@@ -150,3 +150,15 @@ def test_user_report_says_why_reference_rows_are_missing(archive, trained_runs, 
     table = (tmp_path / "report" / "table.md").read_text()
     assert "[reference]" not in table.replace("[reference]: a row", "")
     assert "the reference table is not shown: its dataset (ffffffffffff) is not yours" in table
+
+
+def test_runs_are_not_added_to_an_archive_made_on_another_dataset(archive, trained_runs):
+    from gmdbench.errors import GmdError
+    from gmdbench.pipeline.reference_table import _check_archive_hashes
+
+    results, _ = trained_runs
+    dataset_hash = results.runs()[0]["dataset_hash"]
+    _check_archive_hashes(archive, {("tiny_alkanes", dataset_hash)})
+    _check_archive_hashes(archive, {("another_task", "0" * 64)})  # a task it has no runs of
+    with pytest.raises(GmdError, match="not reproducing here"):
+        _check_archive_hashes(archive, {("tiny_alkanes", "0" * 64)})

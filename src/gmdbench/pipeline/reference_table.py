@@ -37,7 +37,7 @@ def run_reference_table(matrix: MatrixConfig, out_dir: Path, archive: Path,
     out_dir = Path(out_dir).resolve()
     results = ResultsStore(out_dir / "results.db")
     planned = plan_matrix(matrix, out_dir, on_event=say)
-    _check_archive_hashes(archive, {run.dataset_hash for run, _ in planned})
+    _check_archive_hashes(archive, {(run.task, run.dataset_hash) for run, _ in planned})
     done = archived_run_ids(archive)
     remaining = [(run, data) for run, data in planned if run.run_id not in done]
     say(f"{len(planned) - len(remaining)} of {len(planned)} runs already archived in {archive}")
@@ -50,19 +50,22 @@ def run_reference_table(matrix: MatrixConfig, out_dir: Path, archive: Path,
     return written
 
 
-def _check_archive_hashes(archive: Path, dataset_hashes: set[str]) -> None:
-    """Refuse to add runs on a dataset whose content differs from the archived runs' one."""
+def _check_archive_hashes(archive: Path, planned: set[tuple[str, str]]) -> None:
+    """Refuse to add runs of a task whose dataset here differs from the one its archived runs
+    were made on (the data generation is not reproducing on this machine)."""
     if not (Path(archive) / "runs").is_dir():
         return
     with tempfile.TemporaryDirectory() as tmp:
-        archived = {run["dataset_hash"] for run in load_archive(archive, Path(tmp) / "r.db")
-                    .runs()}
-    if archived and not archived & dataset_hashes:
-        raise GmdError(
-            f"reference archive {archive} holds runs on dataset(s) "
-            f"{', '.join(sorted(h[:16] for h in archived))} but this machine built "
-            f"{', '.join(sorted(h[:16] for h in dataset_hashes))}: the data generation is not "
-            "reproducing here; compare `gmd data info` of both before adding runs")
+        archived = {(run["task"], run["dataset_hash"])
+                    for run in load_archive(archive, Path(tmp) / "r.db").runs()}
+    for task, dataset_hash in sorted(planned):
+        theirs = sorted(h for t, h in archived if t == task)
+        if theirs and dataset_hash not in theirs:
+            raise GmdError(
+                f"reference archive {archive} holds {task} runs on dataset(s) "
+                f"{', '.join(h[:16] for h in theirs)} but this machine built "
+                f"{dataset_hash[:16]}: the data generation is not reproducing here; compare "
+                "`gmd data info` of both before adding runs")
 
 
 def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
@@ -99,6 +102,12 @@ def missing_runs(results: ResultsStore, matrix: MatrixConfig) -> list[str]:
     return missing
 
 
+def _entries(matrix: MatrixConfig) -> str:
+    """A matrix's models in words: ``schnet, deepset_moe [router=spatial, aggregation=sum]``."""
+    return ", ".join(entry.name + (" [" + ", ".join(f"{k}={v}" for k, v in entry.options.items())
+                                   + "]" if entry.options else "") for entry in matrix.models)
+
+
 def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
                      report_dir: Path) -> str:
     """reference/README.md: status, how to continue, cost, and the published comparison."""
@@ -107,6 +116,9 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
     published = published_table()
     missing = missing_runs(results, matrix)
     planned = len(matrix.tasks) * len(matrix.seeds) * len(matrix.models)
+    others = load_matrix("reference-tasks")
+    others_missing = missing_runs(results, others)
+    others_planned = len(others.tasks) * len(others.seeds) * len(others.models)
     train_hours = sum(run["timings"]["train_seconds"] for run in runs) / 3600
     devices = sorted({run["timings"].get("train_device", "cpu") for run in runs})
     hashes = sorted({run["dataset_hash"] for run in runs})
@@ -123,6 +135,10 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         f"{planned - len(missing)} of {planned} runs archived; their training took "
         f"{train_hours:.1f} h on {', '.join(devices) or '-'}."
         + (" Missing: " + "; ".join(missing) + "." if missing else " Complete.") + "\n",
+        f"The other three tasks (matrix `{others.name}`: {_entries(others)}; "
+        f"seed {', '.join(map(str, others.seeds))}): {others_planned - len(others_missing)} of "
+        f"{others_planned} runs archived; they run after the main matrix. Their rows are in "
+        f"`{report}/table.md`.\n",
         "Continue (any machine, a fresh clone): `scripts/reference_table.sh` (background, "
         "commits each archived run), or `gmd reference-table run [--limit N]`; rebuild this "
         "page and the report: `gmd reference-table report`. Compare your runs: `gmd report "
