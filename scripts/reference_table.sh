@@ -8,14 +8,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p results/reference
 
+ARCHIVE_PATHS=(reference/runs reference/datasets reference/report reference/README.md)
+
 commit_archive() {
-  # only the archive's paths are committed (other staged work is left alone); retried when
-  # another git command holds the index lock
+  # a newly archived run: rebuild the report and README from the archive, then commit only the
+  # archive's paths (other staged work is left alone); retried when another git command holds
+  # the index lock
+  if [[ -z "$(git status --porcelain -- reference/runs reference/datasets)" ]]; then return 0; fi
+  .venv/bin/gmd reference-table report >/dev/null || echo "report rebuild failed"
+  local paths=()
+  for path in "${ARCHIVE_PATHS[@]}"; do [[ -e "$path" ]] && paths+=("$path"); done
   for _ in 1 2 3 4 5; do
-    git add reference/runs reference/datasets 2>/dev/null || true
-    if git diff --cached --quiet -- reference/runs reference/datasets; then return 0; fi
+    git add "${paths[@]}" 2>/dev/null || true
+    if git diff --cached --quiet -- "${paths[@]}"; then return 0; fi
     names=$(git diff --cached --name-only -- reference/runs | cut -d/ -f3 | sort -u | tr '\n' ' ')
-    if git commit -q -m "Reference table: archived ${names}" -- reference/runs reference/datasets
+    if git commit -q -m "Reference table: archived ${names}" -- "${paths[@]}"
     then return 0; fi
     sleep 7
   done
