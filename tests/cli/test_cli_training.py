@@ -58,6 +58,8 @@ def test_run_quick_end_to_end(tmp_path):
     assert "| mace | scratch | isolated |" in markdown
     assert "| schnet | scratch | isolated |" in markdown
     assert "| *E0 only* | - | isolated |" in markdown
+    # the repository's reference table is on the standard dataset: named, not mixed in
+    assert "the reference table is not shown: its dataset" in markdown
     import csv
 
     rows = {row["model"]: row for row in csv.DictReader(
