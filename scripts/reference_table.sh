@@ -2,22 +2,28 @@
 # Run the reference matrix in the background and commit each archived run as it lands, so a
 # later session (a fresh clone on another machine) continues where this one stopped.
 #   scripts/reference_table.sh [gmd reference-table run options]   # log: results/reference/run.log
-# Stop it (the whole process group; training resumes from its last epoch checkpoint):
-#   kill -- -$(cat results/reference/run.pid)
+# Stop it before a working session ends: the unfinished run's last epoch checkpoint is saved
+# into reference/partial and committed, so the next session resumes it mid-training:
+#   scripts/reference_table.sh --stop
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p results/reference
 
-ARCHIVE_PATHS=(reference/runs reference/datasets reference/report reference/README.md)
+ARCHIVE_PATHS=(reference/runs reference/datasets reference/partial reference/report
+               reference/README.md)
 
 commit_archive() {
   # a newly archived run: rebuild the report and README from the archive, then commit only the
   # archive's paths (other staged work is left alone); retried when another git command holds
   # the index lock
-  if [[ -z "$(git status --porcelain -- reference/runs reference/datasets)" ]]; then return 0; fi
+  if [[ -z "$(git status --porcelain -- reference/runs reference/datasets reference/partial)" ]]
+  then return 0; fi
   .venv/bin/gmd reference-table report >/dev/null || echo "report rebuild failed"
   local paths=()
-  for path in "${ARCHIVE_PATHS[@]}"; do [[ -e "$path" ]] && paths+=("$path"); done
+  for path in "${ARCHIVE_PATHS[@]}"; do
+    # present, or known to git (a folder whose last file went must still be committed)
+    if [[ -e "$path" ]] || [[ -n "$(git ls-files -- "$path")" ]]; then paths+=("$path"); fi
+  done
   for _ in 1 2 3 4 5; do
     git add "${paths[@]}" 2>/dev/null || true
     if git diff --cached --quiet -- "${paths[@]}"; then return 0; fi
@@ -27,6 +33,16 @@ commit_archive() {
     sleep 7
   done
 }
+
+if [[ "${1:-}" == "--stop" ]]; then
+  if [[ -f results/reference/run.pid ]]; then
+    kill -- -"$(cat results/reference/run.pid)" 2>/dev/null || true
+    sleep 3
+  fi
+  .venv/bin/gmd reference-table save-partial
+  commit_archive
+  exit 0
+fi
 
 if [[ "${1:-}" == "--foreground" ]]; then
   shift

@@ -40,7 +40,11 @@ from gmdbench.pipeline.clusters import (
 )
 from gmdbench.pipeline.distances import distance_for_run
 from gmdbench.pipeline.matrix import load_matrix, run_matrix
-from gmdbench.pipeline.reference_table import rebuild_reference_report, run_reference_table
+from gmdbench.pipeline.reference_table import (
+    rebuild_reference_report,
+    run_reference_table,
+    save_unfinished,
+)
 from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
 from gmdbench.pipeline.suites import run_suite
 from gmdbench.pipeline.uncertainty import uncertainty_for_runs
@@ -580,6 +584,21 @@ def reference_table_run(
                                   on_event=lambda message: console.print(message, markup=False))
     console.print(f"archived {len(written)} run(s) in {archive}; rebuild the report with "
                   f"`gmd reference-table report --archive {archive}`")
+
+
+@table_app.command("save-partial")
+def reference_table_save_partial(
+    archive: ArchiveOption = REPOSITORY_ARCHIVE,
+    out: Annotated[Path, typer.Option(help="the working folder `run` trained in")
+                   ] = Path("results/reference"),
+) -> None:
+    """Save each unfinished run (its last epoch checkpoint) into <archive>/partial, so the next
+    session, on any machine, resumes it mid-training instead of starting it again."""
+    saved = save_unfinished(out, archive)
+    for path in saved:
+        console.print(f"saved {path}")
+    if not saved:
+        console.print("no unfinished run")
 
 
 @table_app.command("report")

@@ -162,3 +162,27 @@ def test_runs_are_not_added_to_an_archive_made_on_another_dataset(archive, train
     _check_archive_hashes(archive, {("another_task", "0" * 64)})  # a task it has no runs of
     with pytest.raises(GmdError, match="not reproducing here"):
         _check_archive_hashes(archive, {("tiny_alkanes", "0" * 64)})
+
+
+def test_an_unfinished_run_is_saved_and_resumed_by_the_next_session(trained_runs, tmp_path):
+    from gmdbench.pipeline.reference_table import save_unfinished
+    from gmdbench.runner.archive import drop_partial, restore_partial
+
+    _, run_dirs = trained_runs
+    working = tmp_path / "work" / "runs"
+    unfinished = working / run_dirs[0].name
+    shutil.copytree(run_dirs[0], unfinished)
+    (unfinished / "training.json").unlink()  # killed before its last epoch
+    shutil.copytree(run_dirs[1], working / run_dirs[1].name)  # a finished one: not saved
+    archive = tmp_path / "archive"
+    saved = save_unfinished(tmp_path / "work", archive)
+    assert [path.name for path in saved] == [unfinished.name]
+    assert (saved[0] / "checkpoint.pt").exists() and (saved[0] / "config.json").exists()
+    # a fresh machine: restored, and training resumes from the saved epoch
+    fresh = tmp_path / "fresh" / "runs"
+    assert [path.name for path in restore_partial(archive, fresh)] == [unfinished.name]
+    assert (fresh / unfinished.name / "checkpoint.pt").read_bytes() == \
+        (unfinished / "checkpoint.pt").read_bytes()
+    assert restore_partial(archive, fresh) == []  # already there, as far along
+    drop_partial(archive, unfinished.name)
+    assert not (archive / "partial" / unfinished.name).exists()

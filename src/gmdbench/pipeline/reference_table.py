@@ -22,7 +22,14 @@ from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.report.build import build_report
 from gmdbench.report.comparison import comparison_table, findings, published_table
 from gmdbench.report.tables import collect_rows
-from gmdbench.runner.archive import archived_run_ids, export_run, load_archive
+from gmdbench.runner.archive import (
+    archived_run_ids,
+    drop_partial,
+    export_run,
+    load_archive,
+    restore_partial,
+    save_partial,
+)
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import run_config
 
@@ -41,13 +48,29 @@ def run_reference_table(matrix: MatrixConfig, out_dir: Path, archive: Path,
     done = archived_run_ids(archive)
     remaining = [(run, data) for run, data in planned if run.run_id not in done]
     say(f"{len(planned) - len(remaining)} of {len(planned)} runs already archived in {archive}")
+    for local in restore_partial(archive, out_dir / "runs"):
+        say(f"resuming {local.name} from the checkpoint a previous session saved")
     written = []
     for run, data in remaining[:limit]:
         run_dirs = train_and_evaluate([(run, data)], out_dir / "runs", results, on_event=say,
                                       device=device)
         written.append(export_run(run_dirs[run.run_id], results, archive))
+        drop_partial(archive, run_dirs[run.run_id].name)
         say(f"archived {written[-1]}")
     return written
+
+
+def save_unfinished(out_dir: Path, archive: Path) -> list[Path]:
+    """Save every unfinished run under ``out_dir/runs`` (a checkpoint, no training.json) into
+    the archive's ``partial/``, for the next session to resume."""
+    runs = Path(out_dir) / "runs"
+    done = archived_run_ids(archive)
+    saved = []
+    for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
+        if (run_dir / "checkpoint.pt").exists() and not (run_dir / "training.json").exists() \
+                and run_dir.name.rsplit("-", 1)[-1] not in done:
+            saved.append(save_partial(run_dir, archive))
+    return saved
 
 
 def _check_archive_hashes(archive: Path, planned: set[tuple[str, str]]) -> None:
@@ -140,7 +163,8 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         f"{others_planned} runs archived; they run after the main matrix. Their rows are in "
         f"`{report}/table.md`.\n",
         "Continue (any machine, a fresh clone): `scripts/reference_table.sh` (background, "
-        "commits each archived run), or `gmd reference-table run [--limit N]`; rebuild this "
+        "commits each archived run; `--stop` saves the unfinished run's checkpoint in "
+        "`partial/` for the next session), or `gmd reference-table run [--limit N]`; rebuild this "
         "page and the report: `gmd reference-table report`. Compare your runs: `gmd report "
         "RESULTS` shows these rows beside yours, marked [reference], when your dataset hash "
         "is this one.\n",

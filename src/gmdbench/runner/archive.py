@@ -18,6 +18,9 @@ Layout (``<archive>/``)::
         routing.json            DeepSet-MoE only
         best.pt                 the weights, only where under 1 MB
     datasets/<dataset>.distance.json   SOAP distance statistics of the dataset's test frames
+    partial/<run directory>/    an unfinished run's directory (checkpoint included), saved when a
+                                working session ends so the next one resumes it mid-training;
+                                removed once the run is archived
 
 A run is written to a hidden folder and renamed into place, so a kill never leaves a half run.
 """
@@ -30,6 +33,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from gmdbench.data.store import dataset_distance_path
 from gmdbench.errors import GmdError
@@ -98,6 +103,52 @@ def export_run(run_dir: Path, results: ResultsStore, archive: Path) -> Path:
         shutil.rmtree(target)
     os.replace(staging, target)
     return target
+
+
+def save_partial(run_dir: Path, archive: Path) -> Path:
+    """Copy an unfinished run's directory (its last epoch checkpoint, config, model build and
+    best weights) into ``<archive>/partial``, replacing an older copy."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "checkpoint.pt").exists():
+        raise ArchiveError(f"run {run_dir} has no checkpoint.pt to save")
+    folder = Path(archive) / "partial"
+    staging = folder / f".{run_dir.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(run_dir, staging, ignore=shutil.ignore_patterns(".*", "predictions_*"))
+    target = folder / run_dir.name
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target
+
+
+def restore_partial(archive: Path, runs_root: Path) -> list[Path]:
+    """Put each saved unfinished run back under ``runs_root`` where that machine has none (or
+    an earlier epoch), so training resumes from its checkpoint; return the runs restored."""
+    folder = Path(archive) / "partial"
+    restored = []
+    for saved in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if saved.name.startswith("."):
+            continue
+        local = Path(runs_root) / saved.name
+        if local.exists() and _epochs(local) >= _epochs(saved):
+            continue
+        shutil.rmtree(local, ignore_errors=True)
+        shutil.copytree(saved, local)
+        restored.append(local)
+    return restored
+
+
+def drop_partial(archive: Path, run_dir_name: str) -> None:
+    shutil.rmtree(Path(archive) / "partial" / run_dir_name, ignore_errors=True)
+
+
+def _epochs(run_dir: Path) -> int:
+    """Epochs a run directory's checkpoint holds (-1 without one)."""
+    path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        return -1
+    return int(torch.load(path, map_location="cpu", weights_only=False)["state"]["epoch"])
 
 
 def _write_training_log(summary: dict[str, Any], path: Path) -> None:
