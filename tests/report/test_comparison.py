@@ -69,3 +69,9 @@ def test_comparison_table_puts_published_row_under_ours():
     assert lines[ours + 1].startswith("| MACE | published | - | - | 0.0028 | 0.0171 |")
     assert "2/3" in lines[ours]
     assert "6.11*" in lines[ours + 1]  # 0.0171 / 0.0028
+
+
+def test_best_ood_finding_waits_for_the_models_it_names():
+    text = "\n".join(findings([_row("schnet", 0.03, 0.07), _row("painn", 0.014, 0.04)],
+                              published_table()))
+    assert "Cannot be decided until GemNet and MACE are archived" in text

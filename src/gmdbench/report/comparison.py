@@ -111,7 +111,10 @@ def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list
     best = [PUBLISHED_NAMES[row.model] for row in ranked[:2]]
     published_best = sorted(published, key=lambda name: float(published[name]["force_mae_ood"]))
     holds = set(best) == set(published_best[:2])
-    verdict = ("Cannot be decided with one architecture" if len(main) < 2 else
+    named = {name for name, published_name in PUBLISHED_NAMES.items()
+             if published_name in published_best[:2]}
+    missing = sorted(PUBLISHED_NAMES[name] for name in named - {row.model for row in main})
+    verdict = (f"Cannot be decided until {' and '.join(missing)} are archived" if missing else
                ("Holds" if holds else "Does not hold")
                + ("" if len(main) == len(PUBLISHED_NAMES) else
                   f" among the {len(main)} architectures archived so far"))
