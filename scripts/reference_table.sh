@@ -28,7 +28,9 @@ commit_archive() {
     git add "${paths[@]}" 2>/dev/null || true
     if git diff --cached --quiet -- "${paths[@]}"; then return 0; fi
     names=$(git diff --cached --name-only -- reference/runs | cut -d/ -f3 | sort -u | tr '\n' ' ')
-    if git commit -q -m "Reference table: archived ${names}" -- "${paths[@]}"
+    message="Reference table: archived ${names}"
+    [[ -z "${names// /}" ]] && message="Reference table: unfinished run saved in reference/partial"
+    if git commit -q -m "$message" -- "${paths[@]}"
     then return 0; fi
     sleep 7
   done
