@@ -38,9 +38,11 @@ def ensemble_forces(member_forces: list[np.ndarray]) -> tuple[np.ndarray, np.nda
 
 
 def per_frame(values: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
-    """Mean of a per-atom quantity over each frame's atoms."""
-    ends = np.cumsum(n_atoms)
-    return np.array([values[end - n:end].mean() for n, end in zip(n_atoms, ends, strict=True)])
+    """Mean of a per-atom quantity (scalars or descriptor rows) over each frame's atoms."""
+    starts = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
+    sums = np.add.reduceat(np.asarray(values, dtype=np.float64), starts, axis=0)
+    counts = np.asarray(n_atoms, dtype=np.float64)
+    return sums / (counts if sums.ndim == 1 else counts[:, None])
 
 
 def atom_sigma(component_sigma: np.ndarray) -> np.ndarray:

@@ -264,8 +264,8 @@ def pick(rule: str, candidates: np.ndarray, n: int, seed: int, round_index: int,
         distance, _ = frame_distances(atoms, pool.graphs.n_atoms)
         return pick_largest(candidates, distance[candidates], n)
     if rule == "farthest_point":
-        frames = per_frame_mean(pool_features, pool.graphs.n_atoms)
-        labelled = per_frame_mean(train["features"], train["n_atoms"])
+        frames = per_frame(pool_features, pool.graphs.n_atoms)
+        labelled = per_frame(train["features"], train["n_atoms"])
         return pick_farthest_points(candidates, frames[candidates], labelled, n)
     raise GmdError(f"unknown acquisition rule {rule!r}: use {', '.join(RULES)}")
 
@@ -280,13 +280,6 @@ def pool_ensemble_spread(run_dirs: list[Path], pool: Pool, device: str = "cpu") 
             forces.append(predict(potential, pool.graphs, pool.keys, dtype=dtype).forces)
     _, sigma = ensemble_forces(forces)
     return per_frame(atom_sigma(sigma), pool.graphs.n_atoms)
-
-
-def per_frame_mean(features: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
-    """A frame's descriptor: the mean of its atoms' descriptors."""
-    ends = np.cumsum(n_atoms)
-    return np.stack([features[end - n:end].mean(axis=0)
-                     for n, end in zip(n_atoms, ends, strict=True)])
 
 
 def _soap_of(data: Path, pool: Pool) -> tuple[dict, np.ndarray, np.ndarray]:

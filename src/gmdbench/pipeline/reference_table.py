@@ -10,6 +10,7 @@ numbers of two datasets never share a table.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -76,11 +77,11 @@ def save_unfinished(out_dir: Path, archive: Path) -> list[Path]:
 def _check_archive_hashes(archive: Path, planned: set[tuple[str, str]]) -> None:
     """Refuse to add runs of a task whose dataset here differs from the one its archived runs
     were made on (the data generation is not reproducing on this machine)."""
-    if not (Path(archive) / "runs").is_dir():
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        archived = {(run["task"], run["dataset_hash"])
-                    for run in load_archive(archive, Path(tmp) / "r.db").runs()}
+    archived = set()
+    for record in sorted(Path(archive).glob("runs/*/record.json")):
+        if not record.parent.name.startswith("."):
+            run = json.loads(record.read_text())
+            archived.add((run["task"], run["dataset_hash"]))
     for task, dataset_hash in sorted(planned):
         theirs = sorted(h for t, h in archived if t == task)
         if theirs and dataset_hash not in theirs:
