@@ -1,9 +1,10 @@
 """gmd-bench's own reference table: run the `reference` matrix into the repository's archive,
 one run at a time, and rebuild its report from the archive alone.
 
-The matrix costs about 12 hours on 2 cores, more than one working session: each run is
-exported to the archive (``runner/archive.py``) the moment it is evaluated, and a later session
-(on another machine, from a fresh clone) skips every run the archive holds. The archived runs'
+The matrix costs many hours on 2 cores (reference/README.md states the measured total), more
+than one working session: each run is exported to the archive (``runner/archive.py``) the
+moment it is evaluated, and a later session (on another machine, from a fresh clone) skips
+every run the archive holds. The archived runs'
 dataset hash must equal the hash of the dataset this machine builds, or the run is refused:
 numbers of two datasets never share a table.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix
+from gmdbench.pipeline.reference_cost import cost_paragraph
 from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.report.build import build_report
 from gmdbench.report.comparison import comparison_table, findings, published_table
@@ -169,9 +171,7 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         "page and the report: `gmd reference-table report`. Compare your runs: `gmd report "
         "RESULTS` shows these rows beside yours, marked [reference], when your dataset hash "
         "is this one.\n",
-        "Cost: `python bench/run_cost.py --matrix reference` projected the whole matrix at its "
-        "epoch caps at 13.2 h on this project's 2-core machine (`cost_measured.txt`); real "
-        "runs have taken about 1.5x their projection. Of the "
+        cost_paragraph(runs, matrix, archive) + " Of the "
         f"{sum(bool(run['training'].get('epochs_run')) for run in runs)} trained runs "
         f"archived, {sum(bool(run['training'].get('stopped_early')) for run in runs)} stopped "
         "early; the others ran to their cap.\n",
