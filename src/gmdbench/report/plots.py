@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 
 from gmdbench.evaluation.evaluate import Predictions
 
@@ -56,8 +57,14 @@ def ratio_chart(rows: list, task: str, out: Path) -> Path | None:
     for bar, row in zip(bars, shown, strict=True):
         if row.reference:
             bar.set_hatch("//")
+    axis.bar_label(bars, labels=[f"{mean:.1f}" for mean, _ in ratios], padding=2, fontsize=7)
     axis.axhline(1.0, color="black", linewidth=0.8)
     axis.set_yscale("log")
+    # plain numbers on the log axis (1, 2, 3, 5, 10, ...): a reader compares with "3x", "30x"
+    axis.set_ylim(0.8, max(2.0, max(mean + std for mean, std in ratios) * 1.5))
+    axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set_xticks(list(positions), labels, rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("OOD / ID force MAE (mean ± std over seeds)")
     axis.set_title(f"{task}: how much worse on unseen molecules")
