@@ -22,6 +22,8 @@ def test_committed_report_equals_the_one_rebuilt_from_the_archive(tmp_path):
                               REPOSITORY_ARCHIVE / "report")
     assert readme == (REPOSITORY_ARCHIVE / "README.md").read_text(), \
         "reference/README.md is stale: run `gmd reference-table report` and commit"
+    if "](report/comparison.png)" in readme:  # the chart beside the published table
+        assert (REPOSITORY_ARCHIVE / "report" / "comparison.png").stat().st_size > 0
 
 
 def test_every_archived_run_carries_its_small_files():

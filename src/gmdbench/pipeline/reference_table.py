@@ -23,8 +23,14 @@ from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, p
 from gmdbench.pipeline.reference_cost import cost_paragraph
 from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.report.build import build_report
-from gmdbench.report.comparison import comparison_table, findings, published_table
-from gmdbench.report.tables import collect_rows
+from gmdbench.report.comparison import (
+    comparison_points,
+    comparison_table,
+    findings,
+    published_table,
+)
+from gmdbench.report.plots import published_comparison_chart
+from gmdbench.report.tables import TableRow, collect_rows
 from gmdbench.runner.archive import (
     archived_run_ids,
     drop_partial,
@@ -35,6 +41,9 @@ from gmdbench.runner.archive import (
 )
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import run_config
+
+COMPARISON_CHART = "comparison.png"
+PUBLISHED_TASK = "fragment_duplication"  # the task of REFERENCE_RESULTS.md's table
 
 
 def run_reference_table(matrix: MatrixConfig, out_dir: Path, archive: Path,
@@ -108,7 +117,10 @@ def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
         readme = out_dir.parent / "README.md" if out_dir == archive / "report" else \
             out_dir / "comparison.md"
         write_text(readme, reference_readme(results, matrix, archive, out_dir))
-    return [*written, readme]
+        chart = published_comparison_chart(
+            *comparison_points(_published_task_rows(results), published_table()),
+            out_dir / COMPARISON_CHART)
+    return [*written, readme, *([chart] if chart else [])]
 
 
 def missing_runs(results: ResultsStore, matrix: MatrixConfig) -> list[str]:
@@ -134,11 +146,16 @@ def _entries(matrix: MatrixConfig) -> str:
                                    + "]" if entry.options else "") for entry in matrix.models)
 
 
+def _published_task_rows(results: ResultsStore) -> list[TableRow]:
+    """The rows the published table can be set beside: its task's (fragment_duplication)."""
+    return [row for row in collect_rows(results) if row.task == PUBLISHED_TASK]
+
+
 def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
                      report_dir: Path) -> str:
     """reference/README.md: status, how to continue, cost, and the published comparison."""
     runs = results.runs()
-    rows = [row for row in collect_rows(results) if row.task == "fragment_duplication"]
+    rows = _published_task_rows(results)
     published = published_table()
     missing = missing_runs(results, matrix)
     planned = len(matrix.tasks) * len(matrix.seeds) * len(matrix.models)
@@ -182,6 +199,8 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         "val force MAE improved by less than 2% over the last fifth of their epochs.\n",
         *comparison_table(rows, published),
         "",
+        *([f"![ours beside the published table]({report}/{COMPARISON_CHART})\n"]
+          if comparison_points(rows, published)[0] else []),
         "## The published findings, re-tested on our numbers\n",
         "Decided by code (`report/comparison.py`) on each rebuild, from the rows above.\n",
         *findings(rows, published),

@@ -85,6 +85,23 @@ def comparison_table(rows: list[TableRow], published: dict[str, dict[str, str]])
     return lines
 
 
+def comparison_points(rows: list[TableRow], published: dict[str, dict[str, str]]
+                      ) -> tuple[list[str], list[dict[str, tuple[float, float]]],
+                                 list[dict[str, float]]]:
+    """The architectures in both tables, for the chart: names, ours (ratio and OOD force MAE,
+    mean and std over seeds), theirs (the same two, the ratio computed from their MAEs)."""
+    labels, ours, theirs = [], [], []
+    for row in rows:
+        name = PUBLISHED_NAMES.get(row.model, "")
+        if not _is_main(row) or name not in published or np.isnan(row.ood_id_ratio()[0]):
+            continue
+        labels.append(name)
+        ours.append({"ratio": row.ood_id_ratio(), "ood": row.mean_std("force_mae", "ood_test")})
+        theirs.append({"ratio": _published_ratio(published[name]),
+                       "ood": float(published[name]["force_mae_ood"])})
+    return labels, ours, theirs
+
+
 def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list[str]:
     """The published findings, each re-decided on our rows."""
     main = [row for row in rows if _is_main(row) and row.values.get(("force_mae", "ood_test"))]
