@@ -113,13 +113,14 @@ def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
     matrix = matrix or load_matrix("reference")
     with tempfile.TemporaryDirectory() as tmp:
         results = load_archive(archive, Path(tmp) / "results.db")
+        # the chart first: the HTML page shows every figure of its folder
+        chart = published_comparison_chart(
+            *comparison_points(_published_task_rows(results), published_table()),
+            out_dir / COMPARISON_CHART)
         written = build_report(results.path, out_dir, representations=Path(tmp) / "none")
         readme = out_dir.parent / "README.md" if out_dir == archive / "report" else \
             out_dir / "comparison.md"
         write_text(readme, reference_readme(results, matrix, archive, out_dir))
-        chart = published_comparison_chart(
-            *comparison_points(_published_task_rows(results), published_table()),
-            out_dir / COMPARISON_CHART)
     return [*written, readme, *([chart] if chart else [])]
 
 
