@@ -131,7 +131,8 @@ def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list
     named = {name for name, published_name in PUBLISHED_NAMES.items()
              if published_name in published_best[:2]}
     missing = sorted(PUBLISHED_NAMES[name] for name in named - {row.model for row in main})
-    verdict = (f"Cannot be decided until {' and '.join(missing)} are archived" if missing else
+    verdict = (f"Cannot be decided until {' and '.join(missing)} "
+               f"{'is' if len(missing) == 1 else 'are'} archived" if missing else
                ("Holds" if holds else "Does not hold")
                + ("" if len(main) == len(PUBLISHED_NAMES) else
                   f" among the {len(main)} architectures archived so far"))
