@@ -21,8 +21,10 @@ commit_archive() {
   .venv/bin/gmd reference-table report >/dev/null || echo "report rebuild failed"
   local paths=()
   for path in "${ARCHIVE_PATHS[@]}"; do
-    # present, or known to git (a folder whose last file went must still be committed)
-    if [[ -e "$path" ]] || [[ -n "$(git ls-files -- "$path")" ]]; then paths+=("$path"); fi
+    # holding a file, or known to git (a folder whose last file went must still be
+    # committed); an empty folder is neither, and naming it would fail the commit
+    if [[ -n "$(find "$path" -type f -print -quit 2>/dev/null)" ]] ||
+       [[ -n "$(git ls-files -- "$path")" ]]; then paths+=("$path"); fi
   done
   for _ in 1 2 3 4 5; do
     git add "${paths[@]}" 2>/dev/null || true

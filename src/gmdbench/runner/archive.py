@@ -140,7 +140,12 @@ def restore_partial(archive: Path, runs_root: Path) -> list[Path]:
 
 
 def drop_partial(archive: Path, run_dir_name: str) -> None:
-    shutil.rmtree(Path(archive) / "partial" / run_dir_name, ignore_errors=True)
+    """Forget a saved unfinished run once it is archived; the ``partial`` folder goes with its
+    last run (git keeps no empty folder, and a commit naming it would fail)."""
+    partial = Path(archive) / "partial"
+    shutil.rmtree(partial / run_dir_name, ignore_errors=True)
+    if partial.is_dir() and not any(partial.iterdir()):
+        partial.rmdir()
 
 
 def _epochs(run_dir: Path) -> int:
