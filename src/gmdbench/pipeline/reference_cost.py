@@ -10,6 +10,7 @@ with every archived run and never holds a number typed by hand.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -60,26 +61,34 @@ def projected_hours_per_run(cost_file: Path, matrix: MatrixConfig) -> list[float
     return hours
 
 
-def matrix_cost(runs: list[dict], matrix: MatrixConfig, cost_file: Path) -> MatrixCost:
-    """The projection, the measured hours of the archived runs of ``matrix`` and an estimate of
-    what its missing runs need (``runs``: the archive's run records)."""
-    per_run = projected_hours_per_run(cost_file, matrix)
+def matrix_cells(runs: list[dict], matrix: MatrixConfig
+                 ) -> Iterator[tuple[int, int, dict | None]]:
+    """Each run the matrix plans, as (entry index, seed, its archived record or None), matched
+    by run id on any of the archive's dataset hashes."""
     by_id = {run["run_id"]: run for run in runs}
     hashes = sorted({run["dataset_hash"] for run in runs})
-    measured: list[tuple[int, float]] = []  # (entry index, hours)
-    missing: list[int] = []
     for task in matrix.tasks:
         for seed in matrix.seeds:
             for index, entry in enumerate(matrix.models):
                 found = [by_id[run.run_id] for run in
                          (run_config(entry, task, seed, dataset_hash) for dataset_hash in hashes)
                          if run.run_id in by_id]
-                if found:
-                    timings = found[0]["timings"]
-                    measured.append((index, (timings["train_seconds"]
-                                             + timings.get("evaluate_seconds", 0.0)) / 3600))
-                else:
-                    missing.append(index)
+                yield index, seed, found[0] if found else None
+
+
+def matrix_cost(runs: list[dict], matrix: MatrixConfig, cost_file: Path) -> MatrixCost:
+    """The projection, the measured hours of the archived runs of ``matrix`` and an estimate of
+    what its missing runs need (``runs``: the archive's run records)."""
+    per_run = projected_hours_per_run(cost_file, matrix)
+    measured: list[tuple[int, float]] = []  # (entry index, hours)
+    missing: list[int] = []
+    for index, _, run in matrix_cells(runs, matrix):
+        if run is None:
+            missing.append(index)
+        else:
+            timings = run["timings"]
+            measured.append((index, (timings["train_seconds"]
+                                     + timings.get("evaluate_seconds", 0.0)) / 3600))
     measured_hours = sum(hours for _, hours in measured)
     projected_for_measured = sum(per_run[index] for index, _ in measured)
     ratio = measured_hours / projected_for_measured if projected_for_measured else 1.0

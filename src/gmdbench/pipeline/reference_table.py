@@ -20,7 +20,7 @@ from pathlib import Path
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix
-from gmdbench.pipeline.reference_cost import cost_paragraph
+from gmdbench.pipeline.reference_cost import cost_paragraph, matrix_cells
 from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.report.build import build_report
 from gmdbench.report.comparison import (
@@ -40,7 +40,6 @@ from gmdbench.runner.archive import (
     save_partial,
 )
 from gmdbench.runner.results import ResultsStore
-from gmdbench.runner.runs import run_config
 
 COMPARISON_CHART = "comparison.png"
 PUBLISHED_TASK = "fragment_duplication"  # the task of REFERENCE_RESULTS.md's table
@@ -126,18 +125,14 @@ def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
 
 def missing_runs(results: ResultsStore, matrix: MatrixConfig) -> list[str]:
     """The matrix's runs the archive lacks, as ``model regime seed`` labels."""
-    done = {run["run_id"] for run in results.runs()}
-    hashes = sorted({run["dataset_hash"] for run in results.runs()})
     missing = []
-    for task in matrix.tasks:
-        for seed in matrix.seeds:
-            for entry in matrix.models:
-                runs = [run_config(entry, task, seed, dataset_hash) for dataset_hash in hashes]
-                if not any(run.run_id in done for run in runs):
-                    options = ", ".join(f"{k}={v}" for k, v in entry.options.items())
-                    e0 = " E0 fit" if entry.training.reference_energies == "fit" else ""
-                    missing.append(f"{entry.name}{f' [{options}]' if options else ''}{e0} "
-                                   f"{entry.regime} s{seed}")
+    for index, seed, run in matrix_cells(results.runs(), matrix):
+        if run is None:
+            entry = matrix.models[index]
+            options = ", ".join(f"{k}={v}" for k, v in entry.options.items())
+            e0 = " E0 fit" if entry.training.reference_energies == "fit" else ""
+            missing.append(f"{entry.name}{f' [{options}]' if options else ''}{e0} "
+                           f"{entry.regime} s{seed}")
     return missing
 
 

@@ -40,6 +40,13 @@ def parity_plot(predictions: dict[str, Predictions], title: str, out: Path) -> P
     return out
 
 
+def _plain_log_ticks(axis: plt.Axes) -> None:
+    """Plain numbers on a log axis (1, 2, 3, 5, 10, ...): a reader compares with "3x", "30x"."""
+    axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def ratio_chart(rows: list, task: str, out: Path) -> Path | None:
     """One bar per model row of ``task``: its OOD/ID force-MAE ratio, mean over seeds with the
     seeds' standard deviation as error bar (log scale: ratios span 1 to 100+). Reference rows
@@ -61,11 +68,8 @@ def ratio_chart(rows: list, task: str, out: Path) -> Path | None:
     axis.bar_label(bars, labels=[f"{mean:.1f}" for mean, _ in ratios], padding=2, fontsize=7)
     axis.axhline(1.0, color="black", linewidth=0.8)
     axis.set_yscale("log")
-    # plain numbers on the log axis (1, 2, 3, 5, 10, ...): a reader compares with "3x", "30x"
     axis.set_ylim(0.8, max(2.0, max(mean + std for mean, std in ratios) * 1.5))
-    axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
-    axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.yaxis.set_minor_formatter(ticker.NullFormatter())
+    _plain_log_ticks(axis)
     axis.set_xticks(list(positions), labels, rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("OOD / ID force MAE (mean ± std over seeds)")
     axis.set_title(f"{task}: how much worse on unseen molecules")
@@ -95,9 +99,7 @@ def published_comparison_chart(labels: list[str], ours: list[dict[str, tuple[flo
         axis.bar(positions + width / 2, [point[key] for point in theirs], width,
                  color="lightgrey", edgecolor="black", linewidth=0.6, label="published")
         axis.set_yscale("log")
-        axis.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
-        axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        axis.yaxis.set_minor_formatter(ticker.NullFormatter())
+        _plain_log_ticks(axis)
         axis.set_xticks(positions, labels, rotation=30, ha="right", fontsize=8)
         axis.set_title(title)
     axes[0].axhline(1.0, color="black", linewidth=0.8)
