@@ -78,3 +78,16 @@ def test_best_ood_finding_waits_for_the_models_it_names():
     text = "\n".join(findings([_row("schnet", 0.03, 0.07), _row("painn", 0.014, 0.04)],
                               published_table()))
     assert "Cannot be decided until GemNet and MACE are archived" in text
+
+
+def test_e0_finding_sets_the_ablation_pair_beside_the_published_mace():
+    rows = [_row("mace", 0.01, 0.03, energy_ood=4.0),
+            _row("mace", 0.01, 0.03, energy_ood=40.0, e0="fit"),
+            _row("schnet", 0.03, 0.07)]
+    text = "\n".join(findings(rows, published_table()))
+    e0_line = text.split("\n4. ")[1].split("\n5. ")[0]
+    assert "fitted E0 make MACE's OOD energy error 10.0x the isolated-E0 one" in e0_line
+    assert "the published MACE's OOD energy MAE is 40.97 eV" in e0_line
+    alone = "\n".join(findings(rows[:1] + rows[2:], published_table()))
+    assert "the MACE E0 ablation pair is not complete yet" in alone
+    assert "published MACE's" not in alone
