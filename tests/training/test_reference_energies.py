@@ -81,3 +81,28 @@ def test_ema_warms_up_instead_of_keeping_the_initial_weights():
     fresh = ExponentialMovingAverage(layer, decay=0.99)
     fresh.load_state_dict(state)
     assert fresh.updates == 21 and fresh.current_decay() == ema.current_decay()
+
+
+@pytest.mark.parametrize(("model", "regime", "e0", "kind", "deficient"), [
+    ("schnet", "scratch", "isolated", "isolated", False),
+    ("schnet", "scratch", "fit", "fit", True),
+    ("ani1x", "zero-shot", "isolated", "model's own", False),
+    # offsets refitted on a pretrained model are the same least-squares fit as E0 "fit"
+    ("ani1x", "zero-shot-refit", "isolated", "fitted offsets on the model", True),
+    ("ani1x", "fine-tune", "isolated", "fitted offsets on the model", True),
+])
+def test_the_recorded_e0_flags_every_fit_on_tied_compositions(model, regime, e0, kind,
+                                                               deficient):
+    from types import SimpleNamespace
+
+    from gmdbench.runner.runs import RunConfig, reference_energy_summary
+
+    acids = _graphs(["CC(=O)O", "CCC(=O)O", "CCCC(=O)O"])
+    run = RunConfig(task="t", model=model, regime=regime, dataset_hash="h",
+                    training=TrainConfig(reference_energies=e0))
+    potential = SimpleNamespace(metadata=SimpleNamespace(pretrained=model == "ani1x"))
+    assert reference_energy_summary(run, potential, acids) == {
+        "reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}
+    mixed = _graphs(["CC(=O)O", "CCC(=O)O", "OC(=O)CC(=O)O"])
+    assert not reference_energy_summary(run, potential, mixed)[
+        "reference_energies_rank_deficient"]

@@ -39,6 +39,7 @@ from gmdbench.training.reference_energies import (
     fit_rank,
     force_scale,
     reference_energies,
+    warn_if_rank_deficient,
 )
 
 
@@ -138,6 +139,7 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
         return Potential(network, energies, scale=force_scale(train_set)).to(device)
     potential = Potential(network, {}, scale=1.0).to(device)
     if run.regime != "zero-shot":
+        warn_if_rank_deficient(train_set, elements, "per-element offsets on the pretrained model")
         potential.atomic_energies.data = offsets_on_top(potential, train_set, elements)
     if run.regime.startswith("fine-tune") and not any(True for _ in network.parameters()):
         raise GmdError(f"model {run.model!r} has no weights to fine-tune; use zero-shot or "
@@ -151,12 +153,18 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
 
 def reference_energy_summary(run: RunConfig, potential: Potential, train_set: GraphSet
                              ) -> dict[str, object]:
-    """Which E0 a run used, as its training summary (and so every report row) records it."""
+    """Which E0 a run used, as its training summary (and so every report row) records it.
+
+    Offsets refitted on a pretrained model are a least-squares fit on the train compositions
+    like E0 ``fit``, so they are rank-deficient on the same data and flagged the same way."""
     if potential.metadata.pretrained:
-        kind = "model's own" if run.regime == "zero-shot" else "fitted offsets on the model"
-        return {"reference_energies_kind": kind, "reference_energies_rank_deficient": False}
-    kind = run.training.reference_energies
-    deficient = kind == "fit" and fit_rank(train_set, train_set.elements) < len(
+        if run.regime == "zero-shot":
+            return {"reference_energies_kind": "model's own",
+                    "reference_energies_rank_deficient": False}
+        kind = "fitted offsets on the model"
+    else:
+        kind = run.training.reference_energies
+    deficient = kind != "isolated" and fit_rank(train_set, train_set.elements) < len(
         train_set.elements)
     return {"reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}
 

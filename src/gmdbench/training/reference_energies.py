@@ -38,6 +38,17 @@ def fit_rank(graphs: GraphSet, elements: list[int]) -> int:
     return int(np.linalg.matrix_rank(composition_matrix(graphs, elements)))
 
 
+def warn_if_rank_deficient(graphs: GraphSet, elements: list[int], what: str) -> bool:
+    """Log (and return) that a per-element fit on ``graphs`` is not determined: ``what`` names
+    the fitted quantity (E0 of a model trained here, or offsets on a pretrained model)."""
+    rank = fit_rank(graphs, elements)
+    if rank < len(elements):
+        log.warning("reference energies: the train compositions have rank %d for %d elements, "
+                    "so the %s are not determined (minimum-norm solution); energies of other "
+                    "compositions carry that error", rank, len(elements), what)
+    return rank < len(elements)
+
+
 def fit_reference_energies(graphs: GraphSet, elements: list[int]) -> dict[int, float]:
     """Least-squares E0 (minimum-norm where the composition does not determine them)."""
     counts = composition_matrix(graphs, elements)
@@ -49,12 +60,7 @@ def reference_energies(graphs: GraphSet, elements: list[int], kind: ReferenceEne
                        isolated: dict[str, float] | None) -> dict[int, float]:
     """E0 per element of ``kind``; a rank-deficient fit is logged as such."""
     if kind == "fit":
-        rank = fit_rank(graphs, elements)
-        if rank < len(elements):
-            log.warning("reference energies: the train compositions have rank %d for %d "
-                        "elements, so the fitted E0 are not determined (minimum-norm "
-                        "solution); energies of other compositions carry that error",
-                        rank, len(elements))
+        warn_if_rank_deficient(graphs, elements, "fitted E0")
         return fit_reference_energies(graphs, elements)
     from ase.data import chemical_symbols
 
