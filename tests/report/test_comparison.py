@@ -91,3 +91,14 @@ def test_e0_finding_sets_the_ablation_pair_beside_the_published_mace():
     alone = "\n".join(findings(rows[:1] + rows[2:], published_table()))
     assert "the MACE E0 ablation pair is not complete yet" in alone
     assert "published MACE's" not in alone
+
+
+def test_moe_finding_sets_each_variant_against_the_best_architecture():
+    rows = [_row("mace", 0.01, 0.03), _row("schnet", 0.03, 0.07),
+            _row("deepset_moe [spatial, sum, rho=identity]", 0.035, 0.056)]
+    text = "\n".join(findings(rows, published_table()))
+    assert "5. **DeepSet-MoE** against the best architecture on OOD forces (MACE: OOD/ID 3.00, " \
+        "OOD force MAE 0.0300 eV/A): deepset_moe [spatial, sum, rho=identity]: OOD/ID 1.60, " \
+        "OOD force MAE 0.0560 eV/A (1.9x the best)." in text
+    assert "5. **DeepSet-MoE**: not archived yet." in "\n".join(
+        findings(rows[:2], published_table()))

@@ -214,7 +214,8 @@ def _moe_finding(rows: list[TableRow], best: TableRow) -> list[str]:
         return ["5. **DeepSet-MoE**: not archived yet."]
     best_ood = best.mean_std("force_mae", "ood_test")[0]
     return ["5. **DeepSet-MoE** against the best architecture on OOD forces "
-            f"({PUBLISHED_NAMES[best.model]}, {best_ood:.4f} eV/A): " + "; ".join(
+            f"({PUBLISHED_NAMES[best.model]}: OOD/ID {best.ood_id_ratio()[0]:.2f}, OOD force MAE "
+            f"{best_ood:.4f} eV/A): " + "; ".join(
                 f"{row.model}: OOD/ID {row.ood_id_ratio()[0]:.2f}, OOD force MAE "
                 f"{row.mean_std('force_mae', 'ood_test')[0]:.4f} eV/A "
                 f"({row.mean_std('force_mae', 'ood_test')[0] / best_ood:.1f}x the best)"
