@@ -45,6 +45,18 @@ def _ours(row: TableRow, metric: str, split: str, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(row.seeds) > 1 else f"{mean:.{digits}f}"
 
 
+def _ratio(row: TableRow) -> str:
+    """The OOD/ID force-MAE ratio, with its seed spread where there is more than one seed."""
+    mean, std = row.ood_id_ratio()
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.2f} ± {std:.2f}" if len(row.seeds) > 1 else f"{mean:.2f}"
+
+
+def _seeds(row: TableRow) -> str:
+    return f"{len(row.seeds)} seed{'s' if len(row.seeds) != 1 else ''}"
+
+
 def _label(row: TableRow) -> str:
     e0 = row.config.get("training", {}).get("reference_energies")
     extra = " (E0 fit)" if e0 == "fit" and row.regime == "scratch" else ""
@@ -70,9 +82,7 @@ def comparison_table(rows: list[TableRow], published: dict[str, dict[str, str]])
         cells = [_label(row), "gmd-bench", str(len(row.seeds)), row.convergence]
         for metric, _, digits in METRICS:
             cells += [_ours(row, metric, split, digits) for _, split, _ in SPLITS]
-        mean, std = row.ood_id_ratio()
-        cells.append("-" if np.isnan(mean) else
-                     f"{mean:.2f} ± {std:.2f}" if len(row.seeds) > 1 else f"{mean:.2f}")
+        cells.append(_ratio(row))
         lines.append("| " + " | ".join(cells) + " |")
         theirs = published.get(PUBLISHED_NAMES.get(row.model, "")) if _is_main(row) else None
         if theirs:
@@ -231,9 +241,9 @@ def _moe_finding(rows: list[TableRow], best: TableRow) -> list[str]:
         return ["5. **DeepSet-MoE**: not archived yet."]
     best_ood = best.mean_std("force_mae", "ood_test")[0]
     return ["5. **DeepSet-MoE** against the best architecture on OOD forces "
-            f"({PUBLISHED_NAMES[best.model]}: OOD/ID {best.ood_id_ratio()[0]:.2f}, OOD force MAE "
-            f"{best_ood:.4f} eV/A): " + "; ".join(
-                f"{row.model}: OOD/ID {row.ood_id_ratio()[0]:.2f}, OOD force MAE "
-                f"{row.mean_std('force_mae', 'ood_test')[0]:.4f} eV/A "
+            f"({PUBLISHED_NAMES[best.model]}, {_seeds(best)}: OOD/ID {_ratio(best)}, OOD force "
+            f"MAE {_ours(best, 'force_mae', 'ood_test', 4)} eV/A): " + "; ".join(
+                f"{row.model} ({_seeds(row)}): OOD/ID {_ratio(row)}, OOD force MAE "
+                f"{_ours(row, 'force_mae', 'ood_test', 4)} eV/A "
                 f"({row.mean_std('force_mae', 'ood_test')[0] / best_ood:.1f}x the best)"
                 for row in moe) + "."]
