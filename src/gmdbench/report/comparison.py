@@ -38,19 +38,21 @@ def _published_ratio(row: dict[str, str]) -> float:
     return float(row["force_mae_ood"]) / float(row["force_mae_id"])
 
 
-def _ours(row: TableRow, metric: str, split: str, digits: int) -> str:
-    mean, std = row.mean_std(metric, split)
+def _over_seeds(row: TableRow, mean: float, std: float, digits: int) -> str:
+    """A value over the row's seeds: ``mean ± std``, or the bare value for a single seed (whose
+    std of 0 would claim a spread never measured)."""
     if np.isnan(mean):
         return "-"
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(row.seeds) > 1 else f"{mean:.{digits}f}"
 
 
+def _ours(row: TableRow, metric: str, split: str, digits: int) -> str:
+    return _over_seeds(row, *row.mean_std(metric, split), digits)
+
+
 def _ratio(row: TableRow) -> str:
     """The OOD/ID force-MAE ratio, with its seed spread where there is more than one seed."""
-    mean, std = row.ood_id_ratio()
-    if np.isnan(mean):
-        return "-"
-    return f"{mean:.2f} ± {std:.2f}" if len(row.seeds) > 1 else f"{mean:.2f}"
+    return _over_seeds(row, *row.ood_id_ratio(), 2)
 
 
 def _seeds(row: TableRow) -> str:
