@@ -22,6 +22,7 @@ from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix
 from gmdbench.pipeline.reference_cost import cost_paragraph, matrix_cells
 from gmdbench.pipeline.runs import train_and_evaluate
+from gmdbench.report.across_tasks import across_tasks
 from gmdbench.report.build import build_report
 from gmdbench.report.comparison import (
     comparison_points,
@@ -176,8 +177,8 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         + (" Missing: " + "; ".join(missing) + "." if missing else " Complete.") + "\n",
         f"The other three tasks (matrix `{others.name}`: {_entries(others)}; "
         f"seed {', '.join(map(str, others.seeds))}): {others_planned - len(others_missing)} of "
-        f"{others_planned} runs archived; they run after the main matrix. Their rows are in "
-        f"`{report}/table.md`.\n",
+        f"{others_planned} runs archived; they run after the main matrix. Their rows are "
+        f"below (*The other tasks*) and in `{report}/table.md`.\n",
         "Continue (any machine, a fresh clone): `scripts/reference_table.sh` (background, "
         "commits each archived run; `--stop` saves the unfinished run's checkpoint in "
         "`partial/` for the next session), or `gmd reference-table run [--limit N]`; rebuild this "
@@ -200,6 +201,12 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         "## The published findings, re-tested on our numbers\n",
         "Decided by code (`report/comparison.py`) on each rebuild, from the rows above.\n",
         *findings(rows, published),
+        "",
+        f"## The other tasks (matrix `{others.name}`)\n",
+        "The published table has fragment duplication only, so these rows stand beside our "
+        f"own {PUBLISHED_TASK} rows of the same models (mean ± std over their seeds). "
+        "Decided by code (`report/across_tasks.py`) on each rebuild.\n",
+        *across_tasks(collect_rows(results), PUBLISHED_TASK, list(others.tasks)),
         "",
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",

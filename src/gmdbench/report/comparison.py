@@ -46,11 +46,12 @@ def _over_seeds(row: TableRow, mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(row.seeds) > 1 else f"{mean:.{digits}f}"
 
 
-def _ours(row: TableRow, metric: str, split: str, digits: int) -> str:
+def metric_text(row: TableRow, metric: str, split: str, digits: int) -> str:
+    """One metric of one split over the row's seeds, as the tables print it."""
     return _over_seeds(row, *row.mean_std(metric, split), digits)
 
 
-def _ratio(row: TableRow) -> str:
+def ratio_text(row: TableRow) -> str:
     """The OOD/ID force-MAE ratio, with its seed spread where there is more than one seed."""
     return _over_seeds(row, *row.ood_id_ratio(), 2)
 
@@ -83,8 +84,8 @@ def comparison_table(rows: list[TableRow], published: dict[str, dict[str, str]])
             continue
         cells = [_label(row), "gmd-bench", str(len(row.seeds)), row.convergence]
         for metric, _, digits in METRICS:
-            cells += [_ours(row, metric, split, digits) for _, split, _ in SPLITS]
-        cells.append(_ratio(row))
+            cells += [metric_text(row, metric, split, digits) for _, split, _ in SPLITS]
+        cells.append(ratio_text(row))
         lines.append("| " + " | ".join(cells) + " |")
         theirs = published.get(PUBLISHED_NAMES.get(row.model, "")) if _is_main(row) else None
         if theirs:
@@ -151,14 +152,13 @@ def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list
                   f" among the {len(main)} architectures archived so far"))
     out.append(
         f"2. **Best OOD forces**: published {published_best[0]} then {published_best[1]}; ours "
-        + ", ".join(f"{PUBLISHED_NAMES[row.model]} {_ours(row, 'force_mae', 'ood_test', 4)}"
+        + ", ".join(f"{PUBLISHED_NAMES[row.model]} {metric_text(row, 'force_mae', 'ood_test', 4)}"
                     for row in ranked)
         + f" eV/A. {verdict}." + ("" if missing else _unresolved_boundary(ranked)))
     # 3. every model's OOD energy fails
     energies = {row.model: (row.mean_std("energy_mae", "id_test")[0],
                             row.mean_std("energy_mae", "ood_test")[0]) for row in main}
-    failing = sorted(name for name, (iid, ood) in energies.items()
-                     if ood > ENERGY_FAILURE_EV and ood > ENERGY_FAILURE_FACTOR * iid)
+    failing = sorted(row.model for row in main if energy_fails(row))
     out.append(
         f"3. **Every model's OOD energy fails** (here: OOD energy MAE > {ENERGY_FAILURE_EV:g} eV "
         f"and > {ENERGY_FAILURE_FACTOR:g}x its ID one): published OOD energy MAE "
@@ -174,6 +174,13 @@ def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list
     out += _e0_finding(rows, published)
     out += _moe_finding(rows, ranked[0])
     return out
+
+
+def energy_fails(row: TableRow) -> bool:
+    """The row's mean OOD energy MAE is a failure: above 1 eV and 10x its ID one."""
+    iid = row.mean_std("energy_mae", "id_test")[0]
+    ood = row.mean_std("energy_mae", "ood_test")[0]
+    return bool(ood > ENERGY_FAILURE_EV and ood > ENERGY_FAILURE_FACTOR * iid)
 
 
 def _unresolved_boundary(ranked: list[TableRow]) -> str:
@@ -221,10 +228,10 @@ def _e0_finding(rows: list[TableRow], published: dict[str, dict[str, str]]) -> l
         fit, isolated = mace["fit"], mace["isolated"]
         parts.append(
             f"MACE with fitted E0 ({fit.e0}): OOD energy MAE "
-            f"{_ours(fit, 'energy_mae', 'ood_test', 2)} eV, ID "
-            f"{_ours(fit, 'energy_mae', 'id_test', 4)} eV; with isolated-atom E0: OOD "
-            f"{_ours(isolated, 'energy_mae', 'ood_test', 2)} eV, ID "
-            f"{_ours(isolated, 'energy_mae', 'id_test', 4)} eV")
+            f"{metric_text(fit, 'energy_mae', 'ood_test', 2)} eV, ID "
+            f"{metric_text(fit, 'energy_mae', 'id_test', 4)} eV; with isolated-atom E0: OOD "
+            f"{metric_text(isolated, 'energy_mae', 'ood_test', 2)} eV, ID "
+            f"{metric_text(isolated, 'energy_mae', 'id_test', 4)} eV")
         ratio = fit.mean_std("energy_mae", "ood_test")[0] / \
             isolated.mean_std("energy_mae", "ood_test")[0]
         parts.append(f"fitted E0 make MACE's OOD energy error {ratio:.1f}x the isolated-E0 one")
@@ -243,9 +250,9 @@ def _moe_finding(rows: list[TableRow], best: TableRow) -> list[str]:
         return ["5. **DeepSet-MoE**: not archived yet."]
     best_ood = best.mean_std("force_mae", "ood_test")[0]
     return ["5. **DeepSet-MoE** against the best architecture on OOD forces "
-            f"({PUBLISHED_NAMES[best.model]}, {_seeds(best)}: OOD/ID {_ratio(best)}, OOD force "
-            f"MAE {_ours(best, 'force_mae', 'ood_test', 4)} eV/A): " + "; ".join(
-                f"{row.model} ({_seeds(row)}): OOD/ID {_ratio(row)}, OOD force MAE "
-                f"{_ours(row, 'force_mae', 'ood_test', 4)} eV/A "
+            f"({PUBLISHED_NAMES[best.model]}, {_seeds(best)}: OOD/ID {ratio_text(best)}, OOD force "
+            f"MAE {metric_text(best, 'force_mae', 'ood_test', 4)} eV/A): " + "; ".join(
+                f"{row.model} ({_seeds(row)}): OOD/ID {ratio_text(row)}, OOD force MAE "
+                f"{metric_text(row, 'force_mae', 'ood_test', 4)} eV/A "
                 f"({row.mean_std('force_mae', 'ood_test')[0] / best_ood:.1f}x the best)"
                 for row in moe) + "."]
