@@ -60,7 +60,7 @@ def _task_sentence(task: str, rows: list[TableRow]) -> str:
     best_ood = min(rows, key=lambda row: row.mean_std("force_mae", "ood_test")[0])
     best_ratio = min(rows, key=lambda row: row.ood_id_ratio()[0])
     failing = [row for row in rows if energy_fails(row)]
-    missing = "" if len(rows) > 1 else " (only one model archived)"
+    missing = "" if len(rows) > 1 else " (one model so far)"
     return (f"- **{task}**{missing}: lowest OOD force MAE {best_ood.model} "
             f"({metric_text(best_ood, 'force_mae', 'ood_test', 4)} eV/A); lowest OOD/ID "
             f"{best_ratio.model} ({ratio_text(best_ratio)}); OOD energy fails (> "
