@@ -115,7 +115,7 @@ def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
         results = load_archive(archive, Path(tmp) / "results.db")
         # the chart first: the HTML page shows every figure of its folder
         chart = published_comparison_chart(
-            *comparison_points(_published_task_rows(results), published_table()),
+            *comparison_points(_published_task_rows(collect_rows(results)), published_table()),
             out_dir / COMPARISON_CHART)
         written = build_report(results.path, out_dir, representations=Path(tmp) / "none")
         readme = out_dir.parent / "README.md" if out_dir == archive / "report" else \
@@ -143,16 +143,17 @@ def _entries(matrix: MatrixConfig) -> str:
                                    + "]" if entry.options else "") for entry in matrix.models)
 
 
-def _published_task_rows(results: ResultsStore) -> list[TableRow]:
+def _published_task_rows(rows: list[TableRow]) -> list[TableRow]:
     """The rows the published table can be set beside: its task's (fragment_duplication)."""
-    return [row for row in collect_rows(results) if row.task == PUBLISHED_TASK]
+    return [row for row in rows if row.task == PUBLISHED_TASK]
 
 
 def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
                      report_dir: Path) -> str:
     """reference/README.md: status, how to continue, cost, and the published comparison."""
     runs = results.runs()
-    rows = _published_task_rows(results)
+    all_rows = collect_rows(results)  # every task's, read once
+    rows = _published_task_rows(all_rows)
     published = published_table()
     missing = missing_runs(results, matrix)
     planned = len(matrix.tasks) * len(matrix.seeds) * len(matrix.models)
@@ -206,7 +207,7 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         "The published table has fragment duplication only, so these rows stand beside our "
         f"own {PUBLISHED_TASK} rows of the same models (mean ± std over their seeds). "
         "Decided by code (`report/across_tasks.py`) on each rebuild.\n",
-        *across_tasks(collect_rows(results), PUBLISHED_TASK, list(others.tasks)),
+        *across_tasks(all_rows, PUBLISHED_TASK, list(others.tasks)),
         "",
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",

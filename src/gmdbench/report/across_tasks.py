@@ -60,8 +60,8 @@ def _task_sentence(task: str, rows: list[TableRow]) -> str:
     best_ood = min(rows, key=lambda row: row.mean_std("force_mae", "ood_test")[0])
     best_ratio = min(rows, key=lambda row: row.ood_id_ratio()[0])
     failing = [row for row in rows if energy_fails(row)]
-    missing = "" if len(rows) > 1 else " (one model so far)"
-    return (f"- **{task}**{missing}: lowest OOD force MAE {best_ood.model} "
+    one_model = "" if len(rows) > 1 else " (one model so far)"
+    return (f"- **{task}**{one_model}: lowest OOD force MAE {best_ood.model} "
             f"({metric_text(best_ood, 'force_mae', 'ood_test', 4)} eV/A); lowest OOD/ID "
             f"{best_ratio.model} ({ratio_text(best_ratio)}); OOD energy fails (> "
             f"{ENERGY_FAILURE_EV:g} eV and > {ENERGY_FAILURE_FACTOR:g}x ID) for {len(failing)} "
