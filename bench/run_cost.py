@@ -118,6 +118,8 @@ def main() -> None:
     unmeasured: list[str] = []
     print(f"\n{'model':36s} {'regime':16s} {'s/epoch quick':>13s} {'start s':>8s} "
           f"{'epochs':>6s} {'CPU hours (tasks x seeds)':>26s} {'GPU hours':>10s}")
+    timed: dict[str, tuple[float, float, float]] = {}  # entries that differ only in data/seeds
+    train_trajectories = load_preset(matrix.preset).trajectories.train
     with tempfile.TemporaryDirectory() as tmp:
         for entry in matrix.models:
             if wanted and entry.name not in wanted:
@@ -129,13 +131,19 @@ def main() -> None:
             run = RunConfig(task="fragment_duplication", model=entry.name,
                             model_options=options, regime=entry.regime, training=training,
                             seed=0, dataset_hash=store.content_hash())
-            epoch, start, evaluation = timed_run(run, QUICK_DATA, Path(tmp) / entry.regime)
+            key = run.model_dump_json(exclude={"training"}) + training.model_dump_json()
+            if key not in timed:
+                timed[key] = timed_run(run, QUICK_DATA, Path(tmp) / str(len(timed)))
+            epoch, start, evaluation = timed[key]
             epochs = entry.training.epochs if trains else 0
             per_train_atom = epoch / (quick["train"] + quick["val"])
             per_test_atom = evaluation / (quick["id_test"] + quick["ood_test"])
+            # a data-size point trains on the first N train trajectories of each molecule
+            share = (entry.train_trajectories or train_trajectories) / train_trajectories
             hours = sum(
-                (start + epochs * per_train_atom * (atoms["train"] + atoms["val"])
-                 + per_test_atom * (atoms["id_test"] + atoms["ood_test"])) * len(matrix.seeds)
+                (start + epochs * per_train_atom * (share * atoms["train"] + atoms["val"])
+                 + per_test_atom * (atoms["id_test"] + atoms["ood_test"]))
+                * len(entry.seeds or matrix.seeds)
                 for atoms in standard.values()) / 3600
             total_hours += hours
             ratio = (gpu or {}).get("models", {}).get(entry.name, {}).get("gpu_cpu_ratio")
@@ -143,7 +151,10 @@ def main() -> None:
                 gpu_hours += hours / ratio
             else:
                 unmeasured.append(entry.name)
-            label = entry.name + "".join(f" {v}" for v in entry.options.values())
+            label = entry.name + "".join(f" {v}" for v in entry.options.values()) + (
+                f" {entry.size}" if entry.size else "") + (
+                f" t{entry.train_trajectories}" if entry.train_trajectories else "") + (
+                f" {entry.split}" if entry.split != "trajectory" else "")
             gpu_cell = f"{hours / ratio:10.1f}" if ratio else f"{'-':>10s}"
             print(f"{label:36s} {entry.regime:16s} {epoch:13.1f} {start:8.1f} "
                   f"{epochs:6d} {hours:26.1f} {gpu_cell}", flush=True)

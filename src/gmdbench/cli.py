@@ -497,11 +497,10 @@ def run_command(
     spec = _cluster_spec(executor, gpus, cluster, cluster_config, scheduler)
     if spec is not None and spec.kind == "slurm" and (dry_run or not slurm_available()):
         console.print(slurm_job_script(spec.slurm), markup=False, highlight=False)
-        jobs = min(len(matrix.tasks) * len(matrix.models) * len(matrix.seeds),
-                   spec.slurm.max_jobs)
+        jobs = min(matrix.n_runs, spec.slurm.max_jobs)
         reason = "--dry-run" if dry_run else "no sbatch on this machine's PATH"
         console.print(f"dry run ({reason}): nothing submitted; {jobs} such job(s) would serve "
-                      f"{len(matrix.tasks) * len(matrix.models) * len(matrix.seeds)} runs")
+                      f"{matrix.n_runs} runs")
         return
     out = out or Path("results") / matrix.name
     started = time.perf_counter()

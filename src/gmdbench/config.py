@@ -27,6 +27,7 @@ Device = Annotated[str, Field(pattern=DEVICE_PATTERN, description=(
     "its hash"))]
 Regime = Literal["scratch", "zero-shot", "zero-shot-refit", "fine-tune", "fine-tune-head"]
 REGIMES: tuple[str, ...] = Regime.__args__
+SplitProtocol = Literal["trajectory", "random-frames"]
 PRETRAINED_REGIMES = tuple(r for r in REGIMES if r != "scratch")
 
 
@@ -38,6 +39,10 @@ class TrainConfig(StrictModel):
     learning_rate: float = Field(1e-3, gt=0)
     optimizer: Literal["adam", "adamw"] = "adamw"
     weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["plateau", "cosine"] = Field(
+        "plateau", description="learning-rate schedule: reduce on a val plateau (factor, "
+        "patience), or cosine from learning_rate down to min_learning_rate at `epochs` (the "
+        "rate is sure to decay within the budget, whatever the val curve does)")
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(5, ge=0)
     min_learning_rate: float = Field(1e-6, ge=0)
@@ -66,6 +71,15 @@ class ModelEntry(StrictModel):
     regime: Regime = "scratch"
     training: TrainConfig = TrainConfig()
     seed: int = Field(0, ge=0)
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="a matrix entry's own seeds (default: the matrix's)")
+    train_trajectories: int | None = Field(
+        None, ge=1, description="train on the first N train trajectories of each training "
+        "molecule only (data-size series on one dataset: the test frames stay the same)")
+    split: SplitProtocol = Field(
+        "trajectory", description="trajectory (ours: ID test is its own trajectories) or "
+        "random-frames (the GMD-26 authors' probable protocol: ID test frames drawn at random "
+        "from the training trajectories; an ablation)")
 
     @property
     def label(self) -> str:
@@ -152,7 +166,7 @@ class PresetConfig(StrictModel):
 
 
 PRESET_DIR = Path(__file__).parent / "presets"
-BUILTIN_PRESETS = ("quick", "standard", "paper")
+BUILTIN_PRESETS = ("quick", "standard", "standard-x4", "paper")
 
 
 def load_yaml(path: Path, what: str, error_class: type[GmdError] = ConfigError) -> object:

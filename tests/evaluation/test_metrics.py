@@ -46,3 +46,15 @@ def test_all_metrics_has_every_definition():
     result = metrics.all_metrics(E_HAT, E, G, F, N)
     assert set(result) == {"force_mae", "force_rmse", "force_cosine", "force_magnitude_mae",
                            "energy_mae", "energy_mae_per_atom", "efwt"}
+
+
+def test_energy_decomposition_by_hand():
+    from gmdbench.evaluation.metrics import energy_decomposition
+
+    # molecule a: errors +1, +3 (offset 2, relative 1, 1); molecule b: -1 (offset -1, relative 0)
+    predicted = np.array([11.0, 13.0, 4.0])
+    reference = np.array([10.0, 10.0, 5.0])
+    result = energy_decomposition(predicted, reference, np.array(["a", "a", "b"]))
+    assert result["energy_mae"] == pytest.approx(5 / 3)
+    assert result["relative_energy_mae"] == pytest.approx(2 / 3)
+    assert result["offset_mae"] == pytest.approx(1.5)  # mean over molecules, not frames (5/3)

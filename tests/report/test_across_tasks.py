@@ -10,7 +10,7 @@ def _row(task: str, model: str, iid: float, ood: float, energy_ood: float,
          seeds: int = 1) -> TableRow:
     row = TableRow(task, model, "scratch", True, "GFN2-xTB", "-", e0="isolated")
     row.seeds = list(range(seeds))
-    row.converged = [False] * seeds
+    row.statuses = ["capped"] * seeds
     for _ in range(seeds):
         row.values[("force_mae", "id_test")].append(iid)
         row.values[("force_mae", "ood_test")].append(ood)
@@ -28,8 +28,8 @@ def test_each_task_names_its_own_best_model_and_energy_failures():
     text = "\n".join(across_tasks(rows, "fragment_duplication",
                                   ["chain_extension", "fragment_combination"]))
     assert "painn" not in text  # only the models the other tasks ran are shown
-    assert "| fragment_duplication | mace | 3 | 0/3 | 0.0100 ± 0.0000 |" in text
-    assert "| chain_extension | schnet | 1 | 0/1 | 0.0300 | 0.0400 | 1.33 |" in text
+    assert "| fragment_duplication | mace | 3 | 3 capped | 0.0100 ± 0.0000 |" in text
+    assert "| chain_extension | schnet | 1 | 1 capped | 0.0300 | 0.0400 | 1.33 |" in text
     assert ("- **fragment_duplication**: lowest OOD force MAE mace (0.0300 ± 0.0000 eV/A); "
             "lowest OOD/ID schnet (2.33 ± 0.00); OOD energy fails") in text
     assert "for 2 of 2." in text.split("**fragment_duplication**")[1].split("\n")[0]

@@ -35,7 +35,7 @@ def _row(model: str, iid: float, ood: float, energy_id: float = 0.01,
     row = TableRow("fragment_duplication", model, "scratch", True, "GFN2-xTB", "-", e0=e0,
                    config={"training": {"reference_energies": e0}}, baseline=baseline)
     row.seeds = [0, 1, 2]
-    row.converged = [True, True, False]
+    row.statuses = ["converged", "diverged", "capped"]
     for shift in (-0.1, 0.0, 0.1):
         row.values[("force_mae", "id_test")].append(iid * (1 + shift))
         row.values[("force_mae", "ood_test")].append(ood * (1 + shift))
@@ -85,7 +85,7 @@ def test_comparison_table_puts_published_row_under_ours():
     lines = comparison_table([_row("mace", 0.01, 0.02)], published)
     ours = next(i for i, line in enumerate(lines) if line.startswith("| mace | gmd-bench"))
     assert lines[ours + 1].startswith("| MACE | published | - | - | 0.0028 | 0.0171 |")
-    assert "2/3" in lines[ours]
+    assert "1 converged, 1 capped, 1 diverged" in lines[ours]
     assert "6.11*" in lines[ours + 1]  # 0.0171 / 0.0028
 
 

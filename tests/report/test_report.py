@@ -19,7 +19,7 @@ def test_table_has_a_row_per_model_read_back_from_the_store(trained_runs, tmp_pa
     stored = {(r["model"], r["seed"], r["split"], r["metric"]): r["value"]
               for r in results.metrics("all")}
     schnet = next(row for row in rows if row["model"] == "schnet")
-    assert schnet["n_seeds"] == "2" and schnet["converged"] == "0/2"
+    assert schnet["n_seeds"] == "2" and schnet["status"] == "2 capped"
     for split in ("id_test", "ood_test"):
         values = [stored[("schnet", seed, split, "force_mae")] for seed in (0, 1)]
         assert float(schnet[f"force_mae_{split}_mean"]) == pytest.approx(np.mean(values))
@@ -31,8 +31,8 @@ def test_table_has_a_row_per_model_read_back_from_the_store(trained_runs, tmp_pa
     assert float(mace["energy_mae_ood_test_mean"]) == pytest.approx(
         np.mean(np.abs(ood.energy - ood.energy_reference)))
     markdown = (tmp_path / "table.md").read_text()
-    # 3 epochs cannot show a flat val curve: trained, not converged
-    assert "| mace | scratch | isolated | the data's (trained on it) | 1 | 0/1 |" in markdown
+    # 3 epochs cannot show a flat val curve: capped, not converged
+    assert "| mace | scratch | isolated | the data's (trained on it) | 1 | 1 capped |" in markdown
     assert "| schnet | scratch | isolated | the data's (trained on it) | 2 |" in markdown
     assert any(path.name.startswith("parity_tiny_alkanes_mace") for path in written)
     assert all(path.exists() and path.stat().st_size > 0 for path in written)

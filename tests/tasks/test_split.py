@@ -38,3 +38,62 @@ def test_novel_fragments_say_what_ood_molecules_add():
     assert any("hydroxyl + primary_amine together" in note for note in combination)
     assert novel_fragments(load_task("fragment_composition"))["CC(=O)O"][0].startswith(
         "carboxylic_acid x1 (training max 0)")
+
+
+def _rows(split, molecules, trajectories, frames):
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(smiles=m, trajectory_id=f"{i}:{split}:{k}", frame=f)
+            for i, m in enumerate(molecules) for k in range(trajectories) for f in range(frames)]
+
+
+def _by_split():
+    molecules = ["CC(=O)O", "CCC(=O)O"]
+    return {"train": _rows("train", molecules, 4, 10), "val": _rows("val", molecules, 1, 10),
+            "id_test": _rows("id_test", molecules, 1, 6),
+            "ood_test": _rows("ood_test", ["O=C(O)CC(=O)O"], 2, 10)}
+
+
+def test_train_trajectory_subsample_keeps_every_other_split():
+    from gmdbench.tasks.split import select_frames
+
+    rows = _by_split()
+    train = select_frames(rows, "train", train_trajectories=2)
+    assert {r.trajectory_id.rsplit(":", 1)[1] for r in train} == {"0", "1"}
+    assert len(train) == 2 * 2 * 10
+    for split in ("val", "id_test", "ood_test"):
+        assert select_frames(rows, split, train_trajectories=2) == rows[split]
+
+
+def test_random_frames_draw_id_test_from_the_pooled_training_trajectories():
+    from gmdbench.tasks.split import select_frames
+
+    rows = _by_split()
+    train = select_frames(rows, "train", "random-frames")
+    test = select_frames(rows, "id_test", "random-frames")
+    pooled = {id(r) for r in rows["train"] + rows["id_test"]}
+    # same sizes per molecule as the trajectory protocol (6 test, 40 train), disjoint, pooled
+    for smiles in ("CC(=O)O", "CCC(=O)O"):
+        assert sum(r.smiles == smiles for r in test) == 6
+        assert sum(r.smiles == smiles for r in train) == 40
+    assert not {id(r) for r in train} & {id(r) for r in test}
+    assert {id(r) for r in train} | {id(r) for r in test} == pooled
+    # the test frames now mostly come from train trajectories (5 in 6 of the pool)
+    assert sum(":train:" in r.trajectory_id for r in test) > 6
+    # deterministic, and val / ood_test untouched
+    assert [id(r) for r in select_frames(rows, "id_test", "random-frames")] == \
+        [id(r) for r in test]
+    assert select_frames(rows, "val", "random-frames") == rows["val"]
+    assert select_frames(rows, "ood_test", "random-frames") == rows["ood_test"]
+
+
+def test_data_options_enter_the_run_hash_only_where_set():
+    from gmdbench.config import TrainConfig
+    from gmdbench.runner.runs import RunConfig
+
+    plain = RunConfig(task="t", model="schnet", dataset_hash="h")
+    assert "split" not in plain.resolved() and "schedule" not in plain.resolved()["training"]
+    changed = [plain.model_copy(update=update).run_id for update in (
+        {"split": "random-frames"}, {"train_trajectories": 2},
+        {"training": TrainConfig(schedule="cosine")})]
+    assert len({plain.run_id, *changed}) == 4

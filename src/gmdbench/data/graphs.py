@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -203,7 +204,12 @@ def batch_from_atoms(structures: Sequence[Atoms], cutoff: float,
 def graphset_from_store(store: DatasetStore, split: str, cutoff: float
                         ) -> tuple[GraphSet, list[dict]]:
     """A split of a dataset as a GraphSet, and each frame's keys (smiles, trajectory, frame)."""
-    rows = sorted(store.rows(split=split), key=lambda r: (r.trajectory_id, r.frame))
+    return graphset_from_rows(list(store.rows(split=split)), cutoff)
+
+
+def graphset_from_rows(rows: Sequence[Any], cutoff: float) -> tuple[GraphSet, list[dict]]:
+    """Dataset rows (any selection) as a GraphSet in (trajectory, frame) order, with keys."""
+    rows = sorted(rows, key=lambda r: (r.trajectory_id, r.frame))
     structures = [Atoms(numbers=r.numbers, positions=r.positions, cell=r.cell, pbc=r.pbc)
                   for r in rows]
     graphs = GraphSet(structures, cutoff, energies=[r.energy for r in rows],

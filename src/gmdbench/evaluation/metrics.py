@@ -58,6 +58,21 @@ def efwt(predicted_energy: np.ndarray, reference_energy: np.ndarray,
     return float(np.mean(energy_ok & (worst < EFWT_FORCE_THRESHOLD)))
 
 
+def energy_decomposition(predicted_energy: np.ndarray, reference_energy: np.ndarray,
+                         molecule: np.ndarray) -> dict[str, float]:
+    """The energy error split into what a model gets wrong about a molecule's composition and
+    about its conformations (DESIGN §6): with e_s = E_hat_s - E_s and offset_m the mean of e_s
+    over molecule m's frames, ``relative_energy_mae`` = mean_s |e_s - offset_m(s)| and
+    ``offset_mae`` = mean_m |offset_m|, beside the total ``energy_mae`` = mean_s |e_s|."""
+    error = np.asarray(predicted_energy, dtype=float) - np.asarray(reference_energy, dtype=float)
+    labels, inverse = np.unique(np.asarray(molecule), return_inverse=True)
+    offsets = np.bincount(inverse, weights=error, minlength=len(labels)) / np.bincount(
+        inverse, minlength=len(labels))
+    return {"energy_mae": float(np.mean(np.abs(error))),
+            "relative_energy_mae": float(np.mean(np.abs(error - offsets[inverse]))),
+            "offset_mae": float(np.mean(np.abs(offsets)))}
+
+
 def all_metrics(predicted_energy: np.ndarray, reference_energy: np.ndarray,
                 predicted_forces: np.ndarray, reference_forces: np.ndarray,
                 n_atoms: np.ndarray) -> dict[str, float]:

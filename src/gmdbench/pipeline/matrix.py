@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +46,25 @@ class MatrixConfig(BaseModel):
     distance_statistics: bool = Field(
         False, description="compute each dataset's SOAP distances of id_test and ood_test "
         "frames from its train split (written beside the dataset, shown by the report)")
+    order: Literal["seed", "entry"] = Field(
+        "seed", description="seed: every entry's first seed before any second seed (a matrix "
+        "stopped part-way has every model once); entry: each entry's seeds in turn, in the "
+        "file's order (a study whose first entries matter most)")
+
+    def cells(self) -> list[tuple[int, int]]:
+        """Every (entry index, seed) the matrix trains on each task, in its run order; an
+        entry's own ``seeds`` replace the matrix's."""
+        seeds = [entry.seeds or self.seeds for entry in self.models]
+        if self.order == "entry":
+            return [(index, seed) for index, own in enumerate(seeds) for seed in own]
+        every = sorted({seed for own in seeds for seed in own},
+                       key=lambda seed: min(own.index(seed) for own in seeds if seed in own))
+        return [(index, seed) for seed in every for index, own in enumerate(seeds)
+                if seed in own]
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.tasks) * len(self.cells())
 
 
 BUILTIN_MATRICES = Path(__file__).parent / "builtin"
@@ -77,8 +97,8 @@ def plan_matrix(matrix: MatrixConfig, out_dir: Path, workers: int = 2,
         if matrix.distance_statistics:
             say(f"SOAP distances of {task.name}'s test frames -> "
                 f"{write_dataset_distance(data)}")
-        planned += [(run_config(entry, task.name, seed, dataset_hash), data)
-                    for seed in matrix.seeds for entry in matrix.models]
+        planned += [(run_config(matrix.models[index], task.name, seed, dataset_hash), data)
+                    for index, seed in matrix.cells()]
     return planned
 
 

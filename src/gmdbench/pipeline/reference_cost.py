@@ -51,13 +51,12 @@ def projected_hours_per_run(cost_file: Path, matrix: MatrixConfig) -> list[float
     if len(rows) != len(matrix.models):
         raise GmdError(f"{cost_file}: {len(rows)} model rows for {len(matrix.models)} entries "
                        f"of matrix {matrix.name}; rerun bench/run_cost.py --matrix {matrix.name}")
-    runs_per_entry = len(matrix.tasks) * len(matrix.seeds)
     hours = []
     for entry, row in zip(matrix.models, rows, strict=True):
         if row[0] != entry.name or row[-6] != entry.regime:
             raise GmdError(f"{cost_file}: row {' '.join(row[:-5])!r} does not match entry "
                            f"{entry.name} {entry.regime} of matrix {matrix.name}")
-        hours.append(float(row[-2]) / runs_per_entry)
+        hours.append(float(row[-2]) / (len(matrix.tasks) * len(entry.seeds or matrix.seeds)))
     return hours
 
 
@@ -68,12 +67,12 @@ def matrix_cells(runs: list[dict], matrix: MatrixConfig
     by_id = {run["run_id"]: run for run in runs}
     hashes = sorted({run["dataset_hash"] for run in runs})
     for task in matrix.tasks:
-        for seed in matrix.seeds:
-            for index, entry in enumerate(matrix.models):
-                found = [by_id[run.run_id] for run in
-                         (run_config(entry, task, seed, dataset_hash) for dataset_hash in hashes)
-                         if run.run_id in by_id]
-                yield index, seed, found[0] if found else None
+        for index, seed in matrix.cells():
+            entry = matrix.models[index]
+            found = [by_id[run.run_id] for run in
+                     (run_config(entry, task, seed, dataset_hash) for dataset_hash in hashes)
+                     if run.run_id in by_id]
+            yield index, seed, found[0] if found else None
 
 
 def matrix_cost(runs: list[dict], matrix: MatrixConfig, cost_file: Path) -> MatrixCost:
@@ -97,7 +96,8 @@ def matrix_cost(runs: list[dict], matrix: MatrixConfig, cost_file: Path) -> Matr
         own.setdefault(index, []).append(hours)
     remaining = sum(sum(own[index]) / len(own[index]) if index in own
                     else per_run[index] * ratio for index in missing)
-    return MatrixCost(projected_total=sum(per_run) * len(matrix.tasks) * len(matrix.seeds),
+    return MatrixCost(projected_total=len(matrix.tasks) * sum(
+                          per_run[index] for index, _ in matrix.cells()),
                       measured=measured_hours, projected_for_measured=projected_for_measured,
                       remaining=remaining, ratio=ratio, n_archived=len(measured),
                       n_missing=len(missing))

@@ -18,7 +18,7 @@ from gmdbench.report.comparison import (
 )
 from gmdbench.report.tables import TableRow
 
-COLUMNS = ("Task", "Model", "Seeds", "Converged", "Forces MAE ID", "Forces MAE OOD",
+COLUMNS = ("Task", "Model", "Seeds", "Status", "Forces MAE ID", "Forces MAE OOD",
            "OOD/ID force MAE", "Energy MAE ID", "Energy MAE OOD")
 
 

@@ -74,7 +74,7 @@ def _is_main(row: TableRow) -> bool:
 
 
 def comparison_table(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list[str]:
-    header = ["Model", "Source", "Seeds", "Converged"]
+    header = ["Model", "Source", "Seeds", "Status"]
     for _, title, _ in METRICS:
         header += [f"{title} ID", f"{title} OOD"]
     header.append("OOD/ID force MAE")

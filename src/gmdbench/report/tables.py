@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,11 @@ COLUMNS = [
 ENERGY_METRICS = {"energy_mae", "energy_mae_per_atom", "efwt"}
 SPLITS = (("id_test", "ID"), ("ood_test", "OOD"))
 E0_ONLY = "E0 only"
+STATUS_ORDER = ("converged", "capped", "diverged", "not recorded")
+STATUS_DEFINITION = (
+    "from its val curves: converged (val force MAE improved by less than 2% over the last "
+    "fifth of its epochs), capped (still improving at its epoch cap), diverged (final val "
+    "force MAE above 3x its best, or a train-loss spike of 100x).")
 
 
 @dataclass
@@ -57,9 +62,9 @@ class TableRow:
     reference: bool = False  # a row of gmd-bench's reference table, shown beside the user's
     differs: str = ""
     seeds: list[int] = field(default_factory=list)
-    # per seed: the training's convergence flag (val force MAE flat over the last fifth of
-    # its epochs), None where nothing was trained (zero-shot)
-    converged: list[bool | None] = field(default_factory=list)
+    # per seed: the training's status (converged, capped, diverged; None where nothing was
+    # trained, as zero-shot)
+    statuses: list[str | None] = field(default_factory=list)
     values: dict[tuple[str, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
     def mean_std(self, metric: str, split: str) -> tuple[float, float]:
@@ -79,9 +84,10 @@ class TableRow:
 
     @property
     def convergence(self) -> str:
-        """``2/3``: seeds whose training converged, of those trained; ``-``: none trained."""
-        trained = [flag for flag in self.converged if flag is not None]
-        return f"{sum(trained)}/{len(trained)}" if trained else "-"
+        """How the trained seeds ended, e.g. ``2 converged, 1 diverged``; ``-``: none trained."""
+        trained = Counter(status for status in self.statuses if status is not None)
+        return ", ".join(f"{trained[status]} {status}" for status in STATUS_ORDER
+                         if trained[status]) or "-"
 
     @property
     def forces_kind(self) -> str:
@@ -140,8 +146,8 @@ def collect_rows(results: ResultsStore) -> list[TableRow]:
         if run["seed"] not in row.seeds:
             row.seeds.append(run["seed"])
             training = run.get("training") or {}
-            row.converged.append(training.get("converged") if training.get("epochs_run")
-                                 else None)
+            row.statuses.append(training.get("status", "not recorded")
+                                if training.get("epochs_run") else None)
         row.values[(record["metric"], record["split"])].append(record["value"])
     table = [rows[key] for key in sorted(rows)]
     _mark_differences(table)
@@ -255,12 +261,12 @@ def markdown_table(rows: list[TableRow], notes: list[str] | None = None) -> str:
                      "configuration. Energies are total energies; E0 = the per-element "
                      "reference energies the model learned on top of (isolated: the reference "
                      "method's isolated atoms; fit: least squares on train). *E0 only* rows are "
-                     "the energy of the composition alone, no network. Converged: seeds whose "
-                     "val force MAE improved by less than 2% over the last fifth of their "
-                     "epochs." + (" [reference]: a row of gmd-bench's reference table "
-                                  "(reference/ in the repository) on the same dataset."
-                                  if any(row.reference for row in task_rows) else "") + "\n")
-        header = ["Model", "Regime", "E0", "Model's level of theory", "Seeds", "Converged"]
+                     "the energy of the composition alone, no network. Status: each trained "
+                     f"seed's, {STATUS_DEFINITION}"
+                     + (" [reference]: a row of gmd-bench's reference table "
+                        "(reference/ in the repository) on the same dataset."
+                        if any(row.reference for row in task_rows) else "") + "\n")
+        header = ["Model", "Regime", "E0", "Model's level of theory", "Seeds", "Status"]
         if show_differs:
             header.append("Differs in")
         for _, title, _ in COLUMNS:
@@ -300,7 +306,7 @@ def markdown_table(rows: list[TableRow], notes: list[str] | None = None) -> str:
 
 CSV_HEADER = ["task", "model", "regime", "e0", "dataset_hash", "differs", "conservative",
               "forces", "level_of_theory", "model_level_of_theory", "n_seeds", "seeds",
-              "converged", "reference"]
+              "status", "reference"]
 
 
 def table_rows(results: ResultsStore, reference: ResultsStore | None = None

@@ -38,6 +38,7 @@ import torch
 
 from gmdbench.data.store import dataset_distance_path
 from gmdbench.errors import GmdError
+from gmdbench.runner.executor import training_record
 from gmdbench.runner.results import ResultsStore
 
 # the repository's archive (in a clone or an editable install); elsewhere pass its path
@@ -178,6 +179,9 @@ def load_archive(archive: Path, results_path: Path) -> ResultsStore:
         try:
             record = json.loads((run_dir / "record.json").read_text())
             metrics = json.loads((run_dir / "metrics.json").read_text())
+            if (run_dir / "training.json").exists():  # the status its history shows
+                record["training"]["status"] = training_record(json.loads(
+                    (run_dir / "training.json").read_text())).get("status")
             results.record_run(**{key: record[key] for key in RECORD_KEYS},
                                run_dir=run_dir.resolve(), metrics=metrics)
         except (OSError, ValueError, KeyError) as error:

@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from gmdbench.analysis.routing import flat_routing_metrics, plot_atom_experts, routing_metrics
+from gmdbench.data.graphs import GraphSet
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import DatasetMismatchError, GmdError
 from gmdbench.evaluation.evaluate import metrics_per_molecule, predict
+from gmdbench.evaluation.metrics import energy_decomposition
 from gmdbench.files import load_state, load_torch, save_torch, write_text
 from gmdbench.models.base import DTYPES, Potential, default_dtype, resolve_device
 from gmdbench.provenance import package_versions
@@ -33,9 +36,13 @@ from gmdbench.runner.runs import (
     reference_energy_summary,
 )
 from gmdbench.tasks.spec import TaskSpec
-from gmdbench.training.trainer import train
+from gmdbench.tasks.split import derive_seed
+from gmdbench.training.trainer import train, training_status
 
 EVALUATED_SPLITS = ("id_test", "ood_test")
+CURVE_POINTS = 10  # learning-curve points per run (about: the first epoch, then every k)
+CURVE_FRAMES = 200  # frames of each test split the curve scores
+CURVE_SEED = 0  # the curve's frames are the same for every run of a dataset
 _VERSIONED = ("gmd-bench", "torch", "fairchem-core", "mace-torch", "nequip", "torchani",
               "e3nn", "ase", "tblite", "numpy")
 
@@ -80,12 +87,13 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
     summary_path = run_dir / "training.json"
     dtype = DTYPES[run.training.dtype]
     with default_dtype(dtype):
-        splits = load_splits(store, graph_cutoff(run), ("train", "val"))
+        splits = load_splits(store, graph_cutoff(run), ("train", "val"), run)
         potential = build_potential(run, splits["train"][0],
                                     store.metadata.get("isolated_atom_energies"), run_dir,
                                     device)
         if run.init_from is not None:
             _start_from(potential, run_dir.parent / run.init_from)
+        curve_sets = _curve_sets(store, run)
         started = time.perf_counter()
         if run.regime.startswith("zero-shot"):
             potential.to(dtype)
@@ -94,7 +102,11 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
                        "train_seconds": 0.0, "stopped_early": False, "history": []}
         else:
             summary = train(potential, splits["train"][0], splits["val"][0], run.training,
-                            run.seed, run_dir, on_epoch, device)
+                            run.seed, run_dir, on_epoch, device,
+                            observe=lambda model: observe_curve(model, curve_sets, dtype),
+                            observe_every=max(1, run.training.epochs // CURVE_POINTS))
+            summary["learning_curve_frames"] = {split: len(graphs) for split, (graphs, _)
+                                                in curve_sets.items()}
     summary["wall_seconds"] = time.perf_counter() - started
     summary["device"] = _device_name(device)
     summary.update(reference_energy_summary(run, potential, splits["train"][0]))
@@ -106,6 +118,35 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
         p.numel() for p in potential.parameters() if p.requires_grad)
     write_text(summary_path, json.dumps(summary, indent=2))
     return run_dir
+
+
+def _curve_sets(store: DatasetStore, run: RunConfig) -> dict[str, tuple[GraphSet, list[dict]]]:
+    """A fixed, seeded subsample (``CURVE_FRAMES``) of each test split: the frames a learning
+    curve scores. Seeded by the split alone, so every run on a dataset scores the same frames."""
+    sets = {}
+    for split, (graphs, keys) in load_splits(store, graph_cutoff(run), EVALUATED_SPLITS,
+                                             run).items():
+        rng = np.random.default_rng(derive_seed(CURVE_SEED, "learning-curve", split))
+        index = np.sort(rng.choice(len(graphs), size=min(CURVE_FRAMES, len(graphs)),
+                                   replace=False))
+        sets[split] = (graphs.subset(index), [keys[i] for i in index])
+    return sets
+
+
+def observe_curve(potential: Potential, curve_sets: dict[str, tuple[GraphSet, list[dict]]],
+                  dtype: torch.dtype) -> dict[str, float]:
+    """One learning-curve point: force MAE, energy MAE and its relative part on each curve set
+    (analysis only: the trainer stores it and reads nothing from it)."""
+    point = {}
+    for split, (graphs, keys) in curve_sets.items():
+        predictions = predict(potential, graphs, keys, dtype=dtype)
+        point[f"{split}_force_mae"] = float(np.mean(np.abs(
+            predictions.forces - predictions.forces_reference)))
+        decomposed = energy_decomposition(predictions.energy, predictions.energy_reference,
+                                          predictions.smiles)
+        point[f"{split}_energy_mae"] = decomposed["energy_mae"]
+        point[f"{split}_relative_energy_mae"] = decomposed["relative_energy_mae"]
+    return point
 
 
 def _start_from(potential: Potential, parent: Path) -> None:
@@ -141,7 +182,7 @@ def evaluate_run(run_dir: Path, results: ResultsStore,
     metrics = {}
     potential = load_potential(run_dir, device)
     with default_dtype(dtype):
-        splits = load_splits(store, graph_cutoff(run), EVALUATED_SPLITS)
+        splits = load_splits(store, graph_cutoff(run), EVALUATED_SPLITS, run)
         for split in EVALUATED_SPLITS:
             graphs, keys = splits[split]
             predictions = predict(potential, graphs, keys, dtype=dtype)
@@ -159,9 +200,19 @@ def evaluate_run(run_dir: Path, results: ResultsStore,
         run_dir=run_dir.resolve(), config=run.resolved(),
         model_metadata=potential.metadata.model_dump(),
         versions=package_versions(_VERSIONED), timings=timings,
-        training={k: v for k, v in summary.items() if k != "history"}, metrics=metrics)
+        training=training_record(summary), metrics=metrics)
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def training_record(summary: dict) -> dict:
+    """The training summary as the results store keeps it: without the per-epoch history and
+    learning curve, with the status its history shows (recomputed, so runs trained before the
+    status existed get one)."""
+    record = {k: v for k, v in summary.items() if k not in ("history", "learning_curve")}
+    if summary.get("epochs_run"):
+        record["status"] = training_status(summary.get("history") or [])
+    return record
 
 
 def _record_routing(potential: Potential, splits: dict, store: DatasetStore, run_dir: Path,

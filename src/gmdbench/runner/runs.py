@@ -23,17 +23,19 @@ from gmdbench.config import (
     PRETRAINED_REGIMES,
     ModelEntry,
     Regime,
+    SplitProtocol,
     TrainConfig,
     load_named,
     one_line,
 )
-from gmdbench.data.graphs import GraphSet, graphset_from_store
+from gmdbench.data.graphs import GraphSet, graphset_from_rows
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
 from gmdbench.files import load_state, load_torch, write_text
 from gmdbench.models.base import DTYPES, Potential, default_dtype, resolve_device
 from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.models.registry import build_model, model_config
+from gmdbench.tasks.split import select_frames
 from gmdbench.training.reference_energies import (
     composition_matrix,
     fit_rank,
@@ -58,13 +60,20 @@ class RunConfig(BaseModel):
     init_from: str | None = Field(
         None, description="the run directory name (beside this run's) whose best weights "
         "start this training: a scratch model fine-tuned on more data (active learning)")
+    train_trajectories: int | None = Field(
+        None, ge=1, description="only the first N train trajectories of each training molecule")
+    split: SplitProtocol = "trajectory"
 
     def resolved(self) -> dict[str, Any]:
-        """The run as its hash sees it; ``init_from`` only where set, so every run made before
-        it existed keeps its id."""
+        """The run as its hash sees it. Options added after runs were archived enter it only
+        where set away from their default, so every run made before them keeps its id."""
         resolved = self.model_dump(mode="json")
-        if resolved["init_from"] is None:
-            del resolved["init_from"]
+        for key, default in _HASHED_WHEN_SET.items():
+            if resolved[key] == default:
+                del resolved[key]
+        for key, default in _TRAINING_HASHED_WHEN_SET.items():
+            if resolved["training"][key] == default:
+                del resolved["training"][key]
         return resolved
 
     @property
@@ -74,6 +83,10 @@ class RunConfig(BaseModel):
 
     def run_dir(self, runs_root: Path) -> Path:
         return Path(runs_root) / f"{self.task}-{self.model}-s{self.seed}-{self.run_id}"
+
+
+_HASHED_WHEN_SET = {"init_from": None, "train_trajectories": None, "split": "trajectory"}
+_TRAINING_HASHED_WHEN_SET = {"schedule": "plateau"}
 
 
 class TrainFileConfig(BaseModel):
@@ -100,18 +113,26 @@ def run_config(entry: ModelEntry, task: str, seed: int, dataset_hash: str) -> Ru
     options = model_config(entry.name, entry.options, size=entry.size).model_dump(
         exclude={"name"})
     return RunConfig(task=task, model=entry.name, model_options=options, regime=entry.regime,
-                     training=entry.training, seed=seed, dataset_hash=dataset_hash)
+                     training=entry.training, seed=seed, dataset_hash=dataset_hash,
+                     train_trajectories=entry.train_trajectories, split=entry.split)
 
 
-def load_splits(store: DatasetStore, cutoff: float, names: tuple[str, ...]
-                ) -> dict[str, tuple[GraphSet, list[dict]]]:
-    """Only the splits a step needs: training builds train and val graphs, evaluation the tests."""
+def load_splits(store: DatasetStore, cutoff: float, names: tuple[str, ...],
+                run: RunConfig | None = None) -> dict[str, tuple[GraphSet, list[dict]]]:
+    """Only the splits a step needs: training builds train and val graphs, evaluation the tests.
+
+    ``run`` applies its data options: a subsample of train trajectories, and the
+    random-frames protocol (``tasks/split.py``'s :func:`select_frames`)."""
+    protocol = run.split if run else "trajectory"
+    subsample = run.train_trajectories if run else None
+    rows_by_split = {split: list(store.rows(split=split)) for split in
+                     {*names, *(("train", "id_test") if protocol == "random-frames" else ())}}
     splits = {}
     for split in names:
-        graphs, keys = graphset_from_store(store, split, cutoff)
-        if len(graphs) == 0:
+        rows = select_frames(rows_by_split, split, protocol, subsample)
+        if not rows:
             raise GmdError(f"dataset {store.path} has no frames in split {split!r}")
-        splits[split] = (graphs, keys)
+        splits[split] = graphset_from_rows(rows, cutoff)
     return splits
 
 

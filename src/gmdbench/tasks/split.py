@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
+
+import numpy as np
 
 from gmdbench.chem.fragments import count_fragments
 from gmdbench.config import PresetConfig
@@ -107,3 +110,46 @@ def novel_fragments(task: TaskSpec) -> dict[str, list[str]]:
         ]
         novel[molecule.smiles] = notes
     return novel
+
+
+def trajectory_number(trajectory_id: str) -> int:
+    """``k`` of a trajectory id ``molecule:split:k`` (its index among its molecule's split)."""
+    return int(trajectory_id.rsplit(":", 1)[1])
+
+
+def select_frames(rows_by_split: dict[str, list[Any]], split: str, protocol: str = "trajectory",
+                  train_trajectories: int | None = None) -> list[Any]:
+    """The dataset rows a run sees as ``split``.
+
+    ``train_trajectories``: only the first N train trajectories of each molecule are train (a
+    data-size series built once at its largest size, so val and the test frames are the same
+    at every size). ``protocol="random-frames"`` is the GMD-26 authors' probable protocol, an
+    ablation: each training molecule's train and id_test frames are pooled (the frames of the
+    same trajectories' kind, at the same stride) and as many frames as its id_test trajectories
+    hold are drawn at random, seeded by the molecule, for id_test; the rest are train. Train
+    size and frame spacing stay those of the trajectory protocol, so only the correlation of ID
+    test frames with training frames changes. val and ood_test never change.
+    """
+    def subsampled(rows: list[Any]) -> list[Any]:
+        if train_trajectories is None:
+            return rows
+        return [row for row in rows if trajectory_number(row.trajectory_id) < train_trajectories]
+
+    if protocol == "trajectory" or split not in ("train", "id_test"):
+        rows = rows_by_split[split]
+        return subsampled(rows) if split == "train" else rows
+    if protocol != "random-frames":
+        raise ValueError(f"unknown split protocol {protocol!r}")
+    pooled: dict[str, list[Any]] = {}
+    n_test: dict[str, int] = {}
+    for row in subsampled(rows_by_split["train"]) + rows_by_split["id_test"]:
+        pooled.setdefault(row.smiles, []).append(row)
+    for row in rows_by_split["id_test"]:
+        n_test[row.smiles] = n_test.get(row.smiles, 0) + 1
+    chosen = []
+    for smiles in sorted(pooled):
+        rows = sorted(pooled[smiles], key=lambda r: (r.trajectory_id, r.frame))
+        rng = np.random.default_rng(derive_seed("random-frames", smiles))
+        test = set(rng.choice(len(rows), size=n_test.get(smiles, 0), replace=False).tolist())
+        chosen += [row for i, row in enumerate(rows) if (i in test) == (split == "id_test")]
+    return chosen

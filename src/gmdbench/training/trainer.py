@@ -1,9 +1,13 @@
 """The one trainer every model goes through.
 
-Adam/AdamW with a reduce-on-plateau schedule, optional EMA of the weights, gradient clipping,
-early stopping and checkpoint choice on ``val`` only (an OOD set never steers training). A
-checkpoint is written after every epoch; a killed run resumed from it reaches the same result
-as an uninterrupted one, because every random step is seeded by (seed, epoch).
+Adam/AdamW with a reduce-on-plateau or cosine schedule, optional EMA of the weights, gradient
+clipping, early stopping and checkpoint choice on ``val`` only (an OOD set never steers
+training). A checkpoint is written after every epoch; a killed run resumed from it reaches the
+same result as an uninterrupted one, because every random step is seeded by (seed, epoch).
+
+An ``observe`` hook sees the (EMA) weights every few epochs to record a learning curve on test
+frames; what it returns is stored and nothing else reads it (no choice of the trainer depends
+on it), which is what lets a report show OOD error along training without OOD data steering it.
 """
 
 from __future__ import annotations
@@ -103,10 +107,14 @@ def train(
     run_dir: Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     device: torch.device | str = "cpu",
+    observe: Callable[[Potential], dict[str, float]] | None = None,
+    observe_every: int = 0,
 ) -> dict:
     """Fit ``potential`` (resuming from ``run_dir/checkpoint.pt``); return the training summary.
 
     The best weights on val (EMA weights when EMA is on) are saved to ``run_dir/best.pt``.
+    ``observe`` (analysis only) is called with the weights val sees after the first epoch and
+    every ``observe_every`` epochs; its records form the summary's ``learning_curve``.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     if not potential.metadata.energy_defined and config.energy_weight:
@@ -122,12 +130,10 @@ def train(
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = optimizer_class(parameters, lr=config.learning_rate,
                                 weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
-        min_lr=config.min_learning_rate)
+    scheduler = _scheduler(optimizer, config)
     ema = ExponentialMovingAverage(potential, config.ema_decay) if config.ema_decay else None
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": -1, "bad_epochs": 0,
-             "history": [], "seconds": 0.0}
+             "history": [], "seconds": 0.0, "learning_curve": []}
     if checkpoint_path.exists():
         saved = load_torch(checkpoint_path)
         try:
@@ -169,7 +175,14 @@ def train(
             improved = val["loss"] < state["best_val"]
             if improved:
                 save_torch(potential.state_dict(), best_path)
-        scheduler.step(val["loss"])
+            if observe is not None and observe_every and (epoch % observe_every == 0
+                                                          or epoch + 1 == config.epochs):
+                state.setdefault("learning_curve", []).append(
+                    {"epoch": epoch, **observe(potential)})
+        if config.schedule == "cosine":
+            scheduler.step()
+        else:
+            scheduler.step(val["loss"])
         record = {"epoch": epoch, "train_loss": float(running) / seen, "val_loss": val["loss"],
                   "val_energy_mse": val["energy_mse"], "val_force_mse": val["force_mse"],
                   "val_force_mae": val["force_mae"],
@@ -191,7 +204,21 @@ def train(
     return {"epochs_run": state["epoch"], "best_epoch": state["best_epoch"],
             "best_val_loss": state["best_val"], "train_seconds": state["seconds"],
             "stopped_early": _stopped_early(state, config),
-            "converged": converged(state["history"]), "history": state["history"]}
+            "converged": converged(state["history"]),
+            "status": training_status(state["history"]),
+            "history": state["history"], "learning_curve": state.get("learning_curve", [])}
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig
+               ) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine from the learning rate to ``min_learning_rate`` over ``epochs`` (stepped once an
+    epoch), or reduce-on-plateau on the val loss."""
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config.epochs, eta_min=config.min_learning_rate)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
+        min_lr=config.min_learning_rate)
 
 
 CONVERGENCE_WINDOW = 0.2  # the last fifth of the epochs run
@@ -209,6 +236,31 @@ def converged(history: list[dict], window: float = CONVERGENCE_WINDOW,
     last = max(1, math.ceil(window * len(maes)))
     before, after = min(maes[:-last]), min(maes[-last:])
     return (before - after) / before < tolerance
+
+
+DIVERGENCE_FACTOR = 3.0  # a final val force MAE this many times its best: diverged
+SPIKE_FACTOR = 100.0  # a train loss this many times the lowest before it: diverged
+TRAINING_STATUSES = ("converged", "capped", "diverged")
+
+
+def training_status(history: list[dict]) -> str:
+    """What a training run's curves say it is (DESIGN §6):
+
+    - ``diverged``: its final val force MAE is more than ``DIVERGENCE_FACTOR`` times its best,
+      or a train loss jumped ``SPIKE_FACTOR`` times above the lowest before it (the best
+      weights may be fine; the run still is not a converged one);
+    - ``converged``: the val force MAE curve is flat (:func:`converged`);
+    - ``capped``: still improving when it ran out of epochs (or too short to tell).
+    A history without val force MAE cannot show any of it: ``capped``.
+    """
+    maes = [record.get("val_force_mae") for record in history]
+    losses = [record.get("train_loss") for record in history]
+    if maes and None not in maes and maes[-1] > DIVERGENCE_FACTOR * min(maes):
+        return "diverged"
+    if None not in losses and any(loss > SPIKE_FACTOR * min(losses[:i])
+                                  for i, loss in enumerate(losses) if i):
+        return "diverged"
+    return "converged" if converged(history) else "capped"
 
 
 def _stopped_early(state: dict, config: TrainConfig) -> bool:
