@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# Run the reference matrix in the background and commit each archived run as it lands, so a
+# Run an archived matrix in the background and commit each archived run as it lands, so a
 # later session (a fresh clone on another machine) continues where this one stopped.
-#   scripts/reference_table.sh [gmd reference-table run options]   # log: results/reference/run.log
+#   scripts/reference_table.sh [gmd reference-table run options]   # log: $WORK/run.log
 # Stop it before a working session ends: the unfinished run's last epoch checkpoint is saved
-# into reference/partial and committed, so the next session resumes it mid-training:
+# into $ARCHIVE/partial and committed, so the next session resumes it mid-training:
 #   scripts/reference_table.sh --stop
+# Which matrices, archive and working folder (defaults: the reference table, issue 13):
+#   MATRICES="reference reference-tasks" ARCHIVE=reference WORK=results/reference
+# scripts/why_ratios.sh sets them for the why-ratios study (issue 25).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p results/reference
+MATRICES=${MATRICES:-"reference reference-tasks"}
+ARCHIVE=${ARCHIVE:-reference}
+WORK=${WORK:-results/reference}
+mkdir -p "$WORK"
 
-ARCHIVE_PATHS=(reference/runs reference/datasets reference/partial reference/report
+# the archive's own paths, and the reference report and README every archive feeds
+ARCHIVE_PATHS=("$ARCHIVE/runs" "$ARCHIVE/datasets" "$ARCHIVE/partial" reference/report
                reference/README.md)
+[[ "$ARCHIVE" != reference ]] && ARCHIVE_PATHS+=("$ARCHIVE/README.md" "$ARCHIVE/cost_measured.txt")
 
 commit_archive() {
   # a newly archived run: rebuild the report and README from the archive, then commit only the
   # archive's paths (other staged work is left alone); retried when another git command holds
   # the index lock
-  if [[ -z "$(git status --porcelain -- reference/runs reference/datasets reference/partial)" ]]
+  if [[ -z "$(git status --porcelain -- "$ARCHIVE/runs" "$ARCHIVE/datasets" "$ARCHIVE/partial")" ]]
   then return 0; fi
   .venv/bin/gmd reference-table report >/dev/null || echo "report rebuild failed"
   local paths=()
@@ -29,9 +37,10 @@ commit_archive() {
   for _ in 1 2 3 4 5; do
     git add "${paths[@]}" 2>/dev/null || true
     if git diff --cached --quiet -- "${paths[@]}"; then return 0; fi
-    names=$(git diff --cached --name-only -- reference/runs | cut -d/ -f3 | sort -u | tr '\n' ' ')
-    message="Reference table: archived ${names}"
-    [[ -z "${names// /}" ]] && message="Reference table: unfinished run saved in reference/partial"
+    names=$(git diff --cached --name-only -- "$ARCHIVE/runs" | sed "s|^$ARCHIVE/runs/||" |
+            cut -d/ -f1 | sort -u | tr '\n' ' ')
+    message="Reference table: archived ${names} in $ARCHIVE"
+    [[ -z "${names// /}" ]] && message="Reference table: unfinished run saved in $ARCHIVE/partial"
     if git commit -q -m "$message" -- "${paths[@]}"
     then return 0; fi
     sleep 7
@@ -39,20 +48,22 @@ commit_archive() {
 }
 
 if [[ "${1:-}" == "--stop" ]]; then
-  if [[ -f results/reference/run.pid ]]; then
-    kill -- -"$(cat results/reference/run.pid)" 2>/dev/null || true
+  if [[ -f "$WORK/run.pid" ]]; then
+    kill -- -"$(cat "$WORK/run.pid")" 2>/dev/null || true
     sleep 3
   fi
-  .venv/bin/gmd reference-table save-partial
+  .venv/bin/gmd reference-table save-partial --archive "$ARCHIVE" --out "$WORK"
   commit_archive
   exit 0
 fi
 
 if [[ "${1:-}" == "--foreground" ]]; then
   shift
-  # the main matrix, then the other three tasks (issue 13, item 6)
-  { .venv/bin/gmd reference-table run "$@" &&
-    .venv/bin/gmd reference-table run --matrix reference-tasks "$@"; } &
+  # each matrix in turn (the reference table: the main matrix, then the other three tasks)
+  { for matrix in $MATRICES; do
+      .venv/bin/gmd reference-table run --matrix "$matrix" --archive "$ARCHIVE" --out "$WORK" \
+        "$@" || exit $?
+    done; } &
   runner=$!
   trap 'kill "$runner" 2>/dev/null' TERM INT
   while kill -0 "$runner" 2>/dev/null; do sleep 60; commit_archive; done
@@ -60,6 +71,6 @@ if [[ "${1:-}" == "--foreground" ]]; then
   commit_archive
   exit 0
 fi
-setsid "$0" --foreground "$@" >results/reference/run.log 2>&1 < /dev/null &
-echo $! > results/reference/run.pid
-echo "started (process group $(cat results/reference/run.pid)); log: results/reference/run.log"
+setsid "$0" --foreground "$@" >"$WORK/run.log" 2>&1 < /dev/null &
+echo $! > "$WORK/run.pid"
+echo "started (process group $(cat "$WORK/run.pid")); log: $WORK/run.log"

@@ -81,3 +81,53 @@ def test_a_remembered_content_hash_follows_a_rewrite_in_place(tiny_dataset, tmp_
     store = DatasetStore(data)
     store.metadata = {**store.metadata, "seed": 12345}  # rewritten in place, now
     assert DatasetStore(data).content_hash() != first
+
+
+def _edited_copy(source, target, edit=None, reverse=False):
+    """A copy of a dataset written row by row (in reverse order if asked), ``edit(index, atoms,
+    energy, forces)`` changing one row's content before it is written."""
+    import ase.db
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rows = list(ase.db.connect(str(source)).select())
+    with ase.db.connect(str(target)) as db:  # one transaction
+        for index, row in enumerate(reversed(rows) if reverse else rows):
+            atoms = row.toatoms()
+            energy, forces = float(row.energy), np.array(row.forces)
+            if edit is not None:
+                energy, forces = edit(index, atoms, energy, forces)
+            atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+            db.write(atoms, key_value_pairs=dict(row.key_value_pairs))
+    copy = ase.db.connect(str(target))
+    copy.metadata = ase.db.connect(str(source)).metadata
+    return DatasetStore(target).content_hash()
+
+
+def test_content_hash_sees_every_label_and_position_but_not_the_order(tiny_dataset, tmp_path):
+    """The hash guards every cache and the reference comparison: one force component, one
+    energy, one position or a recorded failure changes it; writing the frames in another order
+    does not."""
+    same = _edited_copy(tiny_dataset, tmp_path / "same.db")
+    assert same == DatasetStore(tiny_dataset).content_hash()
+    assert _edited_copy(tiny_dataset, tmp_path / "reversed.db", reverse=True) == same
+
+    def force(index, atoms, energy, forces):
+        if index == 3:
+            forces[1, 2] += 1e-9
+        return energy, forces
+
+    def energy(index, atoms, energy, forces):
+        return (energy + 1e-9 if index == 3 else energy), forces
+
+    def position(index, atoms, energy, forces):
+        if index == 3:
+            atoms.positions[0, 0] += 1e-9
+        return energy, forces
+
+    hashes = {same}
+    for name, edit in (("force", force), ("energy", energy), ("position", position)):
+        hashes.add(_edited_copy(tiny_dataset, tmp_path / f"{name}.db", edit))
+    assert len(hashes) == 4  # each edit changes the hash, and to a different one
+    failed = DatasetStore(tmp_path / "same.db")
+    failed.record_failure("0:train:0", 99, "C", "train", "SCF not converged")
+    assert failed.content_hash() not in hashes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +11,13 @@ import numpy as np
 import torch
 
 from gmdbench.data.graphs import GraphSet
-from gmdbench.evaluation.metrics import all_metrics
+from gmdbench.evaluation.metrics import all_metrics, energy_decomposition
 from gmdbench.files import atomic_path
 from gmdbench.models.base import Potential
 
 ALL_MOLECULES = "all"
+LABEL_FIELDS = ("smiles", "trajectory_id", "frame", "n_atoms", "energy_reference",
+                "forces_reference", "numbers")
 
 
 @dataclass
@@ -35,10 +39,40 @@ class Predictions:
             np.savez_compressed(stream, **{k: getattr(self, k)
                                            for k in self.__dataclass_fields__})
 
+    def save_compact(self, path: Path, labels_dir: Path) -> Path:
+        """Predictions without the labels, forces in float32 (energies stay float64: float32
+        resolves -1000 eV totals to 1e-4 eV only), beside a labels file shared by every run
+        that scored the same frames (``labels_dir/labels-<hash of the frames>.npz``, written
+        once): an archive of many runs stores each dataset's labels once. Returns the labels
+        file. ``load`` reads both forms."""
+        frames = "\x1f".join(f"{s}\x1e{t}\x1e{f}" for s, t, f in zip(
+            self.smiles.tolist(), self.trajectory_id.tolist(), self.frame.tolist(), strict=True))
+        labels = Path(labels_dir) / f"labels-{hashlib.sha256(frames.encode()).hexdigest()[:16]}.npz"
+        if not labels.exists():
+            with atomic_path(labels) as temporary, open(temporary, "wb") as stream:
+                np.savez_compressed(stream, **{k: getattr(self, k) for k in LABEL_FIELDS})
+        with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+            np.savez_compressed(
+                stream, smiles=self.smiles, trajectory_id=self.trajectory_id, frame=self.frame,
+                energy=self.energy, forces=self.forces.astype(np.float32),
+                labels=np.array(os.path.relpath(labels, Path(path).parent)))
+        return labels
+
     @classmethod
     def load(cls, path: Path) -> Predictions:
+        """Saved predictions, in full or compact form (labels read from their shared file)."""
         with np.load(path, allow_pickle=False) as data:
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+            if "labels" not in data:
+                return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+            own = {k: data[k] for k in data if k != "labels"}
+            labels_path = Path(path).parent / str(data["labels"])
+        with np.load(labels_path, allow_pickle=False) as labels:
+            shared = {k: labels[k] for k in LABEL_FIELDS}
+        if not (np.array_equal(shared["trajectory_id"], own["trajectory_id"])
+                and np.array_equal(shared["frame"], own["frame"])):
+            raise ValueError(f"{path}: frames differ from its labels file {labels_path}")
+        return cls(**{**shared, "energy": own["energy"].astype(np.float64),
+                      "forces": own["forces"].astype(np.float64)})
 
     def select(self, mask: np.ndarray) -> Predictions:
         atom_mask = np.repeat(mask, self.n_atoms)
@@ -48,8 +82,12 @@ class Predictions:
                            self.numbers[atom_mask])
 
     def metrics(self) -> dict[str, float]:
-        return all_metrics(self.energy, self.energy_reference, self.forces,
-                           self.forces_reference, self.n_atoms)
+        """Every metric of DESIGN §6, the energy decomposed by molecule included."""
+        decomposed = energy_decomposition(self.energy, self.energy_reference, self.smiles)
+        return {**all_metrics(self.energy, self.energy_reference, self.forces,
+                              self.forces_reference, self.n_atoms),
+                "relative_energy_mae": decomposed["relative_energy_mae"],
+                "offset_mae": decomposed["offset_mae"]}
 
 
 def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size: int = 32,

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gmdbench.config import load_preset
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix
@@ -25,13 +26,21 @@ from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.report.across_tasks import across_tasks
 from gmdbench.report.build import build_report
 from gmdbench.report.comparison import (
+    PUBLISHED_NAMES,
     comparison_points,
     comparison_table,
     findings,
     published_table,
 )
-from gmdbench.report.plots import published_comparison_chart
+from gmdbench.report.plots import published_comparison_chart, why_ratios_chart
 from gmdbench.report.tables import STATUS_DEFINITION, TableRow, collect_rows
+from gmdbench.report.why_ratios import (
+    PowerLaw,
+    StudyRun,
+    fit_power_law,
+    study_runs,
+    why_ratios_section,
+)
 from gmdbench.runner.archive import (
     archived_run_ids,
     drop_partial,
@@ -43,6 +52,9 @@ from gmdbench.runner.archive import (
 from gmdbench.runner.results import ResultsStore
 
 COMPARISON_CHART = "comparison.png"
+WHY_RATIOS_CHART = "why_ratios.png"
+WHY_RATIOS_PAGE = "why_ratios.md"
+STUDY_FOLDER = "why-ratios"  # the why-ratios study's archive, inside the reference archive
 PUBLISHED_TASK = "fragment_duplication"  # the task of REFERENCE_RESULTS.md's table
 
 
@@ -117,11 +129,61 @@ def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
         chart = published_comparison_chart(
             *comparison_points(_published_task_rows(collect_rows(results)), published_table()),
             out_dir / COMPARISON_CHART)
+        study = _why_ratios(archive, results, Path(tmp) / "study.db", out_dir)
         written = build_report(results.path, out_dir, representations=Path(tmp) / "none")
         readme = out_dir.parent / "README.md" if out_dir == archive / "report" else \
             out_dir / "comparison.md"
-        write_text(readme, reference_readme(results, matrix, archive, out_dir))
+        write_text(readme, reference_readme(results, matrix, archive, out_dir, study))
     return [*written, readme, *([chart] if chart else [])]
+
+
+def _why_ratios(archive: Path, results: ResultsStore, study_db: Path, out_dir: Path
+                ) -> list[StudyRun]:
+    """The why-ratios study's runs (``<archive>/why-ratios``), its figure and its page in the
+    report folder (the HTML page shows every markdown file of the folder)."""
+    study_archive = Path(archive) / STUDY_FOLDER
+    matrix = load_matrix("why-ratios")
+    if not (study_archive / "runs").is_dir():
+        runs: list[StudyRun] = []
+    else:
+        store = load_archive(study_archive, study_db)
+        runs = study_runs(store.runs(), store.metrics("all"),
+                          load_preset(matrix.preset).sampler.frames_per_trajectory)
+    published = published_table()
+    reference_points = _reference_ratio_points(results)
+    chart = why_ratios_chart(
+        reference_points, [(r.model, r.factor, r.id_mae, r.ratio) for r in runs],
+        [(r.model, [p["id_test_force_mae"] for p in r.curve],
+          [p["ood_test_force_mae"] / p["id_test_force_mae"] for p in r.curve])
+         for r in runs if r.factor == "central" and r.curve],
+        [(name, float(row["force_mae_id"]),
+          float(row["force_mae_ood"]) / float(row["force_mae_id"]))
+         for name, row in sorted(published.items())],
+        out_dir / WHY_RATIOS_CHART,
+        (law.intercept, law.slope) if (law := _reference_ratio_law(results)) else None)
+    write_text(out_dir / WHY_RATIOS_PAGE, "\n".join(why_ratios_section(
+        runs, published, PUBLISHED_NAMES, _reference_ratio_law(results),
+        WHY_RATIOS_CHART if chart else None,
+        matrix.n_runs)))
+    return runs
+
+
+def _reference_ratio_law(results: ResultsStore) -> PowerLaw | None:
+    """OOD/ID against ID force MAE over the reference archive's scratch runs, as a power law."""
+    points = _reference_ratio_points(results)
+    return fit_power_law([x for x, _ in points], [y for _, y in points])
+
+
+def _reference_ratio_points(results: ResultsStore) -> list[tuple[float, float]]:
+    """(ID force MAE, OOD/ID) of every trained scratch run of the published task in the
+    reference archive: the cloud the study's points are read against."""
+    values = {(m["run_id"], m["split"]): m["value"] for m in results.metrics("all")
+              if m["metric"] == "force_mae"}
+    return [(values[(run["run_id"], "id_test")],
+             values[(run["run_id"], "ood_test")] / values[(run["run_id"], "id_test")])
+            for run in results.runs()
+            if run["task"] == PUBLISHED_TASK and run["regime"] == "scratch"
+            and (run["run_id"], "id_test") in values and (run["run_id"], "ood_test") in values]
 
 
 def missing_runs(results: ResultsStore, matrix: MatrixConfig) -> list[str]:
@@ -149,7 +211,7 @@ def _published_task_rows(rows: list[TableRow]) -> list[TableRow]:
 
 
 def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
-                     report_dir: Path) -> str:
+                     report_dir: Path, study: list[StudyRun] | None = None) -> str:
     """reference/README.md: status, how to continue, cost, and the published comparison."""
     runs = results.runs()
     all_rows = collect_rows(results)  # every task's, read once
@@ -209,6 +271,10 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         "Decided by code (`report/across_tasks.py`) on each rebuild.\n",
         *across_tasks(all_rows, PUBLISHED_TASK, list(others.tasks)),
         "",
+        *why_ratios_section(
+            study or [], published, PUBLISHED_NAMES, _reference_ratio_law(results),
+            f"{report}/{WHY_RATIOS_CHART}" if (report_dir / WHY_RATIOS_CHART).exists() else None,
+            load_matrix("why-ratios").n_runs),
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",
     ]

@@ -138,3 +138,61 @@ def convergence_plot(curves: dict[str, list[list[float]]], task: str, out: Path)
     figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
+
+
+FACTOR_COLOURS = {"central": "tab:blue", "data size": "tab:green", "model size": "tab:purple",
+                  "split protocol": "tab:orange"}
+MODEL_MARKERS = {"schnet": "o", "mace": "s"}
+
+
+def why_ratios_chart(reference: list[tuple[float, float]], study: list[tuple[str, str, float,
+                                                                              float]],
+                     curves: list[tuple[str, list[float], list[float]]],
+                     published: list[tuple[str, float, float]], out: Path,
+                     law: tuple[float, float] | None = None) -> Path | None:
+    """OOD/ID force-MAE ratio against ID force MAE (log-log): the reference matrix's runs
+    (grey), the why-ratios runs coloured by factor (marker by model), the central runs'
+    learning curves as thin lines, and the published architectures as black stars.
+    ``study``: (model, factor, id, ratio); ``curves``: (model, ids, ratios);
+    ``published``: (name, id, ratio); ``law``: (intercept, slope) of log10 ratio against log10
+    ID fitted on the reference runs, drawn over the whole ID range shown."""
+    if not study and not reference:
+        return None
+    figure, axis = plt.subplots(figsize=(8.2, 5.6))
+    if law is not None:
+        every = [x for x, _ in reference] + [p[1] for p in published] + [s[2] for s in study]
+        xs = np.geomspace(min(every), max(every), 50)
+        axis.plot(xs, 10 ** (law[0] + law[1] * np.log10(xs)), color="grey", linestyle=":",
+                  linewidth=1.2, label=f"fit to the reference runs (slope {law[1]:+.2f})")
+    if reference:
+        axis.scatter(*zip(*reference, strict=True), s=18, color="lightgrey", edgecolor="grey",
+                     linewidth=0.5, label="reference matrix (all models)", zorder=2)
+    for model, ids, ratios in curves:
+        axis.plot(ids, ratios, color=FACTOR_COLOURS["central"], alpha=0.35, linewidth=0.9,
+                  marker=MODEL_MARKERS.get(model, "o"), markersize=2.5, zorder=3)
+    shown = set()
+    for model, factor, iid, ratio in study:
+        label = f"{model}: {factor}"
+        axis.scatter([iid], [ratio], s=46, color=FACTOR_COLOURS.get(factor, "black"),
+                     marker=MODEL_MARKERS.get(model, "o"), edgecolor="black", linewidth=0.6,
+                     label=None if label in shown else label, zorder=4)
+        shown.add(label)
+    for index, (name, iid, ratio) in enumerate(sorted(published, key=lambda p: p[1])):
+        axis.scatter([iid], [ratio], s=110, marker="*", color="black", zorder=5,
+                     label="published" if index == 0 else None)
+        # neighbours alternate above and below, so close stars keep readable names
+        axis.annotate(name, (iid, ratio), textcoords="offset points", fontsize=7,
+                      xytext=(5, 4) if index % 2 == 0 else (5, -11))
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    _plain_log_ticks(axis)
+    axis.axhline(3.0, color="black", linewidth=0.7, linestyle="--")
+    axis.set_xlabel("ID force MAE (eV/A)")
+    axis.set_ylabel("OOD / ID force MAE")
+    axis.set_title("GMD-26 fragment duplication: OOD/ID against ID error")
+    axis.legend(fontsize=7, loc="upper right", ncol=2)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

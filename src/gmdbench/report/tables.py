@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from gmdbench.evaluation.evaluate import Predictions
-from gmdbench.evaluation.metrics import energy_mae, energy_mae_per_atom
+from gmdbench.evaluation.metrics import energy_decomposition, energy_mae, energy_mae_per_atom
 from gmdbench.runner.results import ResultsStore, model_label
 
 COLUMNS = [
@@ -32,10 +32,13 @@ COLUMNS = [
     ("force_cosine", "Cosine", 4),
     ("force_magnitude_mae", "F mag. MAE (eV/A)", 4),
     ("energy_mae", "Energy MAE (eV)", 4),
+    ("relative_energy_mae", "Rel. energy MAE (eV)", 4),
+    ("offset_mae", "Offset MAE (eV)", 4),
     ("energy_mae_per_atom", "Energy MAE (eV/atom)", 4),
     ("efwt", "EFwT", 3),
 ]
-ENERGY_METRICS = {"energy_mae", "energy_mae_per_atom", "efwt"}
+ENERGY_METRICS = {"energy_mae", "relative_energy_mae", "offset_mae", "energy_mae_per_atom",
+                  "efwt"}
 SPLITS = (("id_test", "ID"), ("ood_test", "OOD"))
 E0_ONLY = "E0 only"
 STATUS_ORDER = ("converged", "capped", "diverged", "not recorded")
@@ -125,11 +128,28 @@ def _configuration(run: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in run["config"].items() if k != "seed"}
 
 
+def _untrained_key(run: dict[str, Any]) -> str | None:
+    """The configuration of a run that trained nothing (zero-shot), else None."""
+    if (run.get("training") or {}).get("epochs_run"):
+        return None
+    return json.dumps([run["task"], model_label(run), run["regime"], _configuration(run)],
+                      sort_keys=True)
+
+
 def collect_rows(results: ResultsStore) -> list[TableRow]:
     runs = {run["run_id"]: run for run in results.runs()}
     rows: dict[tuple[str, str, str, str], TableRow] = {}
+    # an untrained run (zero-shot) does not depend on its seed: one value per configuration,
+    # its lowest seed's, never a spread of identical copies
+    untrained_seed: dict[str, int] = {}
+    for run in runs.values():
+        if (key := _untrained_key(run)) is not None:
+            untrained_seed[key] = min(untrained_seed.get(key, run["seed"]), run["seed"])
     for record in results.metrics("all"):
         run = runs[record["run_id"]]
+        key = _untrained_key(run)
+        if key is not None and run["seed"] != untrained_seed[key]:
+            continue
         metadata = run["model_metadata"]
         configuration = _configuration(run)
         key = (run["task"], model_label(run), run["regime"],
@@ -200,6 +220,10 @@ def e0_only_rows(runs: list[dict[str, Any]]) -> list[TableRow]:
             row.values[("energy_mae_per_atom", split)].append(
                 energy_mae_per_atom(composition, predictions.energy_reference,
                                     predictions.n_atoms))
+            decomposed = energy_decomposition(composition, predictions.energy_reference,
+                                              predictions.smiles)
+            for metric in ("relative_energy_mae", "offset_mae"):
+                row.values[(metric, split)].append(decomposed[metric])
         rows.append(row)
     return rows
 
@@ -258,7 +282,10 @@ def markdown_table(rows: list[TableRow], notes: list[str] | None = None) -> str:
         lines.append(f"## {task}\n")
         lines.append(f"Reference labels: {', '.join(theories)}; dataset {', '.join(hashes)}. "
                      "Mean ± std over seeds (a single value where one seed ran); a row is one "
-                     "configuration. Energies are total energies; E0 = the per-element "
+                     "configuration. Energies are total energies, decomposed by molecule: "
+                     "Rel. energy MAE = the error left after each molecule's mean error is "
+                     "removed (conformations), Offset MAE = the mean over molecules of that "
+                     "mean error's size (composition). E0 = the per-element "
                      "reference energies the model learned on top of (isolated: the reference "
                      "method's isolated atoms; fit: least squares on train). *E0 only* rows are "
                      "the energy of the composition alone, no network. Status: each trained "
@@ -318,6 +345,9 @@ def table_rows(results: ResultsStore, reference: ResultsStore | None = None
     if reference is None:
         return rows, []
     shown, notes = reference_rows(reference, rows)
+    # a user's row and the reference row of the same model say how they differ (epochs,
+    # learning rate, E0, ...), as two rows of the user's own would
+    _mark_differences([row for row in rows + shown if not row.baseline])
     return sorted(rows + shown, key=lambda row: (row.task, row.baseline)), notes
 
 

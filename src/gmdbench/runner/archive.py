@@ -14,10 +14,16 @@ Layout (``<archive>/``)::
         training.json           training summary with its per-epoch history (val force MAE)
         training_log.csv        that history as a table
         metrics.json            metrics per split and per molecule
-        predictions_id_test.npz, predictions_ood_test.npz   test predictions (compressed)
+        predictions_id_test.npz, predictions_ood_test.npz   test predictions: float32,
+                                without labels (those are in ../../datasets/labels-*.npz,
+                                once per set of frames); runs archived before 2026-12-05
+                                hold full float64 predictions with labels
+        metrics.json is recomputed from the archived predictions, so tables rebuilt from the
+        archive are the archived values' own
         routing.json            DeepSet-MoE only
         best.pt                 the weights, only where under 1 MB
     datasets/<dataset>.distance.json   SOAP distance statistics of the dataset's test frames
+    datasets/labels-<hash>.npz         the labels of one set of test frames (float64)
     partial/<run directory>/    an unfinished run's directory (checkpoint included), saved when a
                                 working session ends so the next one resumes it mid-training;
                                 removed once the run is archived
@@ -38,6 +44,7 @@ import torch
 
 from gmdbench.data.store import dataset_distance_path
 from gmdbench.errors import GmdError
+from gmdbench.evaluation.evaluate import Predictions, metrics_per_molecule
 from gmdbench.runner.executor import training_record
 from gmdbench.runner.results import ResultsStore
 
@@ -83,8 +90,9 @@ def export_run(run_dir: Path, results: ResultsStore, archive: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for name in COPIED:
-        if (run_dir / name).exists():
+        if (run_dir / name).exists() and not name.startswith("predictions_"):
             shutil.copyfile(run_dir / name, staging / name)
+    _export_predictions(run_dir, staging, Path(archive) / "datasets")
     weights = run_dir / "best.pt"
     if weights.exists() and weights.stat().st_size < WEIGHTS_LIMIT:
         shutil.copyfile(weights, staging / "best.pt")
@@ -104,6 +112,22 @@ def export_run(run_dir: Path, results: ResultsStore, archive: Path) -> Path:
         shutil.rmtree(target)
     os.replace(staging, target)
     return target
+
+
+def _export_predictions(run_dir: Path, staging: Path, labels_dir: Path) -> None:
+    """Each test split's predictions in compact form (float32, labels once per dataset in
+    ``labels_dir``), and metrics.json recomputed from exactly what is archived, so the
+    archive's tables come from its own stored values (routing scalars are kept as evaluated)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("id_test", "ood_test"):
+        source = run_dir / f"predictions_{split}.npz"
+        if not source.exists():
+            continue
+        target = staging / f"predictions_{split}.npz"
+        Predictions.load(source).save_compact(target, labels_dir)
+        for molecule, values in metrics_per_molecule(Predictions.load(target)).items():
+            metrics.setdefault(split, {}).setdefault(molecule, {}).update(values)
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 
 def save_partial(run_dir: Path, archive: Path) -> Path:
@@ -179,6 +203,7 @@ def load_archive(archive: Path, results_path: Path) -> ResultsStore:
         try:
             record = json.loads((run_dir / "record.json").read_text())
             metrics = json.loads((run_dir / "metrics.json").read_text())
+            _add_missing_metrics(run_dir, metrics)
             if (run_dir / "training.json").exists():  # the status its history shows
                 record["training"]["status"] = training_record(json.loads(
                     (run_dir / "training.json").read_text())).get("status")
@@ -187,6 +212,19 @@ def load_archive(archive: Path, results_path: Path) -> ResultsStore:
         except (OSError, ValueError, KeyError) as error:
             raise ArchiveError(f"archived run {run_dir} cannot be read: {error}") from error
     return results
+
+
+def _add_missing_metrics(run_dir: Path, metrics: dict) -> None:
+    """Metrics defined after a run was archived (the energy decomposition), computed from its
+    archived predictions; the archived values themselves are never replaced."""
+    for split in ("id_test", "ood_test"):
+        path = run_dir / f"predictions_{split}.npz"
+        if split not in metrics or not path.exists() or \
+                "offset_mae" in metrics[split].get("all", {}):
+            continue
+        for molecule, values in metrics_per_molecule(Predictions.load(path)).items():
+            known = metrics[split].setdefault(molecule, {})
+            known.update({k: v for k, v in values.items() if k not in known})
 
 
 def resolve_dataset_path(run_dir: Path, dataset_path: str) -> Path:

@@ -1,0 +1,93 @@
+"""The why-ratios analysis: factor fits and verdicts follow the numbers they are given."""
+
+import math
+
+import pytest
+
+from gmdbench.models.registry import model_config
+from gmdbench.report.why_ratios import (
+    StudyRun,
+    data_series,
+    factor_effects,
+    factor_of,
+    finding_one_restated,
+    fit_power_law,
+    why_ratios_section,
+)
+
+
+def _run(model="mace", factor="central", trajectories=4, iid=0.01, ood=0.03, seed=0,
+         size="small", split="trajectory", curve=None):
+    return StudyRun(model=model, factor=factor, seed=seed, train_trajectories=trajectories,
+                    frames_per_molecule=100 * trajectories, size=size, split=split,
+                    id_mae=iid, ood_mae=ood, status="converged", curve=curve or [])
+
+
+def test_power_law_recovers_a_known_exponent_and_refuses_too_few_points():
+    x = [100, 200, 400, 800, 1600]
+    law = fit_power_law(x, [2.0 * v ** -0.5 for v in x])
+    assert law.slope == pytest.approx(-0.5) and law.slope_stderr == pytest.approx(0, abs=1e-9)
+    assert law.at(1000) == pytest.approx(2.0 * 1000 ** -0.5)
+    assert law.solve(2.0 * 10_000 ** -0.5) == pytest.approx(10_000)
+    assert fit_power_law([1, 2], [1, 2]) is None  # two points: no fit with an error
+    assert fit_power_law([4, 4, 4], [1, 2, 3]) is None  # one x
+
+
+def test_factor_of_reads_the_resolved_config():
+    small = model_config("schnet", {}, size="small").model_dump(exclude={"name"})
+    paper = model_config("schnet", {}, size="paper").model_dump(exclude={"name"})
+    base = {"model_options": small, "train_trajectories": 4}
+    assert factor_of(base, small) == ("central", "small")
+    assert factor_of({**base, "train_trajectories": 16}, small) == ("data size", "small")
+    assert factor_of({**base, "split": "random-frames"}, small) == ("split protocol", "small")
+    assert factor_of({**base, "model_options": paper}, small) == ("model size", "paper")
+
+
+def _curve(ratios, iid=(0.05, 0.02, 0.012, 0.01)):
+    return [{"epoch": 10 * k, "id_test_force_mae": i, "ood_test_force_mae": i * r}
+            for k, (i, r) in enumerate(zip(iid, ratios, strict=True))]
+
+
+def test_the_verdict_names_the_factor_that_moves_the_ratio_most():
+    # ratio doubles over 16x data (slope 0.25); budget x1.2; paper size x1.1; random-frames x3
+    runs = [_run(trajectories=t, iid=0.02 * (t / 4) ** -0.5, ood=0.02 * (t / 4) ** -0.25 * 3,
+                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8, 16)]
+    runs[2].curve = _curve([2.0, 2.5, 2.4, 2.4])
+    runs += [_run(factor="model size", size="paper", iid=0.01, ood=0.01 * 3 * 1.1),
+             _run(factor="split protocol", split="random-frames", iid=0.004, ood=0.036)]
+    effects = factor_effects(runs, "mace")
+    assert effects["data size"][0] == pytest.approx(2.0, rel=1e-6)
+    assert effects["training budget"][0] == pytest.approx(2.4 / 2.5)  # after the first tenth
+    assert effects["model size"][0] == pytest.approx(1.1)
+    assert effects["split protocol"][0] == pytest.approx(3.0)
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "- mace: split protocol moves the ratio most." in text
+    # the same study where data moves the ratio 16x: the verdict follows
+    steep = [_run(trajectories=t, iid=0.02 * (t / 4) ** -1.0, ood=0.06,
+                  factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8, 16)]
+    text = "\n".join(why_ratios_section(steep + runs[5:], {}, {}, None, None, 18))
+    assert "- mace: data size moves the ratio most." in text
+
+
+def test_data_series_averages_central_seeds_and_predicts_at_the_authors_size():
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
+                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8, 16)]
+    runs.append(_run(trajectories=4, iid=0.04 * 4 ** -0.5, ood=0.1 * 4 ** -0.2, seed=1))
+    series = data_series(runs, "mace")
+    assert [p[4] for p in series.points] == [1, 1, 2, 1, 1]
+    assert series.ratio_law.slope == pytest.approx(0.3)
+    published = {"MACE": {"force_mae_id": "0.0028", "force_mae_ood": "0.0171"}}
+    text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+    authors = 0.1 * 10 ** -0.2 / (0.04 * 10 ** -0.5)  # N = 1000 frames = 10 trajectories
+    assert f"OOD/ID {authors:.2f}" in text and "(within the measured range)" in text
+    needed = (0.0028 / 0.04) ** -2 * 100  # frames: ID = 0.04 (N/100)^-0.5
+    assert f"N ≈ {needed:,.0f} frames per molecule" in text
+
+
+def test_finding_one_restated_counts_predictions_at_or_above_three():
+    law = fit_power_law([0.01, 0.02, 0.04], [3.0, 3.0 * 2 ** -0.5, 1.5])  # slope -0.5
+    published = {"A": {"force_mae_id": "0.0025", "force_mae_ood": "0.25"},
+                 "B": {"force_mae_id": "0.04", "force_mae_ood": "0.08"}}
+    text = finding_one_restated(law, published, {"a": "A", "b": "B"})
+    assert "OOD/ID >= 3 for 1 of 2" in text
+    assert f"A {3.0 * math.sqrt(0.01 / 0.0025):.1f} (published 100.0)" in text
