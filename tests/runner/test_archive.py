@@ -162,6 +162,9 @@ def test_user_report_shows_reference_rows_on_the_same_dataset(archive, trained_r
     assert "sort by this column" in page and "ratio_tiny_alkanes.png" in page
     assert (tmp_path / "report" / "ratio_tiny_alkanes.png").stat().st_size > 0
     assert (tmp_path / "report" / "convergence_tiny_alkanes.png").stat().st_size > 0
+    # the runs' learning curves (ID, OOD, ratio against epoch), shown and captioned
+    assert (tmp_path / "report" / "learning_curves_tiny_alkanes.png").stat().st_size > 0
+    assert "learning_curves_tiny_alkanes.png" in page and "never read by training" in page
 
 
 def test_user_report_says_why_reference_rows_are_missing(archive, trained_runs, tmp_path):

@@ -32,7 +32,11 @@ from gmdbench.report.comparison import (
     findings,
     published_table,
 )
-from gmdbench.report.plots import published_comparison_chart, why_ratios_chart
+from gmdbench.report.plots import (
+    learning_curve_plot,
+    published_comparison_chart,
+    why_ratios_chart,
+)
 from gmdbench.report.tables import STATUS_DEFINITION, TableRow, collect_rows
 from gmdbench.report.why_ratios import (
     PowerLaw,
@@ -54,6 +58,7 @@ from gmdbench.runner.results import ResultsStore
 COMPARISON_CHART = "comparison.png"
 WHY_RATIOS_CHART = "why_ratios.png"
 WHY_RATIOS_PAGE = "why_ratios.md"
+WHY_RATIOS_CURVES = "why_ratios_curves.png"
 STUDY_FOLDER = "why-ratios"  # the why-ratios study's archive, inside the reference archive
 PUBLISHED_TASK = "fragment_duplication"  # the task of REFERENCE_RESULTS.md's table
 
@@ -161,10 +166,18 @@ def _why_ratios(archive: Path, results: ResultsStore, study_db: Path, out_dir: P
          for name, row in sorted(published.items())],
         out_dir / WHY_RATIOS_CHART,
         (law.intercept, law.slope) if (law := _reference_ratio_law(results)) else None)
+    curves: dict[str, list[list[dict]]] = {}
+    for run in runs:
+        label = f"{run.model} {run.factor}" + (
+            f" N={run.train_trajectories}" if run.factor == "data size" else "")
+        curves.setdefault(label, []).append(run.curve)
+    curves_chart = learning_curve_plot(
+        curves, "why-ratios: learning curves (ID and OOD on 200 fixed frames each; analysis "
+        "only)", out_dir / WHY_RATIOS_CURVES)
     write_text(out_dir / WHY_RATIOS_PAGE, "\n".join(why_ratios_section(
         runs, published, PUBLISHED_NAMES, _reference_ratio_law(results),
-        WHY_RATIOS_CHART if chart else None,
-        matrix.n_runs)))
+        WHY_RATIOS_CHART if chart else None, matrix.n_runs,
+        WHY_RATIOS_CURVES if curves_chart else None)))
     return runs
 
 
@@ -274,7 +287,9 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         *why_ratios_section(
             study or [], published, PUBLISHED_NAMES, _reference_ratio_law(results),
             f"{report}/{WHY_RATIOS_CHART}" if (report_dir / WHY_RATIOS_CHART).exists() else None,
-            load_matrix("why-ratios").n_runs),
+            load_matrix("why-ratios").n_runs,
+            f"{report}/{WHY_RATIOS_CURVES}" if (report_dir / WHY_RATIOS_CURVES).exists()
+            else None),
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",
     ]

@@ -13,7 +13,12 @@ from gmdbench.errors import GmdError
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.report.ablation import write_ablation
 from gmdbench.report.html import write_html
-from gmdbench.report.plots import convergence_plot, parity_plot, ratio_chart
+from gmdbench.report.plots import (
+    convergence_plot,
+    learning_curve_plot,
+    parity_plot,
+    ratio_chart,
+)
 from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import table_rows, write_tables
 from gmdbench.report.uncertainty import write_uncertainty
@@ -64,15 +69,19 @@ def write_figures(results: ResultsStore, reference: ResultsStore | None,
     force MAE curves of every trained run."""
     rows, _ = table_rows(results, reference)
     curves: dict[str, dict[str, list[list[float]]]] = {}
+    learning: dict[str, dict[str, list[list[dict]]]] = {}
     for run in results.runs():
         summary = Path(run["run_dir"]) / "training.json"
-        history = json.loads(summary.read_text()).get("history", []) if summary.exists() else []
+        saved = json.loads(summary.read_text()) if summary.exists() else {}
+        history = saved.get("history", [])
         curve = [record["val_force_mae"] for record in history if "val_force_mae" in record]
         label = f"{model_label(run)} ({run['regime']})"
         differs = run["config"].get("training", {}).get("reference_energies")
         if run["model_metadata"].get("pretrained") is not True and differs == "fit":
             label += " E0 fit"
         curves.setdefault(run["task"], {}).setdefault(label, []).append(curve)
+        learning.setdefault(run["task"], {}).setdefault(label, []).append(
+            saved.get("learning_curve") or [])
     lines, written = ["# Figures\n"], []
     for task in sorted({row.task for row in rows}):
         lines.append(f"## {task}\n")
@@ -85,6 +94,15 @@ def write_figures(results: ResultsStore, reference: ResultsStore | None,
         if curve_plot:
             written.append(curve_plot)
             lines += [f"![training curves, {task}]({curve_plot.name})", ""]
+        learning_plot = learning_curve_plot(
+            learning.get(task, {}), f"{task}: learning curves on fixed test frames (analysis "
+            "only: never read by training)", out_dir / f"learning_curves_{task}.png")
+        if learning_plot:
+            written.append(learning_plot)
+            lines += [f"![learning curves, {task}]({learning_plot.name})", "",
+                      "*ID and OOD force MAE on 200 fixed frames of each test split, and their "
+                      "ratio, along training (never read by training): how the ratio moves as "
+                      "the ID error falls.*", ""]
     (out_dir / "figures.md").write_text("\n".join(lines))
     return [out_dir / "figures.md", *written]
 

@@ -140,6 +140,42 @@ def convergence_plot(curves: dict[str, list[list[float]]], task: str, out: Path)
     return out
 
 
+def learning_curve_plot(curves: dict[str, list[list[dict[str, float]]]], title: str, out: Path
+                        ) -> Path | None:
+    """ID force MAE, OOD force MAE and their ratio against epoch (the runs' learning curves,
+    scored on fixed test frames and never read by training), one colour per label, one line
+    per run: how the ratio moves as training lowers the ID error."""
+    curves = {label: [c for c in runs if c] for label, runs in curves.items()}
+    curves = {label: runs for label, runs in curves.items() if runs}
+    if not curves:
+        return None
+    figure, axes = plt.subplots(1, 3, figsize=(13.5, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, runs) in enumerate(sorted(curves.items())):
+        colour = colours[index % len(colours)]
+        for number, curve in enumerate(runs):
+            epochs = [point["epoch"] + 1 for point in curve]
+            iid = np.array([point["id_test_force_mae"] for point in curve])
+            ood = np.array([point["ood_test_force_mae"] for point in curve])
+            for axis, values in zip(axes, (iid, ood, ood / iid), strict=True):
+                axis.plot(epochs, values, color=colour, marker="o", markersize=2.5,
+                          linewidth=1.0, alpha=0.85, label=label if number == 0 else None)
+    for axis, name in zip(axes, ("ID force MAE (eV/A)", "OOD force MAE (eV/A)",
+                                 "OOD / ID force MAE"), strict=True):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name)
+        axis.set_yscale("log")
+        axis.set_xscale("log")
+    _plain_log_ticks(axes[2])
+    axes[2].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
+
+
 FACTOR_COLOURS = {"central": "tab:blue", "data size": "tab:green", "model size": "tab:purple",
                   "split protocol": "tab:orange"}
 MODEL_MARKERS = {"schnet": "o", "mace": "s"}

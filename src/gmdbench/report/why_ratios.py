@@ -258,7 +258,8 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]],
                        published_names: dict[str, str], reference_ratio_law: PowerLaw | None,
-                       figure: str | None, planned: int) -> list[str]:
+                       figure: str | None, planned: int, curves_figure: str | None = None
+                       ) -> list[str]:
     """reference/README.md's section on the study: status, per-factor tables and fits, the
     verdicts and the seed's finding 1 restated with them."""
     models = sorted({r.model for r in runs})
@@ -322,6 +323,11 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
                 "that far is an order of magnitude, not a prediction.")
     lines.append("")
     lines.append("### Training budget (learning curves of the central runs)\n")
+    if curves_figure:
+        lines.append(f"![learning curves]({curves_figure})\n")
+        lines.append("*Figure: ID force MAE, OOD force MAE and OOD/ID against epoch for every "
+                     "study run (200 fixed frames per test split, scored every tenth of the "
+                     "epochs; never read by training).*\n")
     for model in models:
         curve = curve_series(runs, model)
         if not curve.curves:
