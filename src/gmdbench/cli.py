@@ -49,6 +49,7 @@ from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
 from gmdbench.pipeline.suites import run_suite
 from gmdbench.pipeline.uncertainty import uncertainty_for_runs
 from gmdbench.probes.suite import BUILTIN_SUITES, builtin_suite_names, load_suite
+from gmdbench.progress import ProgressLines
 from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 from gmdbench.report.build import build_report
 from gmdbench.report.probes import write_probe_report
@@ -76,6 +77,11 @@ app.add_typer(table_app, name="reference-table")
 console = Console()
 if not console.is_terminal:  # logs and CI: wide enough for SMILES tables, no wrapping
     console = Console(width=160)
+
+
+def _say(message: str) -> None:
+    """One plain line (progress in a log), flushed at once."""
+    console.print(message, markup=False, highlight=False)
 err_console = Console(stderr=True, width=100000)  # an error is one line, however long
 
 Regime = StrEnum("Regime", {name.replace("-", "_"): name for name in REGIMES})
@@ -178,11 +184,15 @@ def data_build(
 
     with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("failures: {task.fields[failures]}"), TimeRemainingColumn(),
-                  console=console) as progress:
+                  console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task("frames", total=None, failures=0)
+        lines = ProgressLines(_say, "labelling", "frames")  # a log: plain lines
 
         def on_progress(done: int, total: int, failures: int) -> None:
-            progress.update(bar, completed=done, total=total, failures=failures)
+            if console.is_terminal:
+                progress.update(bar, completed=done, total=total, failures=failures)
+            else:
+                lines.update(done, total, failures=failures)
 
         report = build_dataset(spec, preset_config, reference_config, seed, out,
                                workers=workers, scheduler=scheduler, on_progress=on_progress)
@@ -286,11 +296,15 @@ def train_command(
                     training=file_config.training, seed=seed, dataset_hash=store.content_hash())
     with Progress(TextColumn("training " + model), BarColumn(), MofNCompleteColumn(),
                   TextColumn("val loss {task.fields[val]}"), TimeRemainingColumn(),
-                  console=console) as progress:
+                  console=console, disable=not console.is_terminal) as progress:
         bar = progress.add_task("epochs", total=run.training.epochs, val="-")
+        lines = ProgressLines(_say, f"training {model}", "epoch", run.training.epochs)
 
         def on_epoch(epoch: int, record: dict) -> None:
-            progress.update(bar, completed=epoch + 1, val=f"{record['val_loss']:.4g}")
+            if console.is_terminal:
+                progress.update(bar, completed=epoch + 1, val=f"{record['val_loss']:.4g}")
+            else:  # a log file: plain lines with elapsed time and ETA
+                lines.update(epoch + 1, val_loss=f"{record['val_loss']:.4g}")
 
         run_dir = train_run(run, data, runs, on_epoch, device=device)
     console.print(f"run: {run_dir}")

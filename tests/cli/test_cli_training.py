@@ -13,6 +13,9 @@ def test_train_evaluate_report(tiny_dataset, tmp_path):
     trained = gmd("train", "--task", "tiny_alkanes", "--model", "schnet", "--data", tiny_dataset,
                   "--seed", "4", "--config", config, "--runs", tmp_path / "runs")
     assert trained.returncode == 0, trained.stderr
+    # stdout is a pipe, as in a batch job's log: plain progress lines, not a silent bar
+    assert "training schnet: epoch 1/2, val loss" in trained.stdout
+    assert "training schnet: epoch 2/2, val loss" in trained.stdout
     run_dir = trained.stdout.strip().splitlines()[-1].removeprefix("run: ").strip()
     results = tmp_path / "results.db"
     evaluated = gmd("evaluate", run_dir, "--results", results)

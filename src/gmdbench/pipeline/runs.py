@@ -15,6 +15,7 @@ import torch
 from dask.distributed import as_completed
 
 from gmdbench.pipeline.clusters import ClusterSpec, cluster_client
+from gmdbench.progress import ProgressLines
 from gmdbench.runner.executor import evaluate_run, train_run
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import RunConfig
@@ -52,7 +53,12 @@ def train_and_evaluate(planned: list[tuple[RunConfig, Path]], runs_root: Path,
     if executor == "local":
         for run, data in planned:
             say(f"{run.regime} {run.model} seed {run.seed} on {run.task}")
-            run_dir = train_run(run, data, runs_root, device=device)
+            lines = ProgressLines(say, f"{run.model} seed {run.seed}", "epoch",
+                                  run.training.epochs)
+            run_dir = train_run(run, data, runs_root, device=device, on_epoch=lambda epoch, r,
+                                lines=lines: lines.update(
+                                    epoch + 1, val_force_MAE=f"{r['val_force_mae']:.4f}",
+                                    lr=f"{r['learning_rate']:.2g}"))
             if not (reuse_evaluations and (run_dir / "metrics.json").exists()):
                 evaluate_run(run_dir, results, device)
             run_dirs[run.run_id] = run_dir
