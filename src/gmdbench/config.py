@@ -5,6 +5,7 @@ Strict (extra="forbid"): a misspelt key is an error naming the key, never silent
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -169,15 +170,50 @@ PRESET_DIR = Path(__file__).parent / "presets"
 BUILTIN_PRESETS = ("quick", "standard", "standard-x4", "paper")
 
 
+class StrictLoader(yaml.SafeLoader):
+    """YAML as a user means it (DESIGN §11): a key given twice in one mapping is an error (the
+    first value would silently vanish), and only true/false are booleans (YAML 1.2): the YAML
+    1.1 words yes/no/on/off stay strings, so ``epochs: yes`` is refused as not a number and a
+    SMILES ``NO`` (nitric oxide) stays ``"NO"``. Merge keys (``<<: *anchor``) still work: an
+    explicit key after a merge overrides the merged one, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+StrictLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def parse_yaml(text: str) -> object:
+    """YAML text read with :class:`StrictLoader`."""
+    return yaml.load(text, Loader=StrictLoader)
+
+
 def load_yaml(path: Path, what: str, error_class: type[GmdError] = ConfigError) -> object:
-    """Read a YAML file, turning unreadable or malformed files into one line naming the file."""
+    """Read a YAML file (strictly: :class:`StrictLoader`), turning unreadable or malformed files
+    into one line naming the file."""
     try:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or str(error)
         raise error_class(f"cannot read {what} {path}: {reason}") from error
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as error:
         raise error_class(f"{what} {path} is not valid YAML: {one_line(str(error))}") from error
 

@@ -35,6 +35,13 @@ def _files(tmp: Path, tiny_dataset: Path) -> dict[str, str]:
         "training_data: {trajectories: [train, val, id_test], frames_per_trajectory: 2}\n"
         "paths:\n  - {name: p, file: no_such_path.extxyz, self_consistent: false}\n"
         "models:\n  - {name: schnet, regime: scratch}\n")
+    (tmp / "twice_train.yaml").write_text("training: {epochs: 3}\ntraining: {epochs: 50}\n")
+    (tmp / "yes_epochs.yaml").write_text("training: {epochs: yes}\n")
+    (tmp / "twice_task.yaml").write_text(
+        "name: t\nfragments: [methyl]\nfamilies:\n  - {name: a, role: train, smiles: [C]}\n"
+        "families:\n  - {name: b, role: ood, smiles: [CC]}\n")
+    (tmp / "negative_seed.yaml").write_text(
+        f"name: m\ntasks: [{TASK}]\nseeds: [-1]\nmodels: [{{name: schnet}}]\n")
     (tmp / "run").mkdir()
     return {"data": str(tiny_dataset), "tmp": str(tmp)}
 
@@ -105,6 +112,13 @@ CASES = [
     (["reference-table", "run", "--matrix", "no_such_matrix"], "no_such_matrix"),
     (["run", "{tmp}/bad_matrix.yaml"], "modelz"),
     (["probe", "run", "{tmp}/missing_path_suite.yaml"], "no_such_path.extxyz"),
+    # YAML read strictly: a key twice, YAML 1.1 words for numbers, ranges checked at load
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--config",
+      "{tmp}/twice_train.yaml"], "'training' is given twice"),
+    (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--config",
+      "{tmp}/yes_epochs.yaml"], "training.epochs"),
+    (["tasks", "show", "{tmp}/twice_task.yaml"], "'families' is given twice"),
+    (["run", "{tmp}/negative_seed.yaml"], "seeds.0"),
     # a place that cannot be written
     (["data", "build", TASK, "--out", "/proc/gmd-bench/x.db"], "/proc/gmd-bench"),
 ]

@@ -116,3 +116,13 @@ def test_unknown_task_and_broken_yaml(tmp_path):
         load_task("chain_extention")
     with pytest.raises(TaskSpecError, match="not valid YAML"):
         load_task(_write(tmp_path, "name: [unclosed"))
+
+
+def test_yaml_1_1_words_stay_strings_and_merge_keys_work():
+    """`NO` is nitric oxide, not false; only true/false are booleans; `<<:` merges."""
+    from gmdbench.config import parse_yaml
+
+    assert parse_yaml("smiles: [NO, 'C', yes, on, Off]") == {
+        "smiles": ["NO", "C", "yes", "on", "Off"]}
+    assert parse_yaml("a: true\nb: False") == {"a": True, "b": False}
+    assert parse_yaml("x: &x {a: 1, b: 2}\ny: {<<: *x, b: 3}")["y"] == {"a": 1, "b": 3}

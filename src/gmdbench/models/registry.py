@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from gmdbench.config import format_validation_error
+from gmdbench.config import format_validation_error, parse_yaml
 from gmdbench.errors import GmdError
 from gmdbench.models.ase_calculator import ASECalculatorConfig, build_ase_calculator
 from gmdbench.models.base import MLIP
@@ -112,10 +112,8 @@ SIZES_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
 
 def model_sizes(name: str) -> dict[str, dict[str, Any]]:
     """The named sizes (``small``, ``paper``) of a built-in model, from configs/models/."""
-    import yaml
-
     path = SIZES_DIR / f"{name}.yaml"
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
+    return parse_yaml(path.read_text()) if path.exists() else {}
 
 
 def model_config(name: str, overrides: dict[str, Any] | None = None,

@@ -27,6 +27,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,7 +86,8 @@ class ActiveLearningConfig(BaseModel):
                         "the grown set (with `fine_tune` training), or retrain from scratch")
     fine_tune: TrainConfig = TrainConfig(epochs=20, learning_rate=5e-4)
     rules: list[Rule] = Field(default_factory=lambda: list(RULES), min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0, 1, 2],
+                                                     min_length=1)
     rounds: int = Field(4, ge=1)
     batch: int = Field(16, ge=1, description="frames labelled per round")
     ensemble_size: int = Field(3, ge=2, description="members of the ensemble rule's ensemble")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +40,7 @@ class MatrixConfig(BaseModel):
     preset: str = "quick"
     reference: str = "gfn2-xtb"
     data_seed: int = Field(0, ge=0)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     models: list[ModelEntry] = Field(min_length=1)
     device: Device = "auto"
     distance_statistics: bool = Field(
