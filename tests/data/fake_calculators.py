@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.calculators.emt import EMT
@@ -68,3 +71,20 @@ class TypeErrorForPropane(_Wrapped):
     def corrupt(self) -> None:
         if (self.atoms.numbers == 6).sum() == 3:
             raise TypeError("unsupported operand type(s) (simulated bug)")
+
+
+class PausesAfterCalls(_Wrapped):
+    """EMT. Where the environment names a FIFO (``GMD_PAUSE_FIFO``), the process's
+    ``GMD_PAUSE_AFTER``-th call writes one line into it and then blocks for good: a build a test
+    kills at a known point, synchronised on that line instead of a clock."""
+
+    level_of_theory = "EMT (test)"
+    calls = 0  # per process: the Dask worker that labels
+
+    def corrupt(self) -> None:
+        fifo = os.environ.get("GMD_PAUSE_FIFO")
+        PausesAfterCalls.calls += 1
+        if fifo and PausesAfterCalls.calls == int(os.environ["GMD_PAUSE_AFTER"]):
+            with open(fifo, "w") as stream:
+                stream.write("PAUSED\n")
+            threading.Event().wait()  # until the test kills the build

@@ -4,7 +4,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from contextlib import closing
 
 import numpy as np
@@ -89,25 +88,28 @@ def test_a_different_config_cannot_resume_a_dataset(tiny_task, tiny_preset, tiny
 
 
 def _count_rows(path) -> int:
-    try:
-        with closing(sqlite3.connect(path, timeout=5)) as connection:
-            return connection.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute("SELECT COUNT(*) FROM systems").fetchone()[0]
 
 
 def test_killed_build_resumes_to_the_same_hash(tmp_path, tiny_task_path):
+    """Killed mid-build (the labelling worker pauses at its 250th call and says so through a
+    FIFO: no clock), the same command finishes it to the hash of an uninterrupted build."""
     from tests_support import DATA
 
     preset = DATA / "resume_preset.yaml"
     command = [sys.executable, "-m", "gmdbench.cli", "data", "build", str(tiny_task_path),
-               "--preset", str(preset), "--workers", "1", "--seed", "5"]
+               "--preset", str(preset), "--workers", "1", "--seed", "5",
+               "--reference", "fake_calculators:PausesAfterCalls"]
     killed = tmp_path / "killed.db"
+    fifo = tmp_path / "paused"
+    os.mkfifo(fifo)
     process = subprocess.Popen([*command, "--out", str(killed)], start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while _count_rows(killed) < 8 and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "GMD_PAUSE_FIFO": str(fifo),
+                                    "GMD_PAUSE_AFTER": "250"})
+    with open(fifo) as paused:  # blocks until the worker has made 250 calls
+        assert paused.readline() == "PAUSED\n"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     partial = _count_rows(killed)

@@ -45,6 +45,6 @@ def test_entry_point_models_are_registered_and_listed(tmp_path, monkeypatch):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path),
                                                          os.environ.get("PYTHONPATH", "")])}
     listed = subprocess.run([sys.executable, "-m", "gmdbench.cli", "models", "list"],
-                            capture_output=True, text=True, env=env, timeout=300)
+                            capture_output=True, text=True, env=env)
     assert listed.returncode == 0, listed.stderr
     assert "tinyschnet" in listed.stdout
