@@ -97,3 +97,22 @@ def test_data_options_enter_the_run_hash_only_where_set():
         {"split": "random-frames"}, {"train_trajectories": 2},
         {"training": TrainConfig(schedule="cosine")})]
     assert len({plain.run_id, *changed}) == 4
+
+
+def test_each_split_gets_exactly_its_own_trajectory_count():
+    """Counts that differ per split (train 3, val 2, id_test 1, ood_test 4): a swap of any two
+    splits, or of a role, changes a count here."""
+    from gmdbench.config import PresetConfig, TrajectoriesPerRole
+
+    task = load_task("fragment_duplication")
+    preset = PresetConfig(name="uneven", trajectories=TrajectoriesPerRole(
+        train=3, val=2, id_test=1, ood_test=4))
+    counts = defaultdict(int)
+    for plan in plan_trajectories(task, preset, seed=0):
+        counts[(plan.smiles, plan.split)] += 1
+    for molecule in task.molecules():
+        if molecule.role == "train":
+            expected = {"train": 3, "val": 2, "id_test": 1, "ood_test": 0}
+        else:
+            expected = {"train": 0, "val": 0, "id_test": 0, "ood_test": 4}
+        assert {split: counts[(molecule.smiles, split)] for split in expected} == expected

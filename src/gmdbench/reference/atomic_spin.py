@@ -1,7 +1,13 @@
 """Ground-state spin of free atoms, for isolated-atom reference energies.
 
-Isolated-atom energies define per-element reference energies, and an open-shell atom computed
-as a singlet is wrong by electron-volts, so each atom is computed in its Hund's-rule ground state.
+Isolated-atom energies define per-element reference energies (E0). The convention here: each
+free atom is computed in its Hund's-rule ground-state multiplicity (H doublet, C and O triplet,
+N quartet), the state the atom is physically in, so E0 means the same thing for every reference
+method. It is a convention, not a correction: in GFN2-xTB (tblite 0.8.0) the C and O singlets
+come out 0.049 eV *lower* than the triplets (C -48.8474 vs -48.7981 eV, O -102.5712 vs
+-102.5218 eV; a tight-binding method is not variational in the spin state), so the choice
+shifts E0 by about 0.05 eV per C and O atom; tests/reference pins the triplet energies against
+direct tblite calls at the recorded multiplicity.
 """
 
 from __future__ import annotations
