@@ -38,6 +38,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield temporary
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
+        # mkstemp makes 0600; the file gets the mode a plain open() would give it (0644 under
+        # the usual umask 022), so colleagues on a shared file system can read results
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:
         raise storage_error(error, path) from error
@@ -45,10 +48,25 @@ def atomic_path(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and setting it back: POSIX has no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_torch(obj: Any, path: Path) -> None:
-    """``torch.save`` that a kill cannot tear."""
+    """``torch.save`` that a kill cannot tear. A full disk surfaces from torch's writer as a
+    RuntimeError ("file write failed"), not an OSError: it gets the same one line."""
     with atomic_path(path) as temporary:
-        torch.save(obj, temporary)
+        try:
+            torch.save(obj, temporary)
+        except RuntimeError as error:
+            if "write" not in str(error).lower():
+                raise
+            raise StorageError(f"cannot write {path}: {' '.join(str(error).split())[:200]}; "
+                               "the disk may be full; nothing already written was lost"
+                               ) from error
 
 
 def write_text(path: Path, text: str) -> None:

@@ -118,3 +118,42 @@ def test_evaluate_refuses_a_dataset_rebuilt_at_the_same_path(tiny_dataset, tmp_p
         evaluate_run(run_dir, ResultsStore(tmp_path / "results.db"))
     assert new_hash[:16] in str(error.value) and run.dataset_hash[:16] in str(error.value)
     assert ResultsStore(tmp_path / "results.db").runs() == []
+
+
+def test_atomic_files_take_the_users_umask(tmp_path):
+    """Results written atomically are readable by colleagues (0644 under umask 022), not the
+    0600 of a temporary file; a stricter umask is respected."""
+    import stat
+
+    from gmdbench.files import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.json", "{}")
+        os.umask(0o077)
+        write_text(tmp_path / "b.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600
+
+
+def test_a_torch_write_failure_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """torch reports a full disk as a RuntimeError; it becomes the StorageError every write
+    gives, and the old file stays."""
+    from gmdbench.errors import StorageError
+    from gmdbench.files import save_torch
+
+    target = tmp_path / "checkpoint.pt"
+    save_torch({"epoch": 1}, target)
+
+    def full_disk(obj, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter "
+                           "failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(StorageError, match=r"cannot write .*checkpoint\.pt: .*file write"):
+        save_torch({"epoch": 2}, target)
+    monkeypatch.undo()
+    assert torch.load(target, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no half-made temp
