@@ -74,3 +74,28 @@ def trained_runs(tmp_path_factory, tiny_dataset):
         evaluate_run(run_dir, results)
         run_dirs.append(run_dir)
     return results, run_dirs
+
+
+# -- the summary shows code tests and archive checks apart (issue 29) ------------------------
+# Archive checks (`-m archive`) recompute the committed reference numbers with numpy alone: no
+# code change can fail them, so they are counted apart from the tests of the code.
+_ARCHIVE_CHECKS: set[str] = set()
+_OUTCOMES: dict[str, dict[str, int]] = {"code tests": {}, "archive checks": {}}
+
+
+def pytest_collection_modifyitems(config, items):
+    _ARCHIVE_CHECKS.update(item.nodeid for item in items if item.get_closest_marker("archive"))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        kind = "archive checks" if report.nodeid in _ARCHIVE_CHECKS else "code tests"
+        counts = _OUTCOMES[kind]
+        counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    for kind, counts in _OUTCOMES.items():
+        if counts:
+            terminalreporter.write_line(
+                f"{kind}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())))
