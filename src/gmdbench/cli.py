@@ -39,7 +39,7 @@ from gmdbench.pipeline.clusters import (
     slurm_job_script,
 )
 from gmdbench.pipeline.distances import distance_for_run
-from gmdbench.pipeline.matrix import load_matrix, run_matrix
+from gmdbench.pipeline.matrix import builtin_matrices, load_matrix, run_matrix
 from gmdbench.pipeline.reference_table import (
     rebuild_reference_report,
     run_reference_table,
@@ -483,7 +483,7 @@ def report_command(
 @app.command("run")
 def run_command(
     name: Annotated[str, typer.Argument(
-        help="quick, standard, moe-ablation, or the path of a run YAML")],
+        help=f"{', '.join(builtin_matrices())}, or the path of a run YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     workers: Annotated[int, typer.Option(min=1, help="local Dask workers")] = 2,
     executor: Annotated[Executor, typer.Option(
@@ -559,7 +559,7 @@ def active_learn_command(
     config: Annotated[str, typer.Argument(
         help="a built-in study (fragment-duplication-quick) or an active-learning YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
-    device: DeviceOption = "cpu",
+    device: DeviceOption = "auto",
 ) -> None:
     """Active learning on a task's OOD molecules: per acquisition rule and seed, rounds of
     train -> pick -> label -> add; OOD force MAE against added labels, and the labels each

@@ -96,3 +96,17 @@ def test_paper_preset_states_its_cost_and_asks(tmp_path):
     assert result.returncode != 0
     assert "estimated cost" in result.stdout and "CPU-hours" in result.stdout
     assert not out.exists()
+
+
+def test_run_help_names_every_builtin_matrix_and_each_exists():
+    """`gmd run --help` lists exactly the built-in matrices, and each name loads."""
+    from gmdbench.pipeline.matrix import BUILTIN_MATRICES, load_matrix
+
+    shown = gmd("run", "--help")
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split()).replace("│ ", "").replace(" │", "")
+    on_disk = sorted(path.stem for path in BUILTIN_MATRICES.glob("*.yaml"))
+    assert {"quick", "standard", "reference", "why-ratios"} <= set(on_disk)
+    for name in on_disk:
+        assert name in text, name
+        assert load_matrix(name).name == name

@@ -70,6 +70,11 @@ class MatrixConfig(BaseModel):
 BUILTIN_MATRICES = Path(__file__).parent / "builtin"
 
 
+def builtin_matrices() -> list[str]:
+    """The names of the built-in run matrices (``gmd run NAME``), from their folder."""
+    return sorted(path.stem for path in BUILTIN_MATRICES.glob("*.yaml"))
+
+
 def load_matrix(name_or_path: str) -> MatrixConfig:
     """A built-in run matrix by name (quick, standard, ...) or a run YAML by path."""
     return load_named(name_or_path, BUILTIN_MATRICES, "{}.yaml", MatrixConfig, "run")[0]
