@@ -1,0 +1,74 @@
+"""Uncertainty scores and the EFwT definition against values worked out by hand, each built so
+that the definition's near neighbours (ddof 0, mean instead of max, component instead of norm,
+a signal scored against itself) give another number."""
+
+import numpy as np
+import pytest
+
+from gmdbench.evaluation import metrics
+from gmdbench.evaluation.uncertainty import (
+    atom_sigma,
+    coverage,
+    ence,
+    ensemble_forces,
+    per_frame,
+    spearman,
+)
+
+
+def test_efwt_takes_the_per_atom_error_norm_not_a_component():
+    # one atom off by (0.02, 0.02, 0.02): every component < 0.03, the norm 0.0346 is not
+    reference = np.zeros((1, 3))
+    predicted = np.full((1, 3), 0.02)
+    assert metrics.efwt(np.zeros(1), np.zeros(1), predicted, reference, np.zeros(1, int)) == 0.0
+    assert metrics.efwt(np.zeros(1), np.zeros(1), predicted / 2, reference,
+                        np.zeros(1, int)) == 1.0  # norm 0.0173: within
+
+
+def test_efwt_takes_the_worst_atom_not_the_mean():
+    # two atoms, errors of norm 0.05 and 0: the mean (0.025) is within 0.03, the max is not
+    reference = np.zeros((2, 3))
+    predicted = np.array([[0.05, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert metrics.efwt(np.zeros(1), np.zeros(1), predicted, reference, np.zeros(2, int)) == 0.0
+
+
+def test_efwt_energy_threshold_is_strict_and_in_ev():
+    forces = np.zeros((1, 3))
+    structure = np.zeros(1, int)
+    assert metrics.efwt(np.array([0.0199]), np.zeros(1), forces, forces, structure) == 1.0
+    assert metrics.efwt(np.array([0.02]), np.zeros(1), forces, forces, structure) == 0.0
+
+
+def test_ensemble_sigma_is_the_sample_spread():
+    # members 0, 1, 2 on one component: mean 1, sample variance 1 (ddof=1; ddof=0 gives 2/3)
+    members = [np.full((1, 3), value) for value in (0.0, 1.0, 2.0)]
+    mean, sigma = ensemble_forces(members)
+    np.testing.assert_allclose(mean, 1.0)
+    np.testing.assert_allclose(sigma, 1.0)
+
+
+def test_atom_sigma_is_the_rms_over_components_and_frames_average_atoms():
+    component = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]])
+    atoms = atom_sigma(component)
+    np.testing.assert_allclose(atoms, [np.sqrt(25 / 3), 0.0])  # not the mean 7/3
+    np.testing.assert_allclose(per_frame(atoms, np.array([2])), [np.sqrt(25 / 3) / 2])
+
+
+def test_spearman_scores_the_signal_against_the_error():
+    signal = np.array([1.0, 2.0, 3.0, 4.0])
+    error = np.array([10.0, 30.0, 20.0, 40.0])
+    # ranks 1,2,3,4 against 1,3,2,4: 1 - 6 * (0 + 1 + 1 + 0) / (4 * 15) = 0.8
+    assert spearman(signal, error) == pytest.approx(0.8)
+    assert spearman(error, signal) == pytest.approx(0.8)
+    assert spearman(signal, -error) == pytest.approx(-0.8)
+    assert spearman(np.ones(4), error) is None  # a constant signal ranks nothing
+
+
+def test_ence_and_coverage_by_hand():
+    # bins of sigma: (1, 1) with errors (1, -1): RMV 1, RMSE 1 -> 0; (2, 2) with errors (1, 1):
+    # RMV 2, RMSE 1 -> 0.5; ENCE = 0.25
+    assert ence(np.array([1.0, 1.0, 2.0, 2.0]), np.array([1.0, -1.0, 1.0, 1.0]),
+                bins=2) == pytest.approx(0.25)
+    result = coverage(np.ones(4), np.array([0.5, -1.5, 2.5, -0.9]))
+    assert result["within_1_sigma"] == pytest.approx(0.5)
+    assert result["within_2_sigma"] == pytest.approx(0.75)
