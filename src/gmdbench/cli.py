@@ -248,6 +248,8 @@ def data_export(
     """Write the dataset as extended XYZ (ASE's energy/forces keys)."""
 
     out = out or path.with_suffix(".extxyz")
+    if out.exists() and out.resolve() == path.resolve():
+        raise GmdError(f"--out {out} is the dataset being exported; give another file")
     n = export_extxyz(DatasetStore(path), out)
     console.print(f"wrote {n} frames to {out}")
 
@@ -258,6 +260,8 @@ def data_import(
     out: Annotated[Path, typer.Option(help="new dataset file")],
 ) -> None:
     """Read an extxyz file into a new dataset store."""
+    if out.exists() and out.resolve() == path.resolve():
+        raise GmdError(f"--out {out} is the extxyz file being imported; give another file")
 
     store = import_extxyz(path, out)
     console.print(f"imported {store.count()} frames into {out}")
@@ -341,7 +345,13 @@ def evaluate_command(
     """Predict id_test and ood_test with the run's best weights; record the metrics."""
     device = str(resolve_device(device))
 
-    metrics = evaluate_run(run, ResultsStore(results), device)
+    existed = results.exists()
+    try:
+        metrics = evaluate_run(run, ResultsStore(results), device)
+    except BaseException:
+        if not existed:  # a failed evaluation leaves no empty results store behind
+            results.unlink(missing_ok=True)
+        raise
     table = Table("split", "force MAE", "cosine", "F mag. MAE", "energy MAE", "E/atom MAE")
     for split, per_molecule in metrics.items():
         m = per_molecule["all"]

@@ -6,7 +6,9 @@ so the 40-odd cases cost one import, not one interpreter each.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,14 @@ def _files(tmp: Path, tiny_dataset: Path) -> dict[str, str]:
         "families:\n  - {name: b, role: ood, smiles: [CC]}\n")
     (tmp / "negative_seed.yaml").write_text(
         f"name: m\ntasks: [{TASK}]\nseeds: [-1]\nmodels: [{{name: schnet}}]\n")
+    import ase.db
+    from ase.build import molecule
+
+    ase.db.connect(str(tmp / "foreign_ase.db")).write(molecule("H2O"))  # another program's
+    (tmp / "empty.db").write_bytes(b"")
+    with closing(sqlite3.connect(tmp / "other.sqlite")) as connection:
+        connection.execute("CREATE TABLE notes (text TEXT)")
+        connection.commit()
     (tmp / "run").mkdir()
     return {"data": str(tiny_dataset), "tmp": str(tmp)}
 
@@ -119,6 +129,15 @@ CASES = [
       "{tmp}/yes_epochs.yaml"], "training.epochs"),
     (["tasks", "show", "{tmp}/twice_task.yaml"], "'families' is given twice"),
     (["run", "{tmp}/negative_seed.yaml"], "seeds.0"),
+    # reading never writes; output never overwrites input
+    (["data", "info", "{tmp}/foreign_ase.db"], "not a gmd-bench dataset"),
+    (["data", "info", "{tmp}/empty.db"], "not a gmd-bench dataset"),
+    (["data", "export", "{tmp}/foreign_ase.db"], "not a gmd-bench dataset"),
+    (["report", "{tmp}/other.sqlite"], "not a gmd-bench results store"),
+    (["report", "{tmp}/foreign_ase.db"], "not a gmd-bench results store"),
+    (["report", "{tmp}/empty.db"], "not a gmd-bench results store"),
+    (["data", "export", "{data}", "--out", "{data}"], "is the dataset being exported"),
+    (["data", "info", "{tmp}"], "is a folder"),
     # a place that cannot be written
     (["data", "build", TASK, "--out", "/proc/gmd-bench/x.db"], "/proc/gmd-bench"),
 ]
@@ -129,6 +148,8 @@ CASES = [
 def test_bad_input_gives_one_line_naming_it_and_exit_2(arguments, named, tiny_dataset,
                                                        tmp_path, capsys, monkeypatch):
     files = _files(tmp_path, tiny_dataset)
+    inputs = {path: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    dataset_before = Path(tiny_dataset).read_bytes()
     argv = ["gmd", *(a.format(**files) for a in arguments)]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exit_info:
@@ -136,6 +157,10 @@ def test_bad_input_gives_one_line_naming_it_and_exit_2(arguments, named, tiny_da
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert exit_info.value.code == 2, (argv, captured.err)
+    # nothing given as input was changed by the refused command
+    for path, content in inputs.items():
+        assert path.read_bytes() == content, f"{path.name} was changed by {argv}"
+    assert Path(tiny_dataset).read_bytes() == dataset_before
     assert len(lines) == 1, (argv, captured.err)
     assert lines[0].startswith("error: "), lines
     assert named in lines[0], (named, lines[0])

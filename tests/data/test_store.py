@@ -78,7 +78,7 @@ def test_a_remembered_content_hash_follows_a_rewrite_in_place(tiny_dataset, tmp_
     first = DatasetStore(data).content_hash()
     assert first in _HASHES.values()
     assert DatasetStore(data).content_hash() == first  # remembered: the same answer
-    store = DatasetStore(data)
+    store = DatasetStore(data, write=True)
     store.metadata = {**store.metadata, "seed": 12345}  # rewritten in place, now
     assert DatasetStore(data).content_hash() != first
 
@@ -90,6 +90,7 @@ def _edited_copy(source, target, edit=None, reverse=False):
     from ase.calculators.singlepoint import SinglePointCalculator
 
     rows = list(ase.db.connect(str(source)).select())
+    DatasetStore(target, create=True)  # gmd-bench's tables, then the frames through ASE
     with ase.db.connect(str(target)) as db:  # one transaction
         for index, row in enumerate(reversed(rows) if reverse else rows):
             atoms = row.toatoms()
@@ -128,6 +129,6 @@ def test_content_hash_sees_every_label_and_position_but_not_the_order(tiny_datas
     for name, edit in (("force", force), ("energy", energy), ("position", position)):
         hashes.add(_edited_copy(tiny_dataset, tmp_path / f"{name}.db", edit))
     assert len(hashes) == 4  # each edit changes the hash, and to a different one
-    failed = DatasetStore(tmp_path / "same.db")
+    failed = DatasetStore(tmp_path / "same.db", write=True)
     failed.record_failure("0:train:0", 99, "C", "train", "SCF not converged")
     assert failed.content_hash() not in hashes

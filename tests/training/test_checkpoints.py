@@ -111,7 +111,7 @@ def test_evaluate_refuses_a_dataset_rebuilt_at_the_same_path(tiny_dataset, tmp_p
                     training=TrainConfig(epochs=1, batch_size=4),
                     dataset_hash=DatasetStore(data).content_hash())
     run_dir = train_run(run, data, tmp_path / "runs")
-    store = DatasetStore(data)
+    store = DatasetStore(data, write=True)
     store.metadata = {**store.metadata, "seed": 99}  # "rebuilt": other content, same path
     new_hash = DatasetStore(data).content_hash()
     with pytest.raises(DatasetMismatchError) as error:

@@ -62,13 +62,34 @@ class _ClosingConnection(sqlite3.Connection):
 
 
 class _WalDatabase(SQLite3Database):
-    """ASE's SQLite backend with WAL journaling and commits that do not fsync each time."""
+    """ASE's SQLite backend with WAL journaling and commits that do not fsync each time; or,
+    ``readonly``, through SQLite's read-only URI: reading a file can never alter it (ASE would
+    otherwise write its schema into any file it is pointed at)."""
+
+    def __init__(self, filename: str, readonly: bool = False):
+        self.readonly = readonly
+        super().__init__(filename)
 
     def _connect(self):
+        if self.readonly:
+            return sqlite3.connect(f"file:{self.filename}?mode=ro", uri=True, timeout=60,
+                                   factory=_ClosingConnection)
         connection = sqlite3.connect(self.filename, timeout=60, factory=_ClosingConnection)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         return connection
+
+
+def _check_gmd_dataset(path: Path) -> None:
+    """Refuse, reading only, a file without gmd-bench's tables (ASE's frames and ours)."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)) as connection:
+        tables = {row[0] for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"systems", "gmd_failures"} <= tables:
+        what = "an empty file" if not tables else "an ASE database written by another program" \
+            if "systems" in tables else "an SQLite file of another kind"
+        raise CorruptDatasetError(f"not a gmd-bench dataset: {path} ({what}); build one with "
+                                  "`gmd data build` or import frames with `gmd data import`")
 
 
 def _check_readable(path: Path) -> None:
@@ -88,10 +109,17 @@ def _check_readable(path: Path) -> None:
 
 
 class DatasetStore:
-    """Read and append labelled frames; the only code that touches the dataset file."""
+    """Read and append labelled frames; the only code that touches the dataset file.
 
-    def __init__(self, path: str | Path, create: bool = False):
+    Opened read-only unless it is created or ``write`` is asked: commands that only read a
+    dataset never change a byte of it, and a file that is not a gmd-bench dataset (another
+    program's ASE database, an empty file) is refused, not given a schema."""
+
+    def __init__(self, path: str | Path, create: bool = False, write: bool | None = None):
         self.path = Path(path)
+        write = create if write is None else write
+        if self.path.is_dir():
+            raise CorruptDatasetError(f"dataset {self.path} is a folder, not a dataset file")
         if self.path.exists():
             _check_readable(self.path)
         elif not create:
@@ -101,7 +129,10 @@ class DatasetStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise storage_error(error, self.path) from error
-        self.db = _WalDatabase(str(self.path))
+        self.db = _WalDatabase(str(self.path), readonly=not write)
+        if not write:
+            _check_gmd_dataset(self.path)
+            return
         try:
             with self.db.managed_connection() as connection:
                 connection.execute(_FAILURES_SCHEMA)

@@ -309,7 +309,7 @@ def grown_dataset(data: Path, pool: Pool, picks: np.ndarray, config: ActiveLearn
     with closing(sqlite3.connect(data)) as source, closing(sqlite3.connect(staging)) as copy:
         source.backup(copy)  # the committed content, write-ahead log included
     method = resolve_reference(ReferenceConfig(name=config.reference))
-    store = DatasetStore(staging)
+    store = DatasetStore(staging, write=True)
     with store.session():
         for index in picks:
             row = pool.rows[int(index)]

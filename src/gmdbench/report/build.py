@@ -113,7 +113,7 @@ def build_report(results_path: Path, out_dir: Path, representations: Path | None
     where the pipeline saved them (default: ``representations/`` beside the store);
     ``reference_archive``: gmd-bench's reference table, whose rows on the same datasets are
     shown beside the store's own (``runner/archive.py``)."""
-    results = ResultsStore(results_path)
+    results = ResultsStore(results_path, read_only=True)  # a report never alters its input
     if not results.runs():
         raise GmdError(f"results store {results_path} has no evaluated runs: run `gmd evaluate`")
     out_dir = Path(out_dir)

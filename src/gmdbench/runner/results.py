@@ -50,9 +50,25 @@ def model_label(run: dict[str, Any]) -> str:
     return run["model"] + (f" [{variant}]" if variant else "")
 
 
+_TABLES = {"runs", "metrics"}
+
+
 class ResultsStore:
-    def __init__(self, path: str | Path):
+    """The results store. ``read_only``: opened through SQLite's read-only URI (reports read
+    with it: a report never alters its input); a file without the store's tables is refused
+    either way, never given them (an existing store of another kind is not written into)."""
+
+    def __init__(self, path: str | Path, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
+        if self.path.is_dir():
+            raise ResultsStoreError(f"results store {self.path} is a folder, not a file")
+        if read_only and not self.path.exists():
+            raise ResultsStoreError(f"results store {self.path} does not exist")
+        if self.path.exists():
+            self._check_kind()
+        if read_only:
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -66,7 +82,26 @@ class ResultsStore:
             raise ResultsStoreError(f"results store {self.path} is not a results store: {error}"
                                     ) from error
 
+    def _check_kind(self) -> None:
+        """Refuse, reading only, a file that is not a (possibly still empty) results store."""
+        try:
+            with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
+                                         timeout=60)) as connection:
+                tables = {row[0] for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as error:
+            raise ResultsStoreError(f"not a gmd-bench results store: {self.path} ({error})"
+                                    ) from error
+        if tables and not tables >= _TABLES:
+            raise ResultsStoreError(
+                f"not a gmd-bench results store: {self.path} (an SQLite file with tables "
+                f"{', '.join(sorted(tables)[:4])}); give a new file or an existing store")
+        if not tables and self.read_only:  # an empty file: nothing a report can read
+            raise ResultsStoreError(f"not a gmd-bench results store: {self.path} (empty)")
+
     def _connect(self):
+        if self.read_only:
+            return closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60))
         return closing(sqlite3.connect(self.path, timeout=60))
 
     def record_run(self, run_id: str, task: str, model: str, regime: str, seed: int,
