@@ -58,3 +58,49 @@ def test_energy_decomposition_by_hand():
     assert result["energy_mae"] == pytest.approx(5 / 3)
     assert result["relative_energy_mae"] == pytest.approx(2 / 3)
     assert result["offset_mae"] == pytest.approx(1.5)  # mean over molecules, not frames (5/3)
+
+
+# -- values chosen so that a metric's near neighbours give other numbers (bench/mutation.py) --
+F2 = np.array([[0.1, 0.0, 0.0], [0.0, 0.2, 0.0]])  # two atoms: (N, 3) is not square
+G2 = np.array([[0.1, 0.1, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_cosine_and_magnitude_on_two_small_atoms():
+    # atom 0: 0.01 / (0.1 * sqrt(0.02)) = 1/sqrt2 (a denominator under 1: no clamp to 1);
+    # atom 1: predicted zero -> cosine 0, not nan (the clamp keeps 0/0 out)
+    assert metrics.force_cosine(G2, F2) == pytest.approx((1 / np.sqrt(2) + 0.0) / 2)
+    # | |G| - |F| | per atom: |sqrt(0.02) - 0.1|, |0 - 0.2|
+    assert metrics.force_magnitude_mae(G2, F2) == pytest.approx(
+        (np.sqrt(0.02) - 0.1 + 0.2) / 2)
+
+
+def test_cosine_excludes_a_reference_force_of_exactly_the_threshold():
+    reference = np.array([[1.0, 0.0, 0.0], [1e-10, 0.0, 0.0]])
+    predicted = np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    assert metrics.force_cosine(predicted, reference) == pytest.approx(1.0)  # "> 1e-10"
+
+
+def test_per_atom_energy_divides_by_the_atom_count():
+    # errors 0.5 on 4 atoms and 0.01 on 1: (0.125 + 0.01) / 2 (0.5 ** 4 would give 0.0625)
+    assert metrics.energy_mae_per_atom(np.array([0.5, 0.01]), np.zeros(2),
+                                       np.array([4, 1])) == pytest.approx(0.0675)
+
+
+def test_efwt_measures_the_error_not_the_sum_and_excludes_the_threshold():
+    reference = np.array([[1.0, 0.0, 0.0]])
+    structure = np.zeros(1, int)
+    close = np.array([[1.01, 0.0, 0.0]])  # off by 0.01 from a large force: within
+    assert metrics.efwt(np.zeros(1), np.zeros(1), close, reference, structure) == 1.0
+    on_threshold = np.array([[0.03, 0.0, 0.0]])  # an error norm of exactly 0.03: not "< 0.03"
+    assert metrics.efwt(np.zeros(1), np.zeros(1), on_threshold, np.zeros((1, 3)),
+                        structure) == 0.0
+
+
+def test_energy_decomposition_with_uneven_offsets():
+    from gmdbench.evaluation.metrics import energy_decomposition
+
+    # a: errors +1, +4 (offset 2.5, relative 1.5 and 1.5); b: -2 (offset -2, relative 0)
+    result = energy_decomposition(np.array([1.0, 4.0, -2.0]), np.zeros(3),
+                                  np.array(["a", "a", "b"]))
+    assert result == pytest.approx({"energy_mae": 7 / 3, "relative_energy_mae": 1.0,
+                                    "offset_mae": 2.25})

@@ -266,3 +266,30 @@ def test_archived_status_and_energy_parts_come_from_the_archived_files(archive, 
         error - np.array([offsets[s] for s in predictions.smiles]))))
     assert "offset_mae" not in json.loads((folder / "metrics.json").read_text())["ood_test"][
         "all"]
+
+
+def test_an_archived_run_loads_as_an_ase_calculator_and_reproduces_its_predictions(
+        archive, trained_runs, tiny_dataset):
+    """Weights and model_build.json are archived: the archived folder alone gives the model,
+    whose forces on test frames are the archived predictions."""
+    from gmdbench.data.store import DatasetStore
+    from gmdbench.runner.runs import run_calculator
+
+    _, run_dirs = trained_runs
+    store = DatasetStore(tiny_dataset)
+    for run_dir in run_dirs:
+        folder = archive / "runs" / run_dir.name
+        assert (folder / "model_build.json").exists() and (folder / "best.pt").exists()
+        calculator = run_calculator(folder)
+        archived = Predictions.load(folder / "predictions_ood_test.npz")
+        rows = sorted(store.rows(split="ood_test"), key=lambda r: (r.trajectory_id, r.frame))
+        start = 0
+        for row in rows[:2]:
+            atoms = store.to_atoms(row)
+            atoms.calc = calculator
+            n = len(atoms)
+            np.testing.assert_allclose(atoms.get_forces(), archived.forces[start:start + n],
+                                       rtol=1e-4, atol=1e-5)
+            assert atoms.get_potential_energy() == pytest.approx(archived.energy[
+                rows.index(row)], abs=1e-3)
+            start += n

@@ -22,6 +22,10 @@ Layout (``<archive>/``)::
         archive are the archived values' own
         routing.json            DeepSet-MoE only
         best.pt                 the weights, only where under 1 MB
+        model_build.json        what the network's shape depends on (elements, neighbour
+                                statistics): with best.pt, the archived model loads
+                                (`runner.runs.load_potential`, an ASE calculator); archived
+                                since 2026-12-05
     datasets/<dataset>.distance.json   SOAP distance statistics of the dataset's test frames
     datasets/labels-<hash>.npz         the labels of one set of test frames (float64)
     partial/<run directory>/    an unfinished run's directory (checkpoint included), saved when a
@@ -52,7 +56,7 @@ from gmdbench.runner.results import ResultsStore
 REPOSITORY_ARCHIVE = Path(__file__).resolve().parents[3] / "reference"
 WEIGHTS_LIMIT = 1_000_000  # bytes: heavier weights stay out of the repository
 COPIED = ("training.json", "metrics.json", "predictions_id_test.npz",
-          "predictions_ood_test.npz", "routing.json")
+          "predictions_ood_test.npz", "routing.json", "model_build.json")
 RECORD_KEYS = ("run_id", "task", "model", "regime", "seed", "dataset_hash", "level_of_theory",
                "config", "model_metadata", "versions", "timings", "training")
 
