@@ -107,7 +107,7 @@ def test_report_rebuilt_from_the_archive_is_reproducible_and_equals_the_original
     second = rebuild_reference_report(archive, tmp_path / "second")
     assert [p.name for p in first] == [p.name for p in second]
     for a, b in zip(first, second, strict=True):
-        if a.name == "comparison.md":  # names its report folder
+        if a.name == "reference_readme.md":  # names its report folder
             assert a.read_text().replace("first", "second") == b.read_text()
         else:
             assert a.read_bytes() == b.read_bytes(), a.name
@@ -115,8 +115,8 @@ def test_report_rebuilt_from_the_archive_is_reproducible_and_equals_the_original
                             representations=tmp_path / "none")
     assert (tmp_path / "original" / "table.md").read_text() == \
         (tmp_path / "first" / "table.md").read_text()
-    # + comparison.md; no chart beside the published table: it is of another task
-    assert len(original) == len(first) - 1
+    # + comparison.md and the README; no chart beside the published table (another task)
+    assert len(original) == len(first) - 2
     assert not (tmp_path / "first" / "comparison.png").exists()
 
 

@@ -20,7 +20,7 @@ from gmdbench.report.plots import (
     ratio_chart,
 )
 from gmdbench.report.routing import write_routing
-from gmdbench.report.tables import table_rows, write_tables
+from gmdbench.report.tables import table_rows, task_order, write_tables
 from gmdbench.report.uncertainty import write_uncertainty
 from gmdbench.runner.archive import load_archive
 from gmdbench.runner.results import ResultsStore, model_label
@@ -83,7 +83,7 @@ def write_figures(results: ResultsStore, reference: ResultsStore | None,
         learning.setdefault(run["task"], {}).setdefault(label, []).append(
             saved.get("learning_curve") or [])
     lines, written = ["# Figures\n"], []
-    for task in sorted({row.task for row in rows}):
+    for task in task_order(rows):
         lines.append(f"## {task}\n")
         ratio = ratio_chart(rows, task, out_dir / f"ratio_{task}.png")
         if ratio:

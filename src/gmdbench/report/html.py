@@ -4,14 +4,19 @@ tables rendered, figures shown inline (linked relative to the page, so the folde
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 # the order sections appear in; any other markdown file follows, alphabetically
-ORDER = ("active_learning.md", "table.md", "figures.md", "uncertainty.md", "ablation.md",
-         "routing.md", "representations.md", "probes.md")
+ORDER = ("comparison.md", "why_ratios.md", "active_learning.md", "table.md", "figures.md",
+         "uncertainty.md", "ablation.md", "routing.md", "representations.md", "probes.md")
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+       padding: 0 1em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+td { white-space: nowrap; }
+figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; margin: 0.5em 0; border: 1px solid #eee; }
@@ -46,6 +51,18 @@ document.querySelectorAll('table').forEach(function (table) {
 """
 
 
+_IMAGE = re.compile(r'<p><img alt="([^"]*)" src="([^"]*)" ?/?></p>')
+
+
+def _wrap(fragment: str) -> str:
+    """Tables scroll inside the page width (wide tables never push columns off-screen) and
+    every figure gets its alt text as a caption."""
+    fragment = fragment.replace("<table>", '<div class="scroll"><table>').replace(
+        "</table>", "</table></div>")
+    return _IMAGE.sub(lambda m: f'<figure><img alt="{m[1]}" src="{m[2]}">'
+                      f"<figcaption>{m[1]}</figcaption></figure>", fragment)
+
+
 def write_html(report_dir: Path, title: str = "gmd-bench report") -> Path:
     import markdown
 
@@ -57,7 +74,7 @@ def write_html(report_dir: Path, title: str = "gmd-bench report") -> Path:
     for source in sources:
         text = source.read_text()
         shown.update(part.split(")")[0] for part in text.split("](")[1:])
-        body.append(markdown.markdown(text, extensions=["tables"]))
+        body.append(_wrap(markdown.markdown(text, extensions=["tables"])))
     figures = [p for p in sorted(report_dir.glob("*.png")) if p.name not in shown]
     if figures:
         body.append("<h2>Figures</h2>")

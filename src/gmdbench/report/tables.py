@@ -272,9 +272,16 @@ def reference_rows(reference: ResultsStore, rows: list[TableRow]) -> tuple[list[
     return shown, notes
 
 
+def task_order(rows: list[TableRow]) -> list[str]:
+    """Tasks with the most configurations first (a reference report leads with its main
+    matrix's task, not with the alphabet), then by name."""
+    counts = Counter(row.task for row in rows if not row.baseline)
+    return sorted({row.task for row in rows}, key=lambda task: (-counts[task], task))
+
+
 def markdown_table(rows: list[TableRow], notes: list[str] | None = None) -> str:
     lines = []
-    for task in sorted({row.task for row in rows}):
+    for task in task_order(rows):
         task_rows = [row for row in rows if row.task == task]
         theories = sorted({row.level_of_theory for row in task_rows})
         hashes = sorted({row.dataset_hash[:12] for row in task_rows})
