@@ -23,3 +23,25 @@ def tiny_matrix_file(template: str, tmp_path: Path) -> Path:
     path = tmp_path / template
     path.write_text(text)
     return path
+
+
+def tiny_schnet(tiny_dataset: Path):
+    """A small SchNet on the tiny dataset with fitted E0 and force scale, seeded; and its train
+    and val graph sets (the trainer tests' set-up)."""
+    import torch
+
+    from gmdbench.data.graphs import graphset_from_store
+    from gmdbench.data.store import DatasetStore
+    from gmdbench.models.base import Potential
+    from gmdbench.models.registry import build_model, model_config
+    from gmdbench.training.reference_energies import fit_reference_energies, force_scale
+
+    store = DatasetStore(tiny_dataset)
+    train_set, _ = graphset_from_store(store, "train", 4.0)
+    val_set, _ = graphset_from_store(store, "val", 4.0)
+    torch.manual_seed(3)
+    network = build_model(model_config("schnet", {"cutoff": 4.0, "hidden_channels": 16,
+                                                  "num_filters": 16}), train_set.elements, {})
+    potential = Potential(network, fit_reference_energies(train_set, train_set.elements),
+                          scale=force_scale(train_set))
+    return potential, train_set, val_set

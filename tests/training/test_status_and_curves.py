@@ -10,12 +10,10 @@ import torch
 from gmdbench.config import TrainConfig
 from gmdbench.data.graphs import graphset_from_store
 from gmdbench.data.store import DatasetStore
-from gmdbench.models.base import Potential
-from gmdbench.models.registry import build_model, model_config
 from gmdbench.runner.executor import observe_curve, train_run
 from gmdbench.runner.runs import RunConfig
-from gmdbench.training.reference_energies import fit_reference_energies, force_scale
 from gmdbench.training.trainer import train, training_status
+from tests_support import tiny_schnet
 
 
 def _history(maes, losses=None):
@@ -43,15 +41,7 @@ def test_status_tells_converged_capped_and_diverged_apart():
 
 
 def _setup(tiny_dataset):
-    store = DatasetStore(tiny_dataset)
-    train_set, _ = graphset_from_store(store, "train", 4.0)
-    val_set, _ = graphset_from_store(store, "val", 4.0)
-    torch.manual_seed(3)
-    network = build_model(model_config("schnet", {"cutoff": 4.0, "hidden_channels": 16,
-                                                  "num_filters": 16}), train_set.elements, {})
-    potential = Potential(network, fit_reference_energies(train_set, train_set.elements),
-                          scale=force_scale(train_set))
-    return potential, train_set, val_set
+    return tiny_schnet(tiny_dataset)
 
 
 def test_cosine_schedule_decays_to_its_floor_within_the_cap(tiny_dataset, tmp_path):

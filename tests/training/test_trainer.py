@@ -5,26 +5,16 @@ import torch
 from gmdbench.config import TrainConfig
 from gmdbench.data.graphs import graphset_from_store
 from gmdbench.data.store import DatasetStore
-from gmdbench.models.base import Potential
-from gmdbench.models.registry import build_model, model_config
 from gmdbench.training.reference_energies import (
     composition_matrix,
     fit_reference_energies,
-    force_scale,
 )
 from gmdbench.training.trainer import train
+from tests_support import tiny_schnet
 
 
 def _setup(tiny_dataset):
-    store = DatasetStore(tiny_dataset)
-    train_set, _ = graphset_from_store(store, "train", 4.0)
-    val_set, _ = graphset_from_store(store, "val", 4.0)
-    torch.manual_seed(3)
-    network = build_model(model_config("schnet", {"cutoff": 4.0, "hidden_channels": 16,
-                                                  "num_filters": 16}), train_set.elements, {})
-    potential = Potential(network, fit_reference_energies(train_set, train_set.elements),
-                          scale=force_scale(train_set))
-    return potential, train_set, val_set
+    return tiny_schnet(tiny_dataset)
 
 
 CONFIG = TrainConfig(epochs=6, batch_size=4, learning_rate=2e-3, ema_decay=0.9)
