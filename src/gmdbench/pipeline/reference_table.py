@@ -150,14 +150,8 @@ def _why_ratios(archive: Path, results: ResultsStore, study_db: Path, out_dir: P
                 ) -> list[StudyRun]:
     """The why-ratios study's runs (``<archive>/why-ratios``), its figure and its page in the
     report folder (the HTML page shows every markdown file of the folder)."""
-    study_archive = Path(archive) / STUDY_FOLDER
     matrix = load_matrix("why-ratios")
-    if not (study_archive / "runs").is_dir():
-        runs: list[StudyRun] = []
-    else:
-        store = load_archive(study_archive, study_db)
-        runs = study_runs(store.runs(), store.metrics("all"),
-                          load_preset(matrix.preset).sampler.frames_per_trajectory)
+    runs = archived_study_runs(archive, study_db)
     published = published_table()
     reference_points = _reference_ratio_points(results)
     chart = why_ratios_chart(
@@ -183,6 +177,21 @@ def _why_ratios(archive: Path, results: ResultsStore, study_db: Path, out_dir: P
         WHY_RATIOS_CHART if chart else None, matrix.n_runs,
         WHY_RATIOS_CURVES if curves_chart else None)))
     return runs
+
+
+def archived_study_runs(archive: Path, study_db: Path | None = None) -> list[StudyRun]:
+    """The why-ratios study's archived runs (``<archive>/why-ratios/runs``), loaded into a
+    throw-away results store (``study_db``, or a temporary one)."""
+    study_archive = Path(archive) / STUDY_FOLDER
+    if not (study_archive / "runs").is_dir():
+        return []
+    frames = load_preset(load_matrix("why-ratios").preset).sampler.frames_per_trajectory
+    if study_db is not None:
+        store = load_archive(study_archive, study_db)
+        return study_runs(store.runs(), store.metrics("all"), frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = load_archive(study_archive, Path(tmp) / "study.db")
+        return study_runs(store.runs(), store.metrics("all"), frames)
 
 
 def _reference_ratio_law(results: ResultsStore) -> PowerLaw | None:
@@ -253,7 +262,11 @@ def _published_task_rows(rows: list[TableRow]) -> list[TableRow]:
 
 def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
                      report_dir: Path, study: list[StudyRun] | None = None) -> str:
-    """reference/README.md: status, how to continue, cost, and the published comparison."""
+    """reference/README.md: status, how to continue, cost, and the published comparison.
+    ``study`` is the why-ratios study's runs when the caller has loaded them already; read
+    from ``<archive>/why-ratios`` otherwise, so the page never depends on who calls it."""
+    if study is None:
+        study = archived_study_runs(archive)
     runs = results.runs()
     all_rows = collect_rows(results)  # every task's, read once
     rows = _published_task_rows(all_rows)
@@ -301,7 +314,7 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         *across_tasks(all_rows, PUBLISHED_TASK, list(others.tasks)),
         "",
         *why_ratios_section(
-            study or [], published, PUBLISHED_NAMES, _reference_ratio_law(results),
+            study, published, PUBLISHED_NAMES, _reference_ratio_law(results),
             f"{report}/{WHY_RATIOS_CHART}" if (report_dir / WHY_RATIOS_CHART).exists() else None,
             load_matrix("why-ratios").n_runs,
             f"{report}/{WHY_RATIOS_CURVES}" if (report_dir / WHY_RATIOS_CURVES).exists()
