@@ -47,7 +47,7 @@ from gmdbench.pipeline.reference_table import (
 )
 from gmdbench.pipeline.representations import ProjectionSettings, represent_runs
 from gmdbench.pipeline.suites import run_suite
-from gmdbench.pipeline.uncertainty import uncertainty_for_runs
+from gmdbench.pipeline.uncertainty import archive_uncertainty, uncertainty_for_runs
 from gmdbench.probes.suite import BUILTIN_SUITES, builtin_suite_names, load_suite
 from gmdbench.progress import ProgressLines
 from gmdbench.reference.registry import ReferenceConfig, resolve_reference
@@ -544,14 +544,18 @@ def uncertainty_command(
         help="output folder (default: uncertainty/<configuration> beside the runs folder, "
              "where `gmd report` finds it)")] = None,
     bins: Annotated[int, typer.Option(min=2, help="equal-count bins of each curve")] = 8,
+    distance: Annotated[bool, typer.Option(
+        help="score the SOAP distance from train too (needs the runs' dataset)")] = True,
 ) -> None:
-    """Uncertainty of a configuration: its seeds' ensemble spread and the SOAP distance from
-    train, each scored against the actual force error on ID and OOD test frames (Spearman,
-    binned curve with counts, ENCE, 1-/2-sigma coverage); json, csv and a plot."""
+    """Uncertainty of a configuration: its seeds' ensemble spreads (per frame mean and max over
+    atoms) and the SOAP distance from train, each scored against the actual force error on ID
+    and OOD test frames, pooled and within molecule beside molecule-only baselines; the
+    sigmas' calibration against a calibrated M-member ensemble and recalibrated on held-out ID
+    frames; json, csv and plots."""
     for run_dir in runs:
         if not run_dir.is_dir():
             raise GmdError(f"run directory {run_dir} does not exist")
-    summary = uncertainty_for_runs(runs, out, bins=bins)
+    summary = uncertainty_for_runs(runs, out, bins=bins, distance=distance)
     table = Table("split", *summary["signals"], "ENCE", "within 1σ", "within 2σ")
     for split, data in summary["splits"].items():
         rhos = [data["signals"][name]["spearman"] for name in summary["signals"]]
@@ -559,9 +563,29 @@ def uncertainty_command(
                       "-" if data["ence"] is None else f"{data['ence']:.2f}",
                       f"{data['coverage']['within_1_sigma']:.2f}",
                       f"{data['coverage']['within_2_sigma']:.2f}")
-    console.print("Spearman of each signal with the per-frame force error:")
+    console.print("Spearman of each signal with the per-frame force error (pooled):")
     console.print(table)
-    console.print(f"best signal for OOD failures: {summary['best_ood_signal']}")
+    ood = summary["splits"]["ood_test"]
+    console.print("OOD within molecule (median rho over molecules): " + ", ".join(
+        f"{name} {_median(ood['signals'][name]['within_molecule'])}"
+        for name in summary["signals"]))
+    console.print("molecule-only baselines, OOD pooled rho: " + ", ".join(
+        f"{name} {data['spearman']:.2f}" for name, data in ood["baselines"].items()
+        if data["spearman"] is not None))
+    calibration = summary["calibration"]
+    console.print(
+        f"calibration: a calibrated {calibration['members']}-member ensemble covers "
+        f"{calibration['expected_within_1_sigma']:.2f} / "
+        f"{calibration['expected_within_2_sigma']:.2f} within 1/2 sigma; variance scale fitted "
+        f"on held-out ID frames {calibration['variance_scale']:.2f}; OOD after it: "
+        f"{calibration['splits']['ood_test']['recalibrated_within_1_sigma']:.2f} / "
+        f"{calibration['splits']['ood_test']['recalibrated_within_2_sigma']:.2f}")
+    console.print(f"best signal for OOD failures: {summary['best_ood_signal']} (pooled), "
+                  f"{summary['best_ood_signal_within_molecule']} (within molecule)")
+
+
+def _median(within: dict) -> str:
+    return "-" if within["median"] is None else f"{within['median']:.2f}"
 
 
 @app.command("active-learn")
@@ -633,6 +657,20 @@ def reference_table_report(
     """Rebuild the reference report from the archived files alone: no training, no weights."""
     for path in rebuild_reference_report(archive, out):
         console.print(f"wrote {path}")
+
+
+@table_app.command("uncertainty")
+def reference_table_uncertainty(
+    archive: ArchiveOption = REPOSITORY_ARCHIVE,
+    out: Annotated[Path | None, typer.Option(
+        help="output folder (default: <archive>/uncertainty)")] = None,
+) -> None:
+    """Uncertainty of every archived configuration with two or more seeds, from the committed
+    predictions alone: ranking skill pooled and within molecule, calibration and
+    recalibration; README.md beside them."""
+    for label, outcome in archive_uncertainty(archive, out or Path(archive) / "uncertainty"
+                                              ).items():
+        console.print(f"{label}: {outcome}")
 
 
 def _cluster_spec(executor: Executor, gpus: int | None, cluster: ClusterKind | None,

@@ -181,6 +181,17 @@ def test_uncertainty_of_an_ensemble_is_written_and_checked(trained_runs, tmp_pat
         for name in summary["signals"]:
             assert data["signals"][name]["frames"] > 0
     assert (tmp_path / "u" / "uncertainty.png").stat().st_size > 0
+    assert (tmp_path / "u" / "reliability.png").stat().st_size > 0
+    ood = summary["splits"]["ood_test"]
+    within = ood["signals"]["ensemble_force_std"]["within_molecule"]
+    assert within["groups"] <= within["of_groups"] == ood["molecules"]
+    assert set(ood["baselines"]) == {"inverse_atoms", "molecule_mean_force_std"}
+    calibration = summary["calibration"]
+    assert calibration["members"] == 2
+    assert calibration["expected_within_1_sigma"] < 0.6827  # two members: Student-t, 1 dof
+    assert calibration["calibration_components"] > 0
+    header = (tmp_path / "u" / "frames.csv").read_text().splitlines()[0].split(",")
+    assert {"n_atoms", "worst_atom_error", "force_deviation_max", "inverse_atoms"} <= set(header)
     with pytest.raises(GmdError, match="differs in"):
         uncertainty_for_runs([run_dirs[0], run_dirs[2]], tmp_path / "v")  # schnet and mace
 

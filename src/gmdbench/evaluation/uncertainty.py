@@ -95,3 +95,50 @@ def signal_calibration(signal: np.ndarray, error: np.ndarray, bins: int = 8) -> 
     """Spearman and the binned curve of one per-frame signal against per-frame error."""
     return {"spearman": spearman(signal, error), "binned": binned_error(signal, error, bins),
             "frames": len(signal)}
+
+
+def per_frame_max(values: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
+    """Max of a per-atom scalar over each frame's atoms (the worst atom, as DP-GEN and FLARE
+    aggregate: one bad atom makes a bad frame however many good ones surround it)."""
+    starts = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
+    return np.maximum.reduceat(np.asarray(values, dtype=np.float64), starts)
+
+
+def atom_force_deviation(component_sigma: np.ndarray) -> np.ndarray:
+    """Per atom, the norm of the force spread vector, sqrt(sum over x, y, z of sigma^2): DeePMD's
+    model deviation epsilon_F,i (with the sample variance, ddof=1, where DeePMD divides by M)."""
+    return np.sqrt(np.sum(component_sigma**2, axis=1))
+
+
+def relative_force_deviation(component_sigma: np.ndarray, mean_forces: np.ndarray,
+                             level: float) -> np.ndarray:
+    """epsilon_F,i / (|F_i| + level), DeePMD's relative model deviation: a large force on an atom
+    excuses a proportionally larger spread. ``level`` (eV/A) keeps near-zero forces finite."""
+    return atom_force_deviation(component_sigma) / (np.linalg.norm(mean_forces, axis=1) + level)
+
+
+def within_group_spearman(signal: np.ndarray, error: np.ndarray, groups: np.ndarray,
+                          min_frames: int = 5) -> dict:
+    """Spearman of signal and error inside each group (molecule): the median over groups, its
+    quartiles and how many groups had a defined rho (``min_frames`` or more frames, neither
+    array constant). Pooled Spearman mixes this with how molecules differ from each other."""
+    rhos = {}
+    for group in np.unique(groups):
+        inside = groups == group
+        if inside.sum() >= min_frames:
+            rho = spearman(signal[inside], error[inside])
+            if rho is not None:
+                rhos[str(group)] = rho
+    values = np.array(list(rhos.values()))
+    return {"median": float(np.median(values)) if values.size else None,
+            "quartiles": [float(q) for q in np.percentile(values, [25, 75])]
+            if values.size else None,
+            "groups": len(rhos), "of_groups": int(np.unique(groups).size), "per_group": rhos}
+
+
+def group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each frame's value replaced by its group's mean: the part of a signal that only says
+    which molecule a frame belongs to."""
+    _, inverse = np.unique(groups, return_inverse=True)
+    means = np.bincount(inverse, weights=values) / np.bincount(inverse)
+    return means[inverse]

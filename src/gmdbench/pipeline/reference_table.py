@@ -322,4 +322,9 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",
     ]
+    if (Path(archive) / "uncertainty" / "README.md").exists():
+        lines.append("Uncertainty of every configuration with three seeds (a deep ensemble): "
+                     "ranking skill pooled and within molecule, calibration against a "
+                     "3-member ensemble's yardstick, recalibration: `uncertainty/README.md` "
+                     "(`gmd reference-table uncertainty`, from the committed predictions).\n")
     return "\n".join(lines)

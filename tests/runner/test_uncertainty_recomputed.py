@@ -1,0 +1,95 @@
+"""The committed uncertainty numbers (reference/uncertainty, issue 28), recomputed from the
+committed predictions with numpy and scipy alone: the within-molecule Spearman, the molecule-only
+baseline and the recalibrated (split-conformal) coverage. Independent of gmdbench.evaluation, so
+a definition that drifted in the code fails here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from gmdbench.pipeline.uncertainty import archive_uncertainty
+
+pytestmark = pytest.mark.archive
+
+ARCHIVE = Path(__file__).resolve().parents[2] / "reference"
+SUMMARIES = sorted((ARCHIVE / "uncertainty").glob("*/uncertainty.json"))
+
+
+def _ensemble(run_dirs: list[str], split: str) -> dict[str, np.ndarray]:
+    """Members' forces from the committed predictions: mean, sample sigma, frame keys."""
+    loaded = []
+    for name in run_dirs:
+        run_dir = ARCHIVE / "runs" / name
+        with np.load(run_dir / f"predictions_{split}.npz") as data:
+            arrays = {name: data[name] for name in data.files}
+        if "labels" in arrays:  # compact form: labels in a shared file
+            with np.load(run_dir / str(arrays.pop("labels"))) as labels:
+                arrays = {**{n: labels[n] for n in labels.files}, **arrays}
+        loaded.append(arrays)
+    forces = np.stack([a["forces"].astype(np.float64) for a in loaded])
+    first = loaded[0]
+    return {"mean": forces.mean(axis=0), "sigma": forces.std(axis=0, ddof=1),
+            "reference": first["forces_reference"], "n_atoms": first["n_atoms"],
+            "smiles": first["smiles"], "trajectory_id": first["trajectory_id"],
+            "frame": first["frame"]}
+
+
+def _per_frame_mean(values: np.ndarray, n_atoms: np.ndarray) -> np.ndarray:
+    ends = np.cumsum(n_atoms)
+    return np.array([values[end - n:end].mean() for n, end in zip(n_atoms, ends, strict=True)])
+
+
+def test_the_archive_has_uncertainty_summaries():
+    assert SUMMARIES, "reference/uncertainty is empty: run `gmd reference-table uncertainty`"
+
+
+@pytest.mark.parametrize("path", SUMMARIES, ids=[p.parent.name for p in SUMMARIES])
+def test_within_molecule_spearman_and_baseline_recomputed(path: Path):
+    summary = json.loads(path.read_text())
+    data = _ensemble(summary["run_dirs"], "ood_test")
+    error = _per_frame_mean(np.abs(data["mean"] - data["reference"]).mean(axis=1),
+                            data["n_atoms"])
+    spread = _per_frame_mean(np.sqrt((data["sigma"] ** 2).mean(axis=1)), data["n_atoms"])
+    rhos = [spearmanr(spread[data["smiles"] == m], error[data["smiles"] == m]).statistic
+            for m in np.unique(data["smiles"])]
+    stored = summary["splits"]["ood_test"]["signals"]["ensemble_force_std"]
+    assert stored["within_molecule"]["median"] == pytest.approx(float(np.median(rhos)), abs=1e-9)
+    assert stored["spearman"] == pytest.approx(spearmanr(spread, error).statistic, abs=1e-9)
+    baseline = summary["splits"]["ood_test"]["baselines"]["inverse_atoms"]["spearman"]
+    assert baseline == pytest.approx(spearmanr(1 / data["n_atoms"], error).statistic, abs=1e-9)
+
+
+@pytest.mark.parametrize("path", SUMMARIES, ids=[p.parent.name for p in SUMMARIES])
+def test_recalibrated_coverage_recomputed(path: Path):
+    summary = json.loads(path.read_text())
+    calibration = summary["calibration"]
+    assert calibration["fitted_on"] == "id_test, later half in time of each trajectory"
+    id_data = _ensemble(summary["run_dirs"], "id_test")
+    fit = np.zeros(len(id_data["frame"]), dtype=bool)
+    for trajectory in np.unique(id_data["trajectory_id"]):
+        inside = id_data["trajectory_id"] == trajectory
+        fit |= inside & (id_data["frame"] >= np.median(id_data["frame"][inside]))
+    rows = np.repeat(fit, id_data["n_atoms"])
+    scores = np.sort(np.abs(id_data["mean"] - id_data["reference"])[rows].ravel()
+                     / id_data["sigma"][rows].ravel())
+    factor = scores[math.ceil((scores.size + 1) * 0.68) - 1]
+    assert calibration["conformal_factor"]["0.68"] == pytest.approx(factor, rel=1e-9)
+    scale = math.sqrt(np.mean(scores ** 2))
+    assert calibration["variance_scale"] == pytest.approx(scale, rel=1e-9)
+    ood = _ensemble(summary["run_dirs"], "ood_test")
+    inside = np.abs(ood["mean"] - ood["reference"]) <= factor * ood["sigma"]
+    assert calibration["splits"]["ood_test"]["conformal_within_0.68"] == pytest.approx(
+        float(inside.mean()), abs=1e-12)
+
+
+def test_committed_uncertainty_readme_is_what_the_archive_rebuilds(tmp_path):
+    archive_uncertainty(ARCHIVE, tmp_path)
+    committed = ARCHIVE / "uncertainty" / "README.md"
+    assert (tmp_path / "README.md").read_text() == committed.read_text(), \
+        f"{committed} is stale: run `gmd reference-table uncertainty` and commit"
