@@ -31,7 +31,11 @@ from gmdbench.errors import GmdError
 from gmdbench.files import storage_error
 from gmdbench.models.base import resolve_device
 from gmdbench.models.registry import model_config, model_sizes, registered_models
-from gmdbench.pipeline.active_learning import load_study, run_active_learning
+from gmdbench.pipeline.active_learning import (
+    load_study,
+    rebuild_active_learning_report,
+    run_active_learning,
+)
 from gmdbench.pipeline.clusters import (
     ClusterSpec,
     load_slurm_config,
@@ -607,6 +611,16 @@ def active_learn_command(
                   highlight=False)
     console.print(f"summary: {summary}; report: {out / 'report'}; "
                   f"{time.perf_counter() - started:.0f} s")
+
+
+@app.command("active-learn-report")
+def active_learn_report_command(
+    folder: Annotated[Path, typer.Argument(help="a finished study's output folder")],
+) -> None:
+    """Rebuild a finished active-learning study's report (curves, labels to target, paired
+    comparisons over seeds) from its saved curve and config: no model, no label."""
+    summary = rebuild_active_learning_report(folder)
+    console.print(f"wrote {summary} and {folder / 'report'}")
 
 
 ArchiveOption = Annotated[Path, typer.Option(

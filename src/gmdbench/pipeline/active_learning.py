@@ -27,18 +27,21 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gmdbench.active.acquisition import (
+    CONTROL,
     RULES,
     Rule,
     pick_farthest_points,
     pick_largest,
     pick_random,
+    pick_top_in_clusters,
 )
+from gmdbench.active.overlap import near_copies
 from gmdbench.config import ModelEntry, TrainConfig, load_named, load_preset
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.graphs import graphset_from_store
@@ -68,6 +71,10 @@ class PoolConfig(BaseModel):
     trajectories: int = Field(2, ge=1, description="MD trajectories per OOD molecule")
     frames_per_trajectory: int = Field(24, ge=1)
     seed_offset: int = Field(1000, ge=1, description="pool data seed = data_seed + this")
+    per_seed: int | None = Field(
+        None, ge=1, description="each seed's rules choose from a random subset of this many "
+        "pool frames (drawn with the seed), so deterministic rules vary with the seed too and "
+        "their spread over seeds is not training noise alone; None: the whole pool")
 
 
 class ActiveLearningConfig(BaseModel):
@@ -97,6 +104,26 @@ class ActiveLearningConfig(BaseModel):
     other_ratios: list[float] = Field(
         default_factory=lambda: [1.5, 1.25, 1.2], description="further OOD/ID ratios whose "
         "labels-to-reach are reported (the goal may already hold before any label is added)")
+    target_ood_force_mae: float | None = Field(
+        None, gt=0, description="an absolute goal (eV/A): labels until the OOD force MAE is "
+        "at or below it, per seed; the study should start above it")
+    batch_diversity: Literal["none", "clusters"] = Field(
+        "none", description="ensemble and distance rules: top-N by score (none), or the best "
+        "of each of N k-means clusters of the 4N best (clusters)")
+    disjoint_rmsd: float = Field(0.05, ge=0, description="a pool frame within this RMSD (A, "
+                                 "after alignment) of a base frame is refused as a near-copy")
+    baseline_rule: str = Field("random", description="the rule every other is compared with, "
+                               "seed by seed")
+
+    @model_validator(mode="after")
+    def _control_needs_fine_tuning(self) -> ActiveLearningConfig:
+        if CONTROL in self.rules and self.update != "fine-tune":
+            raise ValueError(f"the {CONTROL} control needs update: fine-tune (retraining on "
+                             "unchanged data reproduces round 0)")
+        if self.baseline_rule not in self.rules:
+            raise ValueError(f"baseline_rule {self.baseline_rule!r} is not among the rules "
+                             f"{self.rules}")
+        return self
 
 
 def load_study(name_or_path: str) -> ActiveLearningConfig:
@@ -124,8 +151,9 @@ def geometry_hash(numbers: np.ndarray, positions: np.ndarray) -> str:
                           ).hexdigest()
 
 
-def check_pool_disjoint(pool: DatasetStore, base: DatasetStore) -> None:
-    """Refuse a pool that holds any frame of the base dataset's test (or train) splits."""
+def check_pool_disjoint(pool: DatasetStore, base: DatasetStore, rmsd: float = 0.05) -> None:
+    """Refuse a pool that holds any frame of the base dataset (test or train splits): exactly,
+    or within ``rmsd`` A after optimal alignment (a shifted or rotated copy)."""
     taken = {geometry_hash(row.numbers, row.positions) for row in base.rows()}
     shared = [row.trajectory_id for row in pool.rows(split="ood_test")
               if geometry_hash(row.numbers, row.positions) in taken]
@@ -133,6 +161,16 @@ def check_pool_disjoint(pool: DatasetStore, base: DatasetStore) -> None:
         raise GmdError(f"pool {pool.path} shares {len(shared)} frame(s) with dataset "
                        f"{base.path} (first: trajectory {shared[0]}): choose another "
                        "pool.seed_offset")
+    if rmsd > 0:
+        close = near_copies(
+            ((f"{r.trajectory_id}/{r.frame}", r.numbers, r.positions)
+             for r in pool.rows(split="ood_test")),
+            ((r.trajectory_id, r.numbers, r.positions) for r in base.rows()), rmsd)
+        if close:
+            raise GmdError(f"pool {pool.path} holds {len(close)} near-copies (RMSD < {rmsd} A "
+                           f"after alignment) of frames of dataset {base.path} (first: "
+                           f"{close[0][0]}, {close[0][1]:.3f} A): choose another "
+                           "pool.seed_offset")
 
 
 def _pool_preset(config: ActiveLearningConfig):
@@ -169,7 +207,7 @@ def run_active_learning(config: ActiveLearningConfig, out_dir: Path,
             raise GmdError(f"dataset {path}: {len(report.failures)} frame(s) failed; see "
                            f"`gmd data info {path}`")
     base = DatasetStore(base_path)
-    check_pool_disjoint(DatasetStore(pool_path), base)
+    check_pool_disjoint(DatasetStore(pool_path), base, config.disjoint_rmsd)
     probe = run_config(config.model, task.name, 0, base.content_hash())
     pool = Pool(DatasetStore(pool_path), graph_cutoff(probe))
     if len(pool) < config.rounds * config.batch:
@@ -226,9 +264,20 @@ def _one_study(config: ActiveLearningConfig, task: str, rule: str, seed: int, ba
             break
         picks = round_picks(config, rule, seed, round_index + 1, dirs, data, pool, labelled,
                             folder, device)
-        labelled = np.concatenate([labelled, picks])
-        data = grown_dataset(data, pool, picks, config, folder / f"round{round_index + 1}")
+        if len(picks):  # the no-label control trains on, on unchanged data
+            labelled = np.concatenate([labelled, picks])
+            data = grown_dataset(data, pool, picks, config, folder / f"round{round_index + 1}")
     return points
+
+
+def seed_candidates(config: ActiveLearningConfig, pool_size: int, seed: int) -> np.ndarray:
+    """The pool indices a seed's rules may choose from: the whole pool, or a subset of
+    ``pool.per_seed`` frames drawn with the seed (the same for every rule of that seed, so the
+    rules stay paired)."""
+    if config.pool.per_seed is None or config.pool.per_seed >= pool_size:
+        return np.arange(pool_size)
+    rng = np.random.default_rng([seed, config.pool.seed_offset])
+    return np.sort(rng.choice(pool_size, size=config.pool.per_seed, replace=False))
 
 
 def round_picks(config: ActiveLearningConfig, rule: str, seed: int, round_index: int,
@@ -239,9 +288,9 @@ def round_picks(config: ActiveLearningConfig, rule: str, seed: int, round_index:
     path = folder / f"round{round_index}" / "picks.json"
     if path.exists():
         return np.asarray(json.loads(path.read_text())["pool_indices"], dtype=np.int64)
-    candidates = np.setdiff1d(np.arange(len(pool)), labelled)
+    candidates = np.setdiff1d(seed_candidates(config, len(pool), seed), labelled)
     picks = pick(rule, candidates, config.batch, seed, round_index, run_dirs, data, pool,
-                 device)
+                 device, config.batch_diversity)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps({
         "rule": rule, "seed": seed, "round": round_index, "pool_indices": picks.tolist(),
@@ -251,25 +300,36 @@ def round_picks(config: ActiveLearningConfig, rule: str, seed: int, round_index:
 
 
 def pick(rule: str, candidates: np.ndarray, n: int, seed: int, round_index: int,
-         run_dirs: list[Path], data: Path, pool: Pool, device: str = "cpu") -> np.ndarray:
-    """Apply one acquisition rule to the candidates (pool indices)."""
+         run_dirs: list[Path], data: Path, pool: Pool, device: str = "cpu",
+         diversity: str = "none") -> np.ndarray:
+    """Apply one acquisition rule to the candidates (pool indices); ``diversity`` "clusters"
+    spreads the batches of the score rules (ensemble, distance) over k-means clusters."""
+    if rule == CONTROL:
+        return np.array([], dtype=np.int64)
     if rule == "random":
         return pick_random(candidates, n, seed, round_index)
-    if rule == "ensemble":
+    if rule not in ("ensemble", "distance", "farthest_point"):
+        raise GmdError(f"unknown acquisition rule {rule!r}: use {', '.join(RULES)} or "
+                       f"{CONTROL}")
+    if rule == "ensemble" and diversity == "none":
         sigma = pool_ensemble_spread(run_dirs, pool, device)
         return pick_largest(candidates, sigma[candidates], n)
     train, pool_features, pool_numbers = _soap_of(data, pool)
-    if rule == "distance":
+    frames = per_frame(pool_features, pool.graphs.n_atoms)
+    if rule == "farthest_point":
+        labelled = per_frame(train["features"], train["n_atoms"])
+        return pick_farthest_points(candidates, frames[candidates], labelled, n)
+    if rule == "ensemble":
+        scores = pool_ensemble_spread(run_dirs, pool, device)
+    else:
         manifold = TrainingManifold(train["features"], train["numbers"], ManifoldSettings(),
                                     train["trajectories"])
         atoms = manifold.atom_distances(pool_features, pool_numbers)
-        distance, _ = frame_distances(atoms, pool.graphs.n_atoms)
-        return pick_largest(candidates, distance[candidates], n)
-    if rule == "farthest_point":
-        frames = per_frame(pool_features, pool.graphs.n_atoms)
-        labelled = per_frame(train["features"], train["n_atoms"])
-        return pick_farthest_points(candidates, frames[candidates], labelled, n)
-    raise GmdError(f"unknown acquisition rule {rule!r}: use {', '.join(RULES)}")
+        scores, _ = frame_distances(atoms, pool.graphs.n_atoms)
+    if diversity == "clusters":
+        return pick_top_in_clusters(candidates, scores[candidates], frames[candidates], n,
+                                    seed=1000 * seed + round_index)
+    return pick_largest(candidates, scores[candidates], n)
 
 
 def pool_ensemble_spread(run_dirs: list[Path], pool: Pool, device: str = "cpu") -> np.ndarray:
@@ -339,3 +399,18 @@ def _uncertainty_of_round_zero(config: ActiveLearningConfig, task: str, base_pat
         summary = uncertainty_for_runs(run_dirs, out)
         say(f"uncertainty of the round-0 ensemble, seed {seed}: best OOD signal "
             f"{summary['best_ood_signal']} -> {out}")
+
+
+def rebuild_active_learning_report(folder: Path) -> Path:
+    """The report of a finished study rebuilt from its saved files alone (``curve.json`` and
+    the config inside ``active_learning.json``; the round-0 uncertainty folders as saved): no
+    model, no label. Used when the analysis changes after the study ran."""
+    folder = Path(folder)
+    for name in ("curve.json", "active_learning.json"):
+        if not (folder / name).exists():
+            raise GmdError(f"{folder / name} does not exist: {folder} is not a finished "
+                           "active-learning study (run `gmd active-learn` first)")
+    curve = json.loads((folder / "curve.json").read_text())
+    saved = json.loads((folder / "active_learning.json").read_text())["config"]
+    config = ActiveLearningConfig.model_validate(saved)  # defaults for fields added since
+    return write_active_learning_report(curve, config.model_dump(mode="json"), folder)

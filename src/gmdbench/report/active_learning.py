@@ -1,6 +1,11 @@
 """The active-learning report: OOD force MAE against added labels, one curve per rule (mean and
-std over seeds), and the labels each rule needs to bring OOD error within the target multiple
-of ID error. Reads the loop's saved curve points; computes nothing from models."""
+std over seeds); the labels each rule needs to reach a target; and every rule against the
+baseline rule and the no-label control *seed by seed* (paired differences of the area under
+the OOD curve and of the final OOD error, with confidence intervals, tests and power, decided
+by code). Reads the loop's saved curve points; computes nothing from models.
+
+OOD/ID ratios divide by the seed's *round-0* ID error, a fixed yardstick: dividing by each
+round's own ID error makes a rule whose ID error stays high look better."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gmdbench.evaluation.paired import first_reaching, paired_comparison, trapezoid_mean
 from gmdbench.files import write_text
 from gmdbench.report.html import write_html
 from gmdbench.report.uncertainty import write_uncertainty
@@ -25,6 +31,7 @@ def aggregate(curve: list[dict]) -> dict[str, list[dict]]:
     for point in curve:
         grouped[point["rule"]][point["round"]].append(point)
     result = {}
+    start = {p["seed"]: p["id_force_mae"] for p in curve if p["round"] == 0}
     for rule, rounds in grouped.items():
         rows = []
         for round_index in sorted(rounds):
@@ -32,20 +39,113 @@ def aggregate(curve: list[dict]) -> dict[str, list[dict]]:
             ood = np.array([p["ood_force_mae"] for p in points])
             iid = np.array([p["id_force_mae"] for p in points])
             ratio = ood / iid
+            fixed = ood / np.array([start[p["seed"]] for p in points])
             rows.append({"round": round_index, "labels": points[0]["labels"],
                          "seeds": len(points), "ood_mean": float(ood.mean()),
                          "ood_std": float(ood.std(ddof=1)) if len(ood) > 1 else 0.0,
                          "id_mean": float(iid.mean()),
                          "id_std": float(iid.std(ddof=1)) if len(iid) > 1 else 0.0,
-                         "ratio_mean": float(ratio.mean())})
+                         "ratio_mean": float(ratio.mean()),
+                         "ratio_fixed_mean": float(fixed.mean())})
         result[rule] = rows
     return result
 
 
 def labels_to_target(rows: list[dict], target: float) -> int | None:
-    """The fewest added labels at which the seeds' mean OOD/ID force-MAE ratio is within
-    ``target``; None if no round reached it."""
-    return next((row["labels"] for row in rows if row["ratio_mean"] <= target), None)
+    """The fewest added labels at which the seeds' mean OOD force MAE over their round-0 ID
+    force MAE is within ``target``; None if no round reached it."""
+    return next((row["labels"] for row in rows if row["ratio_fixed_mean"] <= target), None)
+
+
+def per_seed(curve: list[dict], target: float | None) -> dict[str, dict[int, dict]]:
+    """Per rule and seed: the mean OOD force MAE over the label budget (trapezoid), the final
+    OOD force MAE, and the labels to reach ``target`` (absolute, eV/A)."""
+    grouped: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for point in curve:
+        grouped[point["rule"]][point["seed"]].append(point)
+    result: dict[str, dict[int, dict]] = {}
+    for rule, seeds in grouped.items():
+        result[rule] = {}
+        for seed, points in seeds.items():
+            points = sorted(points, key=lambda p: p["round"])
+            labels = [p["labels"] for p in points]
+            ood = [p["ood_force_mae"] for p in points]
+            result[rule][seed] = {
+                "area": trapezoid_mean(labels, ood), "final": ood[-1],
+                "labels_to_target": None if target is None else
+                first_reaching(labels, ood, target)}
+    return result
+
+
+def comparisons(seeds: dict[str, dict[int, dict]], baseline: str, control: str | None
+                ) -> dict[str, dict[str, dict]]:
+    """Every rule against the baseline rule and the no-label control, seed by seed, on the
+    area under the OOD curve and the final OOD error (negative: the rule is lower)."""
+    result: dict[str, dict[str, dict]] = {}
+    for rule in sorted(seeds):
+        against = [(name, other) for name, other in ((baseline, baseline), (control, control))
+                   if other is not None and other in seeds and other != rule]
+        result[rule] = {
+            f"{metric} vs {name}": paired_comparison(
+                {s: v[metric] for s, v in seeds[rule].items()},
+                {s: v[metric] for s, v in seeds[other].items()})
+            for name, other in against for metric in ("area", "final")}
+    return result
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[str]:
+    """The paired table and its verdicts, with the caveats that belong beside them."""
+    lines = ["## Paired over seeds (decided by code)\n",
+             "Each rule minus the other, seed by seed: *area* is the mean OOD force MAE over "
+             "the label budget (trapezoid; lower is better, no target needed), *final* the "
+             "OOD force MAE after the last round. 95% t interval of the mean difference, "
+             "paired t-test and Wilcoxon signed-rank (6 or more seeds) p-values; *detectable*: "
+             "the difference these seeds detect with 80% power; *seeds needed*: paired seeds "
+             "that would detect the observed difference with 80% power.\n",
+             "| Rule | Compared | Seeds | Mean difference (eV/A) [95% CI] | p (t) | "
+             "p (Wilcoxon) | Detectable | Seeds needed | Verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for rule, tests in compared.items():
+        for name, test in tests.items():
+            if test["mean_difference"] is None:
+                continue
+            ci = "-" if test["ci"] is None else \
+                f"[{test['ci'][0]:+.4f}, {test['ci'][1]:+.4f}]"
+            detectable = "-" if test["detectable_difference"] is None else \
+                f"{test['detectable_difference']:.4f}"
+            lines.append(f"| {rule} | {name} | {test['n']} | {test['mean_difference']:+.4f} "
+                         f"{ci} | {_p(test['t_test_p'])} | {_p(test['wilcoxon_p'])} | "
+                         f"{detectable} | {test['seeds_needed'] or '-'} | {test['verdict']} |")
+            if name.startswith("area"):
+                verdicts.append((rule, name.split(" vs ")[1], test))
+    lines.append("")
+    for rule, other, test in verdicts:
+        if test["verdict"] == "not distinguishable":
+            lines.append(
+                f"- {rule} against {other}: not distinguishable over {test['n']} paired seeds "
+                f"(mean area difference {test['mean_difference']:+.4f} eV/A, p = "
+                f"{_p(test['t_test_p'])}); "
+                + (f"about {test['seeds_needed']} seeds would detect a difference this size."
+                   if test["seeds_needed"] else "the difference is too small to chase."))
+        else:
+            lines.append(f"- {rule} against {other}: {test['verdict']} OOD error over the "
+                         f"budget by {abs(test['mean_difference']):.4f} eV/A (95% CI "
+                         f"{test['ci'][0]:+.4f} to {test['ci'][1]:+.4f}, {test['n']} seeds).")
+    deterministic = [rule for rule in compared if rule in ("distance", "farthest_point")]
+    if config.get("pool", {}).get("per_seed") is None and deterministic:
+        lines.append(f"- Caveat: {', '.join(deterministic)} chose from the whole pool for every "
+                     "seed, so they picked the same frames each time; their spread over seeds "
+                     "is training noise only (set pool.per_seed to vary the candidates).")
+    if config.get("rules") and "no_label" not in config["rules"]:
+        lines.append("- Caveat: no no-label control ran, so \"more labels\" is not separated "
+                     "from \"more training\" (add no_label to the rules).")
+    lines.append("")
+    return lines
 
 
 def plot_curves(aggregated: dict[str, list[dict]], title: str, out: Path,
@@ -56,7 +156,8 @@ def plot_curves(aggregated: dict[str, list[dict]], title: str, out: Path,
         ood_axis.errorbar(labels, [row["ood_mean"] for row in rows],
                           yerr=[row["ood_std"] for row in rows], marker="o", capsize=3,
                           label=rule)
-        ratio_axis.plot(labels, [row["ratio_mean"] for row in rows], marker="o", label=rule)
+        ratio_axis.plot(labels, [row.get("ratio_fixed_mean", row["ratio_mean"]) for row in rows],
+                        marker="o", label=rule)
     first = next(iter(aggregated.values()))
     ood_axis.axhline(first[0]["id_mean"], color="black", linestyle=":", linewidth=0.8,
                      label="ID error, round 0")
@@ -66,7 +167,7 @@ def plot_curves(aggregated: dict[str, list[dict]], title: str, out: Path,
     ood_axis.set_xlabel("labels added from the OOD pool")
     ood_axis.set_ylabel("OOD force MAE (eV/A), mean ± std over seeds")
     ratio_axis.set_xlabel("labels added from the OOD pool")
-    ratio_axis.set_ylabel("OOD / ID force MAE (mean over seeds)")
+    ratio_axis.set_ylabel("OOD force MAE / round-0 ID force MAE (mean over seeds)")
     for axis in (ood_axis, ratio_axis):
         axis.legend(fontsize=8)
     figure.suptitle(title, fontsize=10)
@@ -89,6 +190,14 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path)
                "labels_to_ratio": {f"{ratio:g}": {rule: labels_to_target(rows, ratio)
                                                   for rule, rows in aggregated.items()}
                                    for ratio in ratios}}
+    absolute = config.get("target_ood_force_mae")
+    seeds = per_seed(curve, absolute)
+    control = "no_label" if "no_label" in aggregated else None
+    baseline = config.get("baseline_rule", "random")
+    compared = comparisons(seeds, baseline, control)
+    summary |= {"per_seed": {rule: {str(seed): values for seed, values in by_seed.items()}
+                             for rule, by_seed in seeds.items()},
+                "comparisons": compared, "baseline_rule": baseline, "control": control}
     path = out_dir / "active_learning.json"
     write_text(path, json.dumps(summary, indent=2))
     report = out_dir / "report"
@@ -106,8 +215,8 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path)
              f"{config['pool']['seed_offset']}, labelled by {config['reference']} when picked; "
              f"OOD test set fixed (never in the pool); seeds "
              f"{', '.join(map(str, config['seeds']))}.\n",
-             f"Target: OOD force MAE within {target:g}x the ID force MAE of the same round "
-             "(mean over seeds of each seed's ratio); labels to reach it and, below it, "
+             f"Ratio target: OOD force MAE within {target:g}x the seed's round-0 ID force MAE "
+             "(a fixed yardstick; mean over seeds); labels to reach it and, below it, "
              f"stricter ratios ({', '.join(f'{r:g}x' for r in ratios[1:])}), since the target "
              "can already hold before any label is added.\n",
              "| Rule | " + " | ".join(f"Labels to {r:g}x" for r in ratios) + " |",
@@ -123,10 +232,25 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path)
         "|---|" + "---|" * len(next(iter(aggregated.values())))]
     for rule, rows in sorted(aggregated.items()):
         cells = [rule] + [f"{row['ood_mean']:.4f} ± {row['ood_std']:.4f} "
-                          f"({row['ratio_mean']:.2f}x)" for row in rows]
+                          f"({row['ratio_fixed_mean']:.2f}x)" for row in rows]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Cells: OOD force MAE (eV/A) mean ± std over seeds (OOD/ID ratio).", "",
-              "![curves](active_learning.png)", ""]
+    lines += ["", "Cells: OOD force MAE (eV/A) mean ± std over seeds (OOD force MAE / round-0 "
+              "ID force MAE).", "", "![curves](active_learning.png)", ""]
+    if absolute is not None:
+        lines += [f"## Labels to an OOD force MAE of {absolute:g} eV/A, per seed\n",
+                  "| Rule | Reached | Labels (median over the seeds that reached it) | "
+                  "Round-0 OOD MAE above the target |", "|---|---|---|---|"]
+        for rule, by_seed in sorted(seeds.items()):
+            reached = [v["labels_to_target"] for v in by_seed.values()
+                       if v["labels_to_target"] is not None]
+            above = sum(p["ood_force_mae"] > absolute for p in curve
+                        if p["rule"] == rule and p["round"] == 0)
+            lines.append(f"| {rule} | {len(reached)} of {len(by_seed)} | "
+                         f"{np.median(reached):g} | {above} of {len(by_seed)} |" if reached
+                         else f"| {rule} | 0 of {len(by_seed)} | - | {above} of "
+                         f"{len(by_seed)} |")
+        lines.append("")
+    lines += paired_section(compared, config)
     (report / "active_learning.md").write_text("\n".join(lines))
     write_uncertainty(out_dir / "uncertainty", report)
     for png in sorted((out_dir / "uncertainty").glob("*/uncertainty.png")):

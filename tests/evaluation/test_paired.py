@@ -1,0 +1,57 @@
+"""Paired comparisons over seeds against scipy and hand values; verdicts follow the interval."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import t, ttest_rel
+
+from gmdbench.evaluation.paired import first_reaching, paired_comparison, trapezoid_mean
+
+
+def test_trapezoid_mean_is_the_area_over_the_label_range():
+    # (0, 1) -> (10, 0) -> (20, 0): area 5 + 0 over 20 labels
+    assert trapezoid_mean([0, 10, 20], [1.0, 0.0, 0.0]) == pytest.approx(0.25)
+    assert trapezoid_mean([0], [0.3]) == 0.3
+
+
+def test_first_reaching_is_at_or_below_the_target():
+    assert first_reaching([0, 16, 32], [0.2, 0.1, 0.05], 0.1) == 16
+    assert first_reaching([0, 16, 32], [0.2, 0.15, 0.12], 0.1) is None
+
+
+def test_paired_comparison_matches_the_paired_t_test_and_its_interval():
+    values = {0: 1.0, 1: 2.0, 2: 3.5, 3: 1.5}
+    baseline = {0: 1.5, 1: 2.1, 2: 3.9, 3: 1.6, 9: 0.0}  # seed 9 has no partner: left out
+    result = paired_comparison(values, baseline)
+    differences = np.array([-0.5, -0.1, -0.4, -0.1])
+    assert result["seeds"] == [0, 1, 2, 3] and result["n"] == 4
+    assert result["mean_difference"] == pytest.approx(differences.mean())
+    half = t.ppf(0.975, 3) * differences.std(ddof=1) / 2
+    assert result["ci"] == pytest.approx([differences.mean() - half, differences.mean() + half])
+    assert result["t_test_p"] == pytest.approx(
+        ttest_rel([1.0, 2.0, 3.5, 1.5], [1.5, 2.1, 3.9, 1.6]).pvalue)
+    assert result["wilcoxon_p"] is None  # fewer than 6 seeds
+    assert result["verdict"] == ("lower" if differences.mean() + half < 0 else
+                                 "not distinguishable")
+
+
+def test_the_same_mean_difference_is_decided_only_with_enough_seeds():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(scale=1.0, size=40)
+    few = paired_comparison({i: -0.5 + noise[i] for i in range(3)}, dict.fromkeys(range(3), 0))
+    many = paired_comparison({i: -0.5 + noise[i] for i in range(40)},
+                             dict.fromkeys(range(40), 0))
+    assert few["verdict"] == "not distinguishable"
+    assert few["seeds_needed"] is not None and few["seeds_needed"] > 3
+    assert many["verdict"] == "lower"
+    assert many["ci"][1] < 0
+    assert many["wilcoxon_p"] < 0.05
+
+
+def test_detectable_difference_shrinks_like_one_over_root_n():
+    a = paired_comparison({i: v for i, v in enumerate([0.0, 1.0, 2.0, 1.0, 0.0, 2.0])},
+                          dict.fromkeys(range(6), 0.0))
+    expected = (t.ppf(0.975, 5) + t.ppf(0.8, 5)) * np.std([0, 1, 2, 1, 0, 2], ddof=1) \
+        / math.sqrt(6)
+    assert a["detectable_difference"] == pytest.approx(expected)
