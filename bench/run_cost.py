@@ -19,8 +19,14 @@ GPU: where ``bench/gpu_check.py`` has measured a model's GPU/CPU training speed 
 (``bench/gpu_rates.json``), the model's hours are also given divided by that ratio, with the GPU
 named; models without a measured ratio get none (no guess).
 
+Active-learning studies (``--study NAME``): the same rates, applied to what the loop trains per
+seed (round 0: the ensemble's members at full training; rounds 1..R: every rule fine-tunes its
+model, the ensemble rule its M members, on the train set grown by the labels so far), plus the
+base and pool datasets and one reference call per picked frame.
+
 Usage: python bench/run_cost.py [--matrix standard] [--epochs 4] [--models schnet,mace]
        [--gpu-rates bench/gpu_rates.json]
+       python bench/run_cost.py --study fragment-duplication-powered
        (needs the quick dataset: run `make quick` first, or it is built here)
 """
 
@@ -89,6 +95,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--models", default=None, help="comma-separated subset of entries")
     parser.add_argument("--gpu-rates", type=Path, default=Path("bench/gpu_rates.json"))
+    parser.add_argument("--study", default=None, help="an active-learning study instead")
     args = parser.parse_args()
     gpu = json.loads(args.gpu_rates.read_text()) if args.gpu_rates.exists() else None
 
@@ -96,6 +103,9 @@ def main() -> None:
     from gmdbench.models.registry import model_config
     from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 
+    if args.study:
+        study_cost(args.study, args.epochs)
+        return
     matrix = load_matrix(args.matrix)
     if not QUICK_DATA.exists():
         from gmdbench.data.generate import build_dataset
@@ -168,6 +178,74 @@ def main() -> None:
         print(f"GPU ({', '.join(sorted(gpus))}, measured {gpu['measured']}): training + "
               f"evaluation {gpu_hours:.1f} h for the models with a measured ratio; no GPU "
               f"rate for: {', '.join(sorted(set(unmeasured))) or 'none'}")
+
+
+def _quick_store() -> DatasetStore:
+    if not QUICK_DATA.exists():
+        from gmdbench.data.generate import build_dataset
+        from gmdbench.reference.registry import ReferenceConfig
+
+        build_dataset(load_task("fragment_duplication"), load_preset("quick"), ReferenceConfig(),
+                      0, QUICK_DATA, workers=2)
+    return DatasetStore(QUICK_DATA)
+
+
+def study_cost(name: str, epochs: int) -> None:
+    """The projected wall time of an active-learning study on this machine (see the module
+    docstring); prints the parts and the total."""
+    from gmdbench.data.estimate import estimate_cost
+    from gmdbench.models.registry import model_config
+    from gmdbench.pipeline.active_learning import _pool_preset, load_study
+    from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+
+    study = load_study(name)
+    store = _quick_store()
+    quick = quick_atoms(store)
+    atoms = atoms_per_split(study.task, study.preset)
+    method = resolve_reference(ReferenceConfig(name=study.reference))
+    task = load_task(study.task)
+    data = estimate_cost(task, load_preset(study.preset), method).cpu_seconds
+    pool = estimate_cost(task, _pool_preset(study), method)
+    entry = study.model
+    options = model_config(entry.name, entry.options, size=entry.size).model_dump(
+        exclude={"name"})
+    run = RunConfig(task="fragment_duplication", model=entry.name, model_options=options,
+                    regime=entry.regime, training=entry.training.model_copy(
+                        update={"epochs": epochs}), seed=0, dataset_hash=store.content_hash())
+    with tempfile.TemporaryDirectory() as tmp:
+        epoch, start, evaluation = timed_run(run, QUICK_DATA, Path(tmp))
+    per_train_atom = epoch / (quick["train"] + quick["val"])
+    per_test_atom = evaluation / (quick["id_test"] + quick["ood_test"])
+    base_atoms = atoms["train"] + atoms["val"]
+    test_seconds = per_test_atom * (atoms["id_test"] + atoms["ood_test"])
+    ood_molecule_atoms = atoms["ood_test"] / max(
+        1, sum(m.role != "train" for m in task.molecules())) / (
+        load_preset(study.preset).trajectories.ood_test
+        * load_preset(study.preset).sampler.frames_per_trajectory)
+    members = study.ensemble_size if "ensemble" in study.rules else 1
+    seconds = members * (start + study.model.training.epochs * per_train_atom * base_atoms
+                         + test_seconds)
+    for rule in study.rules:
+        size = study.ensemble_size if rule == "ensemble" else 1
+        for round_index in range(1, study.rounds + 1):
+            added = 0 if rule == "no_label" else round_index * study.batch * ood_molecule_atoms
+            seconds += size * (start + study.fine_tune.epochs * per_train_atom
+                               * (base_atoms + added) + test_seconds)
+    per_seed_hours = seconds / 3600
+    labels = sum(rule != "no_label" for rule in study.rules) * study.rounds * study.batch
+    label_hours = labels * pool.cpu_seconds / max(pool.reference_calls, 1) / 3600 * len(
+        study.seeds)  # one reference call per picked frame
+    total = per_seed_hours * len(study.seeds) + (data + pool.cpu_seconds) / 3600 / 2 + label_hours
+    print(f"study {study.name}: {entry.name} ({entry.size}) on {study.task} ({study.preset}), "
+          f"{len(study.rules)} rules x {len(study.seeds)} seeds x {study.rounds} rounds")
+    print(f"rate: {epoch:.2f} s/epoch on the quick set ({quick['train'] + quick['val']} atoms), "
+          f"start-up {start:.1f} s, evaluation {evaluation:.1f} s")
+    print(f"datasets: base {data / 3600:.2f} CPU-h, pool {pool.frames} frames "
+          f"{pool.cpu_seconds / 3600:.2f} CPU-h (wall on 2 workers ~"
+          f"{(data + pool.cpu_seconds) / 3600 / 2:.2f} h)")
+    print(f"training + evaluation per seed {per_seed_hours:.2f} h; labelling "
+          f"{label_hours:.2f} h in all")
+    print(f"total ~{total:.1f} h wall on 2 cores")
 
 
 if __name__ == "__main__":

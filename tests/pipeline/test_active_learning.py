@@ -202,3 +202,44 @@ def test_builtin_study_loads():
     assert study.seeds == [0, 1, 2]
     assert study.rounds * study.batch <= study.pool.trajectories * \
         study.pool.frames_per_trajectory * 2  # two OOD molecules or more in the task
+
+
+def test_builtin_powered_study_has_what_a_powered_comparison_needs():
+    study = load_study("fragment-duplication-powered")
+    assert len(study.seeds) >= 10
+    assert "no_label" in study.rules and study.baseline_rule in study.rules
+    assert study.pool.per_seed is not None
+    assert study.target_ood_force_mae is not None and study.batch_diversity == "clusters"
+
+
+def test_paired_study_with_control_and_seed_pools(tmp_path, tiny_task_path, tiny_preset_path):
+    config = ActiveLearningConfig(
+        name="tiny-paired", task=str(tiny_task_path), preset=str(tiny_preset_path),
+        model={"name": "schnet", "options": {"hidden_channels": 16, "num_filters": 16},
+               "training": {"epochs": 2, "batch_size": 4}},
+        fine_tune={"epochs": 1, "batch_size": 4}, seeds=[0, 1], rounds=1, batch=2,
+        rules=["random", "distance", "no_label"], batch_diversity="clusters",
+        target_ood_force_mae=0.01,
+        pool={"trajectories": 2, "frames_per_trajectory": 4, "per_seed": 5})
+    summary = json.loads(run_active_learning(config, tmp_path).read_text())
+    # the control added no label but trained again: a new run on unchanged data
+    control = [p for p in json.loads((tmp_path / "curve.json").read_text())
+               if p["rule"] == "no_label"]
+    assert [p["labels"] for p in control if p["seed"] == 0] == [0, 0]
+    assert len({p["run_id"] for p in control if p["seed"] == 0}) == 2
+    assert not (tmp_path / "al" / "no_label" / "seed0" / "round1" / "data.db").exists()
+    # each seed's picks come from its own pool subset
+    from gmdbench.pipeline.active_learning import seed_candidates
+    for seed in (0, 1):
+        picks = json.loads((tmp_path / "al" / "distance" / f"seed{seed}" / "round1" /
+                            "picks.json").read_text())["pool_indices"]
+        pool_size = len(Pool(DatasetStore(next((tmp_path / "datasets").glob("*-pool-*.db"))),
+                             5.0))
+        assert set(picks) <= set(seed_candidates(config, pool_size, seed).tolist())
+    compared = summary["comparisons"]
+    assert set(compared["distance"]) == {"area vs random", "final vs random",
+                                         "area vs no_label", "final vs no_label"}
+    assert compared["distance"]["area vs random"]["n"] == 2
+    report = (tmp_path / "report" / "active_learning.md").read_text()
+    assert "## Paired over seeds (decided by code)" in report
+    assert "Labels to an OOD force MAE of 0.01 eV/A" in report
