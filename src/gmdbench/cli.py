@@ -21,6 +21,7 @@ from rich.table import Table
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
+from gmdbench.active.exploration import ExplorationSettings, TrustWindow
 from gmdbench.config import REGIMES, load_preset, one_line
 from gmdbench.data.estimate import estimate_cost
 from gmdbench.data.extxyz import export_extxyz, import_extxyz
@@ -43,6 +44,7 @@ from gmdbench.pipeline.clusters import (
     slurm_job_script,
 )
 from gmdbench.pipeline.distances import distance_for_run
+from gmdbench.pipeline.exploration import explore_molecules
 from gmdbench.pipeline.matrix import builtin_matrices, load_matrix, run_matrix
 from gmdbench.pipeline.reference_table import (
     rebuild_reference_report,
@@ -611,6 +613,52 @@ def active_learn_command(
                   highlight=False)
     console.print(f"summary: {summary}; report: {out / 'report'}; "
                   f"{time.perf_counter() - started:.0f} s")
+
+
+@app.command("explore")
+def explore_command(
+    runs: Annotated[list[Path], typer.Argument(
+        help="run directories: the seeds of one configuration (the ensemble that drives MD)")],
+    smiles: Annotated[list[str], typer.Option(
+        "--smiles", help="a molecule to explore (repeat for several)")],
+    low: Annotated[float, typer.Option(
+        min=0, help="trust window low (eV/A): frames of smaller model deviation are skipped")],
+    high: Annotated[float, typer.Option(
+        min=0, help="trust window high (eV/A): the run stops when the deviation reaches it")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/exploration"),
+    base: Annotated[Path | None, typer.Option(
+        help="a dataset: write DATA + the labelled candidates as out/data.db, the next "
+             "round's training data")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="MD steps at most per molecule")] = 2000,
+    temperature: Annotated[float, typer.Option(min=1, help="Langevin temperature (K)")] = 300.0,
+    sample_every: Annotated[int, typer.Option(min=1, help="steps between sampled frames")] = 10,
+    max_candidates: Annotated[int, typer.Option(
+        min=1, help="stop a molecule once this many frames are kept")] = 50,
+    reference: Annotated[str, typer.Option(help="labels the kept frames")] = "gfn2-xtb",
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    device: DeviceOption = "auto",
+) -> None:
+    """Model-driven exploration (DP-GEN style): the ensemble's mean force drives MD of each
+    molecule; frames whose model deviation (max over atoms) lies in [low, high) are labelled
+    by the reference and handed on; a molecule's run stops when the deviation reaches high."""
+    for run_dir in runs:
+        if not run_dir.is_dir():
+            raise GmdError(f"run directory {run_dir} does not exist")
+    if base is not None and not base.exists():
+        raise GmdError(f"dataset {base} does not exist")
+    if high <= low:
+        raise GmdError(f"--high {high} must exceed --low {low} (the trust window)")
+    summary = explore_molecules(
+        runs, smiles, out, TrustWindow(low=low, high=high),
+        ExplorationSettings(steps=steps, temperature_K=temperature, sample_every=sample_every,
+                            max_candidates=max_candidates),
+        reference=reference, seed=seed, base=base, device=str(resolve_device(device)),
+        on_event=lambda message: console.print(message, markup=False))
+    for molecule in summary["molecules"]:
+        console.print(f"{molecule['smiles']}: stopped by {molecule['stopped_by']} after "
+                      f"{molecule['steps_run']} steps; {molecule['candidates']} candidate(s)")
+    console.print(f"{summary['candidates']} labelled candidate(s): {out / 'candidates.extxyz'}"
+                  + (f"; next round's data: {out / 'data.db'}" if base else ""))
 
 
 @app.command("active-learn-report")

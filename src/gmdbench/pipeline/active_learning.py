@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -43,6 +40,7 @@ from gmdbench.active.acquisition import (
 )
 from gmdbench.active.overlap import near_copies
 from gmdbench.config import ModelEntry, TrainConfig, load_named, load_preset
+from gmdbench.data.extend import LabelledFrame, extended_dataset
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.graphs import graphset_from_store
 from gmdbench.data.store import DatasetStore
@@ -359,29 +357,22 @@ def _soap_of(data: Path, pool: Pool) -> tuple[dict, np.ndarray, np.ndarray]:
 def grown_dataset(data: Path, pool: Pool, picks: np.ndarray, config: ActiveLearningConfig,
                   folder: Path) -> Path:
     """``data`` plus the picked pool frames, labelled now by the reference method, in its
-    train split; built in a hidden file and renamed, so a kill never leaves half a round."""
+    train split (``data/extend.py``: built aside and renamed, never half a round)."""
     target = folder / "data.db"
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / ".data.db.tmp"
-    staging.unlink(missing_ok=True)
-    with closing(sqlite3.connect(data)) as source, closing(sqlite3.connect(staging)) as copy:
-        source.backup(copy)  # the committed content, write-ahead log included
     method = resolve_reference(ReferenceConfig(name=config.reference))
-    store = DatasetStore(staging, write=True)
-    with store.session():
+
+    def labelled():
         for index in picks:
             row = pool.rows[int(index)]
-            atoms = pool.store.to_atoms(row)
-            energy, forces = label_with_retries(atoms, method)
+            energy, forces = label_with_retries(pool.store.to_atoms(row), method)
             keys = dict(row.key_value_pairs)
             keys.update(split="train", trajectory_id=f"pool-{row.trajectory_id}",
                         source="active-learning")
-            store.write_frame(row.numbers, row.positions, energy, forces, keys)
-    store.finalize()  # one self-contained file before it is renamed into place
-    os.replace(staging, target)
-    return target
+            yield LabelledFrame(row.numbers, row.positions, energy, forces, keys)
+
+    return extended_dataset(data, labelled(), target)
 
 
 def _uncertainty_of_round_zero(config: ActiveLearningConfig, task: str, base_path: Path,
