@@ -93,3 +93,40 @@ def test_committed_uncertainty_readme_is_what_the_archive_rebuilds(tmp_path):
     committed = ARCHIVE / "uncertainty" / "README.md"
     assert (tmp_path / "README.md").read_text() == committed.read_text(), \
         f"{committed} is stale: run `gmd reference-table uncertainty` and commit"
+
+
+AL_STUDIES = sorted((ARCHIVE / "active-learning").glob("*/active_learning.json"))
+
+
+@pytest.mark.parametrize("path", AL_STUDIES, ids=[p.parent.name for p in AL_STUDIES])
+def test_paired_test_recomputed_from_the_committed_curve(path: Path):
+    """Each rule against random, seed by seed, from curve.json with numpy and scipy alone."""
+    from scipy.stats import t, ttest_rel
+
+    summary = json.loads(path.read_text())
+    curve = json.loads((path.parent / "curve.json").read_text())
+    assert summary["comparisons"], f"{path} has no paired comparisons: rerun active-learn-report"
+
+    def area(rule: str, seed: int) -> float:
+        points = sorted((p for p in curve if p["rule"] == rule and p["seed"] == seed),
+                        key=lambda p: p["round"])
+        labels = np.array([p["labels"] for p in points], dtype=float)
+        ood = np.array([p["ood_force_mae"] for p in points])
+        return float(((ood[1:] + ood[:-1]) / 2 * np.diff(labels)).sum()
+                     / (labels[-1] - labels[0]))
+
+    seeds = sorted({p["seed"] for p in curve})
+    for rule, tests in summary["comparisons"].items():
+        if "area vs random" not in tests:
+            continue
+        mine = [area(rule, s) for s in seeds]
+        theirs = [area("random", s) for s in seeds]
+        stored = tests["area vs random"]
+        differences = np.array(mine) - np.array(theirs)
+        assert stored["mean_difference"] == pytest.approx(differences.mean(), abs=1e-12)
+        assert stored["t_test_p"] == pytest.approx(ttest_rel(mine, theirs).pvalue, rel=1e-9)
+        half = t.ppf(0.975, len(seeds) - 1) * differences.std(ddof=1) / np.sqrt(len(seeds))
+        assert stored["ci"] == pytest.approx([differences.mean() - half,
+                                              differences.mean() + half], rel=1e-9)
+        excludes_zero = differences.mean() + half < 0 or differences.mean() - half > 0
+        assert (stored["verdict"] != "not distinguishable") == excludes_zero
