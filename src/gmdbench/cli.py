@@ -23,6 +23,7 @@ from typer.exceptions import TyperException
 
 from gmdbench.active.exploration import ExplorationSettings, TrustWindow
 from gmdbench.config import REGIMES, load_preset, one_line
+from gmdbench.data.completeness import completeness
 from gmdbench.data.estimate import estimate_cost
 from gmdbench.data.extxyz import export_extxyz, import_extxyz
 from gmdbench.data.generate import build_dataset, check_elements
@@ -213,9 +214,14 @@ def data_build(
 
 def _print_info(path: Path) -> None:
 
-    summary = DatasetStore(path).summary()
+    store = DatasetStore(path)
+    summary = store.summary()
     console.print(f"dataset {summary['path']}: task {summary['task']}, preset "
                   f"{summary['preset']}, seed {summary['seed']}")
+    state = completeness(store)
+    if not state.complete:
+        console.print(f"incomplete: {state.done} of {state.planned} frames; rerun the same "
+                      "`gmd data build` to finish it", markup=False)
     console.print(f"level of theory: {summary['level_of_theory']}")
     split_line = ", ".join(f"{s} {n}" for s, n in sorted(summary["frames_per_split"].items()))
     console.print(f"frames: {summary['frames']} ({split_line})")

@@ -11,6 +11,7 @@ import pytest
 from tblite.ase import TBLite
 
 from gmdbench.config import PresetConfig, SamplerConfig, TrajectoriesPerRole, load_preset
+from gmdbench.data.completeness import completeness
 from gmdbench.data.generate import build_dataset
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import DatasetMismatchError, UnsupportedElementError
@@ -115,12 +116,24 @@ def test_killed_build_resumes_to_the_same_hash(tmp_path, tiny_task_path):
     partial = _count_rows(killed)
     total = 10 * (4 * 2 + 2 * 1)  # resume_preset: 10 frames; 2 train x 4, 1 OOD x 2
     assert 0 < partial < total, "the build should have been killed part-way"
+    # the half-built dataset says so, and nothing trains on it
+    state = completeness(DatasetStore(killed, write=False))
+    assert not state.complete and state.done == partial and state.planned == total
+    info = subprocess.run([sys.executable, "-m", "gmdbench.cli", "data", "info", str(killed)],
+                          capture_output=True, text=True)
+    assert f"incomplete: {partial} of {total} frames" in info.stdout
+    train = subprocess.run([sys.executable, "-m", "gmdbench.cli", "train", "--task",
+                            str(tiny_task_path), "--model", "schnet", "--data", str(killed),
+                            "--runs", str(tmp_path / "runs")], capture_output=True, text=True)
+    assert train.returncode == 2 and "incomplete" in train.stderr
+    assert len(train.stderr.strip().splitlines()) == 1
     resumed = subprocess.run([*command, "--out", str(killed)], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     clean = tmp_path / "clean.db"
     subprocess.run([*command, "--out", str(clean)], check=True, capture_output=True)
     store = DatasetStore(killed)
     assert store.count() == total
+    assert completeness(store).complete
     keys = [(r.trajectory_id, r.frame) for r in store.rows()]
     assert len(keys) == len(set(keys))  # no duplicated frame
     assert store.content_hash() == DatasetStore(clean).content_hash()
@@ -134,6 +147,8 @@ def test_failures_are_recorded_and_do_not_stop_other_molecules(tmp_path, tiny_ta
     assert [f["smiles"] for f in report.failures] == ["CCC"]
     assert "non-finite forces" in report.failures[0]["reason"]
     assert store.count() == 4 * 2 * tiny_preset.sampler.frames_per_trajectory
+    # the failure ended propane's chain: the build is finished, not incomplete
+    assert completeness(store).complete
     # resuming does not retry a recorded failure, and loses nothing
     before = store.content_hash()
     report = build_dataset(tiny_task, tiny_preset, reference, seed=1, out=out, workers=1)

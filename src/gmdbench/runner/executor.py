@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gmdbench.analysis.routing import flat_routing_metrics, plot_atom_experts, routing_metrics
+from gmdbench.data.completeness import require_complete
 from gmdbench.data.graphs import GraphSet
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import DatasetMismatchError, GmdError
@@ -71,7 +72,9 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
 
 
 def _check_dataset(store: DatasetStore, run: RunConfig, who: str) -> None:
-    """Refuse a dataset whose content is not the one a run was made with (rebuilt in place)."""
+    """Refuse a dataset whose build has not finished, or whose content is not the one a run
+    was made with (rebuilt in place)."""
+    require_complete(store)
     actual = store.content_hash()
     if actual != run.dataset_hash:
         raise DatasetMismatchError(
