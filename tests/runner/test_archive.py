@@ -293,3 +293,67 @@ def test_an_archived_run_loads_as_an_ase_calculator_and_reproduces_its_predictio
             assert atoms.get_potential_energy() == pytest.approx(archived.energy[
                 rows.index(row)], abs=1e-3)
             start += n
+
+
+def _relabelled_copy(source, target, force_factor: float):
+    """The dataset at ``source`` with every force scaled by ``force_factor`` (same metadata,
+    frames and keys): a rebuild on another machine when the factor is 1 + 1e-12."""
+    from gmdbench.data.store import DatasetStore
+
+    original = DatasetStore(source, write=False)
+    copy = DatasetStore(target, create=True)
+    copy.metadata = original.metadata
+    with copy.session():
+        for row in original.rows():
+            copy.write_frame(row.numbers, row.positions, row.energy, row.forces * force_factor,
+                             dict(row.key_value_pairs), momenta=row.get("momenta"))
+    copy.finalize()
+    return copy
+
+
+@pytest.mark.parametrize("factor, shown", [(1 + 1e-12, True), (1 + 1e-3, False)])
+def test_reference_rows_survive_last_bit_differences_only(archive, trained_runs, tiny_dataset,
+                                                          tmp_path, factor, shown):
+    """Labels that differ in their last bits (another CPU) still get the reference rows, with
+    a note naming the check; labels that really differ do not."""
+    from gmdbench.config import TrainConfig
+    from gmdbench.runner.executor import evaluate_run, train_run
+    from gmdbench.runner.results import ResultsStore
+    from gmdbench.runner.runs import RunConfig
+
+    assert archive_module.dataset_definitions(archive)  # export recorded the definition
+    copy = _relabelled_copy(tiny_dataset, tmp_path / "rebuilt.db", factor)
+    assert copy.content_hash() != trained_runs[0].runs()[0]["dataset_hash"]
+    results = ResultsStore(tmp_path / "results.db")
+    run = RunConfig(task="tiny_alkanes", model="schnet",
+                    model_options={"hidden_channels": 16, "num_filters": 16},
+                    training=TrainConfig(epochs=1, batch_size=4), seed=0,
+                    dataset_hash=copy.content_hash())
+    evaluate_run(train_run(run, copy.path, tmp_path / "runs"), results)
+    build_report(results.path, tmp_path / "report", representations=tmp_path / "none",
+                 reference_archive=archive)
+    table = (tmp_path / "report" / "table.md").read_text()
+    has_reference_rows = "| schnet [reference] |" in table
+    assert has_reference_rows == shown
+    if shown:
+        assert "same definition" in table and "within 1e-06 eV" in table
+    else:
+        assert "the reference table is not shown" in table
+
+
+def test_a_definition_recomputed_from_the_build_inputs_is_the_datasets_own(tiny_dataset,
+                                                                           tiny_task,
+                                                                           tiny_preset):
+    """What reference-table report records for archived datasets (no file at hand) equals what
+    a built dataset says of itself; another seed is another definition."""
+    from gmdbench.data.generate import dataset_identity
+    from gmdbench.data.store import DatasetStore, definition_hash
+    from gmdbench.reference.registry import ReferenceConfig
+
+    store = DatasetStore(tiny_dataset, write=False)
+    level = store.metadata["level_of_theory"]
+    for seed, same in ((7, True), (8, False)):
+        recomputed = definition_hash({**dataset_identity(tiny_task, tiny_preset,
+                                                         ReferenceConfig(), seed),
+                                      "level_of_theory": level})
+        assert (recomputed == store.definition_hash()) == same

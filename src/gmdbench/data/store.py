@@ -46,6 +46,19 @@ CREATE TABLE IF NOT EXISTS gmd_failures (
 _HASHES: dict[tuple, str] = {}
 # Metadata keys that describe how, not what: left out of the content hash.
 VOLATILE_METADATA = ("versions", "created", "timings")
+# What a dataset is meant to be (task, preset, reference method and its version, data seed):
+# the definition hash. Two machines that build one definition should get the same labels, but
+# another CPU or BLAS may change their last bits and so the exact content hash.
+DEFINITION_KEYS = ("task", "preset", "reference", "seed", "level_of_theory")
+
+
+def definition_hash(metadata: dict[str, Any]) -> str | None:
+    """The hash of a dataset's definition (DEFINITION_KEYS of its metadata); None for a dataset
+    that has none (imported frames)."""
+    if not all(key in metadata for key in DEFINITION_KEYS):
+        return None
+    definition = {key: metadata[key] for key in DEFINITION_KEYS}
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
 
 
 class _ClosingConnection(sqlite3.Connection):
@@ -278,6 +291,10 @@ class DatasetStore:
                 values[row.get("split", "?")].append(kinetic_temperature(momenta, row.numbers))
         return {split: {"mean": float(np.mean(v)), "std": float(np.std(v)), "frames": len(v)}
                 for split, v in sorted(values.items())}
+
+    def definition_hash(self) -> str | None:
+        """What this dataset is meant to be (see ``definition_hash``); None if imported."""
+        return definition_hash(self.metadata)
 
     def content_hash(self) -> str:
         """SHA-256 over content (numbers, positions, momenta, labels, keys, metadata, failures).

@@ -18,11 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gmdbench.config import load_preset
+from gmdbench.data.generate import dataset_identity
+from gmdbench.data.store import definition_hash
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix
 from gmdbench.pipeline.reference_cost import cost_paragraph, matrix_cells
 from gmdbench.pipeline.runs import train_and_evaluate
+from gmdbench.reference.registry import ReferenceConfig
 from gmdbench.report.across_tasks import across_tasks
 from gmdbench.report.build import build_report
 from gmdbench.report.comparison import (
@@ -50,10 +53,12 @@ from gmdbench.runner.archive import (
     drop_partial,
     export_run,
     load_archive,
+    record_dataset_definition,
     restore_partial,
     save_partial,
 )
 from gmdbench.runner.results import ResultsStore
+from gmdbench.tasks.spec import load_task
 
 COMPARISON_CHART = "comparison.png"
 WHY_RATIOS_CHART = "why_ratios.png"
@@ -102,6 +107,23 @@ def save_unfinished(out_dir: Path, archive: Path) -> list[Path]:
     return saved
 
 
+def record_matrix_definitions(archive: Path, results: ResultsStore,
+                              matrix: MatrixConfig) -> None:
+    """Each archived dataset of the matrix's tasks gets its definition hash in the archive's
+    ``datasets/definitions.json`` (from the matrix's built-in task, preset, reference method
+    and data seed, and the level of theory its runs recorded), so a user whose rebuilt dataset
+    differs only in the last bits of its labels still sees the reference rows
+    (``runner/dataset_match.py``). No dataset file is needed."""
+    for task in matrix.tasks:
+        identity = dataset_identity(load_task(task), load_preset(matrix.preset),
+                                    ReferenceConfig(name=matrix.reference), matrix.data_seed)
+        for dataset_hash, level in sorted({(run["dataset_hash"], run["level_of_theory"])
+                                           for run in results.runs() if run["task"] == task}):
+            definition = definition_hash({**identity, "level_of_theory": level})
+            if definition is not None:
+                record_dataset_definition(archive, dataset_hash, definition)
+
+
 def _check_archive_hashes(archive: Path, planned: set[tuple[str, str]]) -> None:
     """Refuse to add runs of a task whose dataset here differs from the one its archived runs
     were made on (the data generation is not reproducing on this machine)."""
@@ -130,6 +152,8 @@ def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
     matrix = matrix or load_matrix("reference")
     with tempfile.TemporaryDirectory() as tmp:
         results = load_archive(archive, Path(tmp) / "results.db")
+        for defining in (matrix, load_matrix("reference-tasks")):
+            record_matrix_definitions(archive, results, defining)
         # the chart first: the HTML page shows every figure of its folder
         chart = published_comparison_chart(
             *comparison_points(_published_task_rows(collect_rows(results)), published_table()),
@@ -276,8 +300,12 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
     others = load_matrix("reference-tasks")
     others_missing = missing_runs(results, others)
     others_planned = others.n_runs
-    train_hours = sum(run["timings"]["train_seconds"] for run in runs) / 3600
-    devices = sorted({run["timings"].get("train_device", "cpu") for run in runs})
+    # the status sentences count each matrix's own runs (by task: the two matrices share none)
+    main_runs = [run for run in runs if run["task"] in matrix.tasks]
+    train_hours = sum(run["timings"]["train_seconds"] for run in main_runs) / 3600
+    others_hours = sum(run["timings"]["train_seconds"] for run in runs
+                       if run["task"] not in matrix.tasks) / 3600
+    devices = sorted({run["timings"].get("train_device", "cpu") for run in main_runs})
     hashes = sorted({run["dataset_hash"] for run in runs})
     report = os.path.relpath(report_dir, archive)
     lines = [
@@ -294,7 +322,8 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         + (" Missing: " + "; ".join(missing) + "." if missing else " Complete.") + "\n",
         f"The other three tasks (matrix `{others.name}`: {_entries(others)}; "
         f"seed {', '.join(map(str, others.seeds))}): {others_planned - len(others_missing)} of "
-        f"{others_planned} runs archived; they run after the main matrix. Their rows are "
+        f"{others_planned} runs archived ({others_hours:.1f} h of training); they run after "
+        "the main matrix. Their rows are "
         f"below (*The other tasks*) and in `{report}/table.md`.\n",
         "Continue (any machine, a fresh clone): `scripts/reference_table.sh` (background, "
         "commits each archived run; `--stop` saves the unfinished run's checkpoint in "

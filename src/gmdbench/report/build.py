@@ -23,6 +23,7 @@ from gmdbench.report.routing import write_routing
 from gmdbench.report.tables import table_rows, task_order, write_tables
 from gmdbench.report.uncertainty import write_uncertainty
 from gmdbench.runner.archive import load_archive
+from gmdbench.runner.dataset_match import equivalent_datasets
 from gmdbench.runner.results import ResultsStore, model_label
 
 
@@ -64,10 +65,10 @@ def write_representations(folder: Path, out_dir: Path) -> list[Path]:
 
 
 def write_figures(results: ResultsStore, reference: ResultsStore | None,
-                  out_dir: Path) -> list[Path]:
+                  out_dir: Path, equivalent: dict | None = None) -> list[Path]:
     """figures.md: per task, the OOD/ID force ratio per model (seed error bars) and the val
     force MAE curves of every trained run."""
-    rows, _ = table_rows(results, reference)
+    rows, _ = table_rows(results, reference, equivalent)
     curves: dict[str, dict[str, list[list[float]]]] = {}
     learning: dict[str, dict[str, list[list[dict]]]] = {}
     for run in results.runs():
@@ -120,8 +121,10 @@ def build_report(results_path: Path, out_dir: Path, representations: Path | None
     with tempfile.TemporaryDirectory() as tmp:
         reference = (load_archive(reference_archive, Path(tmp) / "reference.db")
                      if reference_archive is not None else None)
-        written = list(write_tables(results, out_dir, reference))
-        written += write_figures(results, reference, out_dir)
+        equivalent = equivalent_datasets(results, reference, reference_archive) \
+            if reference is not None and reference_archive is not None else {}
+        written = list(write_tables(results, out_dir, reference, equivalent))
+        written += write_figures(results, reference, out_dir, equivalent)
     first_seed: dict[tuple[str, str, str], dict] = {}
     for run in results.runs():  # ordered by seed within (task, model, regime)
         first_seed.setdefault((run["task"], file_label(model_label(run)), run["regime"]), run)

@@ -244,12 +244,15 @@ def _name(row: TableRow) -> str:
     return f"{name} [reference]" if row.reference else name
 
 
-def reference_rows(reference: ResultsStore, rows: list[TableRow]) -> tuple[list[TableRow],
-                                                                            list[str]]:
+def reference_rows(reference: ResultsStore, rows: list[TableRow],
+                   equivalent: dict[str, Any] | None = None) -> tuple[list[TableRow], list[str]]:
     """The reference table's rows (no *E0 only* rows: the user's own table has them) for the
     tasks and datasets of ``rows``, marked as reference; and one note per task whose dataset
     differs from the reference's (its rows are then left out: numbers on two datasets never
-    share a table)."""
+    share a table). ``equivalent``: user dataset hash -> a match to a reference dataset whose
+    exact hash differs (``runner/dataset_match.py``: same definition, labels within
+    tolerance); its rows are shown, with a note that says which check matched."""
+    equivalent = equivalent or {}
     own = defaultdict(set)
     for row in rows:
         own[row.task].add(row.dataset_hash)
@@ -259,10 +262,16 @@ def reference_rows(reference: ResultsStore, rows: list[TableRow]) -> tuple[list[
         archived = [row for row in candidates if row.task == task]
         if not archived:
             continue
-        matching = [row for row in archived if row.dataset_hash in own[task]]
+        matched = {equivalent[h].reference_hash: h for h in own[task] if h in equivalent}
+        matching = [row for row in archived
+                    if row.dataset_hash in own[task] or row.dataset_hash in matched]
         for row in matching:
             row.reference = True
         shown += matching
+        for theirs, yours in sorted(matched.items()):
+            if any(row.dataset_hash == theirs for row in matching):
+                notes.append(f"{task}: reference rows on dataset {theirs[:12]} shown beside "
+                             f"yours ({yours[:12]}): {equivalent[yours].describe()}")
         if not matching:
             theirs = ", ".join(sorted({row.dataset_hash[:12] for row in archived}))
             yours = ", ".join(sorted(hash_[:12] for hash_ in own[task]))
@@ -343,15 +352,15 @@ CSV_HEADER = ["task", "model", "regime", "e0", "dataset_hash", "differs", "conse
               "status", "reference"]
 
 
-def table_rows(results: ResultsStore, reference: ResultsStore | None = None
-               ) -> tuple[list[TableRow], list[str]]:
-    """The rows of a results store, with ``reference``'s rows on the same datasets after the
-    user's own in each task (then the baselines); and the notes on tasks whose dataset
-    differs from the reference's."""
+def table_rows(results: ResultsStore, reference: ResultsStore | None = None,
+               equivalent: dict[str, Any] | None = None) -> tuple[list[TableRow], list[str]]:
+    """The rows of a results store, with ``reference``'s rows on the same (or an equivalent)
+    dataset after the user's own in each task (then the baselines); and the notes on tasks
+    whose dataset differs from the reference's or was matched to it."""
     rows = collect_rows(results)
     if reference is None:
         return rows, []
-    shown, notes = reference_rows(reference, rows)
+    shown, notes = reference_rows(reference, rows, equivalent)
     # a user's row and the reference row of the same model say how they differ (epochs,
     # learning rate, E0, ...), as two rows of the user's own would
     _mark_differences([row for row in rows + shown if not row.baseline])
@@ -359,10 +368,11 @@ def table_rows(results: ResultsStore, reference: ResultsStore | None = None
 
 
 def write_tables(results: ResultsStore, out_dir: Path,
-                 reference: ResultsStore | None = None) -> tuple[Path, Path]:
+                 reference: ResultsStore | None = None,
+                 equivalent: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``table.md`` and ``table.csv`` (with ``reference``'s rows on the same datasets
     beside the user's); return their paths."""
-    rows, notes = table_rows(results, reference)
+    rows, notes = table_rows(results, reference, equivalent)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = out_dir / "table.md"
     markdown.write_text("# GMD-26: ID vs OOD\n\n" + markdown_table(rows, notes))

@@ -28,6 +28,10 @@ Layout (``<archive>/``)::
                                 since 2026-12-05
     datasets/<dataset>.distance.json   SOAP distance statistics of the dataset's test frames
     datasets/labels-<hash>.npz         the labels of one set of test frames (float64)
+    datasets/definitions.json          each dataset's content hash -> its definition hash
+                                (task, preset, reference method and version, seed): a user whose
+                                rebuilt dataset differs only in the last bits of its labels
+                                still gets the reference rows (``runner/dataset_match.py``)
     partial/<run directory>/    an unfinished run's directory (checkpoint included), saved when a
                                 working session ends so the next one resumes it mid-training;
                                 removed once the run is archived
@@ -46,9 +50,10 @@ from typing import Any
 
 import torch
 
-from gmdbench.data.store import dataset_distance_path
+from gmdbench.data.store import DatasetStore, dataset_distance_path
 from gmdbench.errors import GmdError
 from gmdbench.evaluation.evaluate import Predictions, metrics_per_molecule
+from gmdbench.files import write_text
 from gmdbench.runner.executor import training_record
 from gmdbench.runner.results import ResultsStore
 
@@ -59,6 +64,24 @@ COPIED = ("training.json", "metrics.json", "predictions_id_test.npz",
           "predictions_ood_test.npz", "routing.json", "model_build.json")
 RECORD_KEYS = ("run_id", "task", "model", "regime", "seed", "dataset_hash", "level_of_theory",
                "config", "model_metadata", "versions", "timings", "training")
+
+
+DEFINITIONS = Path("datasets") / "definitions.json"  # content hash -> definition hash
+
+
+def dataset_definitions(archive: Path) -> dict[str, str]:
+    """The archive's datasets: exact content hash -> definition hash (``data/store.py``)."""
+    path = Path(archive) / DEFINITIONS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_dataset_definition(archive: Path, content_hash: str, definition: str) -> None:
+    """Add one dataset's definition hash to the archive's list (atomically)."""
+    definitions = dataset_definitions(archive)
+    if definitions.get(content_hash) == definition:
+        return
+    definitions[content_hash] = definition
+    write_text(Path(archive) / DEFINITIONS, json.dumps(definitions, indent=2, sort_keys=True))
 
 
 class ArchiveError(GmdError):
@@ -104,6 +127,10 @@ def export_run(run_dir: Path, results: ResultsStore, archive: Path) -> Path:
     dataset = Path(config["dataset_path"])
     config["dataset_path"] = str(Path("..", "..", "datasets", dataset.name))
     (staging / "config.json").write_text(json.dumps(config, indent=2))
+    if dataset.exists():  # so a user whose labels differ in the last bits still compares
+        definition = DatasetStore(dataset, write=False).definition_hash()
+        if definition is not None:
+            record_dataset_definition(archive, record["dataset_hash"], definition)
     distance = dataset_distance_path(dataset)
     if distance.exists():
         (Path(archive) / "datasets").mkdir(parents=True, exist_ok=True)
