@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gmdbench.errors import ConfigError, GmdError
+from gmdbench.names import SafeName
 from gmdbench.reference.registry import ReferenceConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -151,7 +152,7 @@ class TrajectoriesPerRole(StrictModel):
 class PresetConfig(StrictModel):
     """A dataset size: trajectories per role and the sampler. ``quick``, ``standard``, ``paper``."""
 
-    name: str
+    name: SafeName
     description: str = ""
     trajectories: TrajectoriesPerRole = TrajectoriesPerRole()
     sampler: SamplerConfig = SamplerConfig()

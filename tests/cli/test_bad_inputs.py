@@ -42,6 +42,11 @@ def _files(tmp: Path, tiny_dataset: Path) -> dict[str, str]:
     (tmp / "twice_task.yaml").write_text(
         "name: t\nfragments: [methyl]\nfamilies:\n  - {name: a, role: train, smiles: [C]}\n"
         "families:\n  - {name: b, role: ood, smiles: [CC]}\n")
+    (tmp / "escape_task.yaml").write_text(
+        "name: ../../escape\nfragments: [methyl]\nfamilies:\n"
+        "  - {name: a, role: train, smiles: [C]}\n  - {name: b, role: ood, smiles: [CC]}\n")
+    (tmp / "slash_matrix.yaml").write_text(
+        f"name: a/b\ntasks: [{TASK}]\nmodels: [{{name: schnet}}]\n")
     (tmp / "negative_seed.yaml").write_text(
         f"name: m\ntasks: [{TASK}]\nseeds: [-1]\nmodels: [{{name: schnet}}]\n")
     import ase.db
@@ -135,6 +140,9 @@ CASES = [
     (["train", "--task", TASK, "--model", "schnet", "--data", "{data}", "--config",
       "{tmp}/yes_epochs.yaml"], "training.epochs"),
     (["tasks", "show", "{tmp}/twice_task.yaml"], "'families' is given twice"),
+    # names become file names: one safe word, never a path
+    (["data", "build", "{tmp}/escape_task.yaml"], "name"),
+    (["run", "{tmp}/slash_matrix.yaml"], "name"),
     (["run", "{tmp}/negative_seed.yaml"], "seeds.0"),
     # reading never writes; output never overwrites input
     (["data", "info", "{tmp}/foreign_ase.db"], "not a gmd-bench dataset"),

@@ -52,6 +52,7 @@ from gmdbench.evaluation.evaluate import predict
 from gmdbench.evaluation.uncertainty import atom_sigma, ensemble_forces, per_frame
 from gmdbench.files import write_text
 from gmdbench.models.base import DTYPES, default_dtype
+from gmdbench.names import SafeName
 from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.pipeline.uncertainty import uncertainty_for_runs
 from gmdbench.reference.registry import ReferenceConfig, label_with_retries, resolve_reference
@@ -80,7 +81,7 @@ class ActiveLearningConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: SafeName
     task: str
     preset: str = "quick"
     reference: str = "gfn2-xtb"

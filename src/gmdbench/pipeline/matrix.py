@@ -18,6 +18,7 @@ from gmdbench.data.generate import build_dataset
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
 from gmdbench.models.base import check_device_spelling, resolve_device
+from gmdbench.names import SafeName
 from gmdbench.pipeline.clusters import ClusterSpec, check_cluster
 from gmdbench.pipeline.distances import write_dataset_distance
 from gmdbench.pipeline.representations import write_task_representations
@@ -35,7 +36,7 @@ class MatrixConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: SafeName
     tasks: list[str] = Field(min_length=1)
     preset: str = "quick"
     reference: str = "gfn2-xtb"

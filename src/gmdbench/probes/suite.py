@@ -25,6 +25,7 @@ from gmdbench.config import Device, ModelEntry, load_named
 from gmdbench.dotted import resolve_dotted
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
+from gmdbench.names import SafeName
 from gmdbench.probes.data import GeneratedFrames, StoredFrames, resolve_data_file
 from gmdbench.probes.md import MDSettings
 from gmdbench.probes.neb import NEBSettings
@@ -85,7 +86,7 @@ class SlidingSpec(BaseModel):
 class ProbeSuite(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: SafeName
     description: str = ""
     system: SystemSpec
     reference: str | None = Field(None, description="a reference method (emt, gfn1-xtb, "

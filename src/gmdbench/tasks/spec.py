@@ -18,6 +18,7 @@ from gmdbench.chem.fragments import resolve_fragments
 from gmdbench.chem.molecules import canonical_smiles
 from gmdbench.config import format_validation_error, load_yaml
 from gmdbench.errors import GmdError, TaskSpecError, UnknownTaskError
+from gmdbench.names import SafeName
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 
@@ -74,7 +75,7 @@ class TaskSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    name: SafeName
     description: str = ""
     variant: Literal["base", "augmented"] = "base"
     fragments: dict[str, str | None] | list[str] = Field(default_factory=list)
