@@ -24,7 +24,7 @@ from typer.exceptions import TyperException
 from gmdbench.active.exploration import ExplorationSettings, TrustWindow
 from gmdbench.config import REGIMES, load_preset, one_line
 from gmdbench.data.completeness import completeness
-from gmdbench.data.estimate import estimate_cost
+from gmdbench.data.estimate import LARGE_BUILD_CALLS, estimate_cost, planned_reference_calls
 from gmdbench.data.extxyz import export_extxyz, import_extxyz
 from gmdbench.data.generate import build_dataset, check_elements
 from gmdbench.data.store import DatasetStore
@@ -179,15 +179,19 @@ def data_build(
     out = out or Path("datasets") / f"{spec.name}-{preset_config.name}-seed{seed}.db"
     console.print(f"task {spec.name}, preset {preset_config.name}, reference "
                   f"{method.level_of_theory}, seed {seed} -> {out}")
-    if preset_config.name == "paper":
+    if planned_reference_calls(spec, preset_config) > LARGE_BUILD_CALLS:
         cost = estimate_cost(spec, preset_config, method)
-        console.print(
-            f"estimated cost: {cost.molecules} molecules, {cost.trajectories} trajectories, "
-            f"{cost.frames:,} frames, {cost.reference_calls:,} reference calls, "
-            f"{cost.cpu_seconds / 3600:.1f} CPU-hours (~{cost.wall_hours(workers):.1f} h on "
-            f"{workers} workers)")
-        if not yes and not typer.confirm("Start?", default=False):
-            raise typer.Exit(1)
+        estimate = (f"{cost.molecules} molecules, {cost.trajectories} trajectories, "
+                    f"{cost.frames:,} frames, {cost.reference_calls:,} reference calls, "
+                    f"{cost.cpu_seconds / 3600:.1f} CPU-hours (~{cost.wall_hours(workers):.1f} "
+                    f"h on {workers} workers)")
+        console.print(f"estimated cost: {estimate}")
+        if not yes:
+            if not console.is_terminal or not sys.stdin.isatty():
+                raise GmdError(f"preset {preset_config.name} plans a large build ({estimate}): "
+                               "pass --yes to start it")
+            if not typer.confirm("Start?", default=False):
+                raise typer.Exit(1)
 
     with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("failures: {task.fields[failures]}"), TimeRemainingColumn(),

@@ -98,6 +98,21 @@ def test_paper_preset_states_its_cost_and_asks(tmp_path):
     assert not out.exists()
 
 
+def test_any_large_build_states_its_cost_and_needs_yes_whatever_its_name(tmp_path,
+                                                                           tiny_task_path):
+    """The threshold is the planned reference calls, not the preset's name; without a terminal
+    the build is refused in one line, nothing written."""
+    preset = tmp_path / "huge.yaml"
+    preset.write_text("name: everyday\ntrajectories: {train: 100000, val: 1, id_test: 1, "
+                      "ood_test: 1}\n")
+    out = tmp_path / "huge.db"
+    result = gmd("data", "build", tiny_task_path, "--preset", preset, "--out", out)
+    assert result.returncode == 2
+    assert "estimated cost" in result.stdout and "--yes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_run_help_names_every_builtin_matrix_and_each_exists():
     """`gmd run --help` lists exactly the built-in matrices, and each name loads."""
     from gmdbench.pipeline.matrix import BUILTIN_MATRICES, load_matrix
