@@ -48,6 +48,11 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "dataset_hash": ("src/gmdbench/data/store.py", ["tests/data/test_store.py"]),
     "deepset_moe": ("src/gmdbench/models/deepset_moe.py",
                     ["tests/models/test_adapters.py", "tests/analysis/test_routing.py"]),
+    # issue 28's statistics
+    "calibration": ("src/gmdbench/evaluation/calibration.py",
+                    ["tests/evaluation/test_calibration.py"]),
+    "paired": ("src/gmdbench/evaluation/paired.py", ["tests/evaluation/test_paired.py"]),
+    "overlap": ("src/gmdbench/active/overlap.py", ["tests/pipeline/test_acquisition_batches.py"]),
 }
 
 

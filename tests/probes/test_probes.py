@@ -163,3 +163,26 @@ def test_sliding_block_by_z_range_equals_block_by_tag():
     assert np.array_equal(by_tag.block(bilayer), by_range.block(bilayer))
     with pytest.raises(ValueError, match="z range"):
         SlidingSettings(lattice_translation=[1, 0, 0], block_tag=1, block_z_max=3.0)
+
+
+def test_stored_data_suites_fit_their_e0_by_default_and_refuse_isolated_before_any_work():
+    """Stored frames without a reference method have no isolated-atom energies: a scratch
+    model's E0 is fitted unless asked otherwise, and asking for isolated fails at load."""
+    from pydantic import ValidationError
+
+    from gmdbench.probes.suite import ProbeSuite
+
+    suite = {"name": "stored", "system": {"file": "a.extxyz"},
+             "training_data": {"files": ["a.extxyz"], "test_files": ["b.extxyz"]},
+             "models": [{"name": "mace"}, {"name": "chgnet", "regime": "zero-shot"}]}
+    loaded = ProbeSuite.model_validate(suite)
+    assert loaded.models[0].training.reference_energies == "fit"
+    assert loaded.models[1].regime == "zero-shot"
+    isolated = {**suite, "models": [{"name": "mace",
+                                     "training": {"reference_energies": "isolated"}}]}
+    with pytest.raises(ValidationError, match="no isolated-atom energies"):
+        ProbeSuite.model_validate(isolated)
+    # with a reference method the isolated atoms exist: nothing is changed
+    generated = {**suite, "reference": "emt"}
+    assert ProbeSuite.model_validate(generated).models[0].training.reference_energies == \
+        "isolated"

@@ -104,6 +104,28 @@ class ProbeSuite(BaseModel):
                                   "features on the path images")
     device: Device = "auto"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_data_fits_its_e0(cls, data: Any) -> Any:
+        """Stored frames without a reference method carry no isolated-atom energies, so a
+        scratch model's E0 must be fitted on the train compositions: that is the default
+        here (an explicit ``reference_energies: isolated`` is refused below, before any
+        work). A rank-deficient fit is flagged where it is made
+        (``training/reference_energies.py``)."""
+        if not isinstance(data, dict) or data.get("reference") is not None:
+            return data
+        training_data = data.get("training_data")
+        if not (isinstance(training_data, dict) and "files" in training_data):
+            return data
+        models = []
+        for entry in data.get("models") or []:
+            if isinstance(entry, dict) and entry.get("regime", "scratch") == "scratch":
+                training = dict(entry.get("training") or {})
+                training.setdefault("reference_energies", "fit")
+                entry = {**entry, "training": training}
+            models.append(entry)
+        return {**data, "models": models}
+
     @model_validator(mode="after")
     def _needs_reference(self) -> ProbeSuite:
         if self.reference is None:
@@ -114,6 +136,14 @@ class ProbeSuite(BaseModel):
                                  "reference")
         if not self.models and not self.reference_as_model:
             raise ValueError("a suite needs models (or reference_as_model: true)")
+        if self.reference is None and isinstance(self.training_data, StoredFrames):
+            isolated = [entry.name for entry in self.models if entry.regime == "scratch"
+                        and entry.training.reference_energies == "isolated"]
+            if isolated:
+                raise ValueError(
+                    f"models {', '.join(isolated)} ask for reference_energies: isolated, but "
+                    "stored training data without a reference method has no isolated-atom "
+                    "energies: use reference_energies: fit (the default here)")
         return self
 
 
