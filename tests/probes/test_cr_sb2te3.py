@@ -37,4 +37,10 @@ def test_cr_sb2te3_suite_scores_the_dft_neb_paths(tmp_path):
         # the equilibrium probe's force MAE is the mean error on the held-out DFT frames
         equilibrium = summary["results"][label]["equilibrium"]
         assert 0.01 < equilibrium["force_mae"] < 5.0 and -1 <= equilibrium["force_cosine"] <= 1
+        # reported per held-out file too (here one file, so the same numbers)
+        per_file = equilibrium["per_condition"]
+        assert list(per_file) == ["dft_600K_b.extxyz"] and per_file[
+            "dft_600K_b.extxyz"]["frames"] == 4
+        assert per_file["dft_600K_b.extxyz"]["force_mae"] == pytest.approx(
+            equilibrium["force_mae"])
     assert (tmp_path / "report" / "neb_profile_2d_neb_1.png").exists()

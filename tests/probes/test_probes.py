@@ -186,3 +186,31 @@ def test_stored_data_suites_fit_their_e0_by_default_and_refuse_isolated_before_a
     generated = {**suite, "reference": "emt"}
     assert ProbeSuite.model_validate(generated).models[0].training.reference_energies == \
         "isolated"
+
+
+def test_equilibrium_errors_are_also_given_per_condition():
+    """Two held-out conditions, one the model gets exactly and one off by 0.1 eV/A per force
+    component: the pooled number mixes them, the per-condition ones do not."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from gmdbench.probes.equilibrium import equilibrium_errors
+
+    frames = []
+    for index, shift in enumerate((0.0, 0.0, 0.1, 0.1)):
+        atoms = bulk("Cu", cubic=True) * (2, 1, 1)
+        atoms.rattle(0.05, seed=index)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces() + shift
+        labelled = atoms.copy()
+        labelled.calc = SinglePointCalculator(labelled, energy=energy, forces=forces)
+        frames.append(labelled)
+    result = equilibrium_errors(frames, EMT(), ["cold.extxyz"] * 2 + ["hot.extxyz"] * 2)
+    per = result["per_condition"]
+    assert list(per) == ["cold.extxyz", "hot.extxyz"]
+    assert per["cold.extxyz"]["force_mae"] == pytest.approx(0.0, abs=1e-12)
+    assert per["hot.extxyz"]["force_mae"] == pytest.approx(0.1)
+    assert result["force_mae"] == pytest.approx(0.05)
+    assert per["hot.extxyz"]["frames"] == 2
+    assert "per_condition" not in equilibrium_errors(frames, EMT())

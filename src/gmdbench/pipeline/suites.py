@@ -21,7 +21,12 @@ from gmdbench.models.base import DTYPES, resolve_device
 from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.pipeline.representations import path_representations
 from gmdbench.pipeline.runs import train_and_evaluate
-from gmdbench.probes.data import GeneratedFrames, generated_dataset, stored_dataset
+from gmdbench.probes.data import (
+    GeneratedFrames,
+    generated_dataset,
+    resolve_data_file,
+    stored_dataset,
+)
 from gmdbench.probes.equilibrium import equilibrium_errors
 from gmdbench.probes.md import md_stability
 from gmdbench.probes.neb import (
@@ -176,6 +181,7 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
             f"reference_{_key(suite.sliding, suite.reference)}",
             lambda: {"energies": single_points(slide, reference()).tolist()})
     held_out = _held_out_frames(data) if suite.equilibrium else None
+    conditions = _held_out_conditions(suite, root, len(held_out)) if held_out else None
     results: dict[str, dict] = {}
     for label, factory in calculators.items():
         # a result is reused only for the same trained weights and the same probe settings
@@ -210,8 +216,8 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
         if held_out is not None:
             _say(on_event, f"{label}: equilibrium on {len(held_out)} held-out frames")
             model_results["equilibrium"] = cache.get(
-                f"equilibrium_{_key(suite.training_data)}",
-                lambda f=factory: equilibrium_errors(held_out, f()))
+                f"equilibrium_{_key(suite.training_data, 'per-condition')}",
+                lambda f=factory: equilibrium_errors(held_out, f(), conditions))
         if suite.md is not None:
             _say(on_event, f"{label}: MD stability")
             system = build_system(suite.system, root)
@@ -232,6 +238,25 @@ def run_suite(suite: ProbeSuite, root: Path | None, out: Path,
     write_text(path, json.dumps(summary, indent=2))
     write_probe_report(path, out / "report")
     return path
+
+
+def _held_out_conditions(suite: ProbeSuite, root: Path | None, n_frames: int) -> list[str]:
+    """The condition of each held-out frame, in the stored order: its test file for stored
+    data (each file is a condition: a temperature, a phase, a defect), the OOD temperature's
+    MD for generated data."""
+    data = suite.training_data
+    if isinstance(data, GeneratedFrames):
+        return [f"MD at {data.ood_temperature_K:g} K"] * n_frames
+    conditions: list[str] = []
+    for name in data.test_files:
+        count = len(ase.io.read(resolve_data_file(root, name), index=":"))
+        conditions += [name] * count
+    conditions = conditions[:n_frames]  # max_test_frames keeps the first frames
+    if len(conditions) != n_frames:
+        raise GmdError(f"probe suite {suite.name}: {n_frames} held-out frames stored but its "
+                       f"test files hold {len(conditions)}: the stored dataset was built from "
+                       "other files; remove the suite's data/ folder to rebuild it")
+    return conditions
 
 
 def _held_out_frames(data: Path) -> list[Atoms]:

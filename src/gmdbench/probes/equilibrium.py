@@ -24,7 +24,11 @@ def reference_labels(frames: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarr
     return np.array(energies), forces
 
 
-def equilibrium_errors(frames: Sequence[Atoms], calculator: Calculator) -> dict[str, float]:
+def equilibrium_errors(frames: Sequence[Atoms], calculator: Calculator,
+                       conditions: Sequence[str] | None = None) -> dict:
+    """The metrics over all frames; with ``conditions`` (one label per frame: its test file,
+    a temperature), also per condition under ``per_condition``, since a pooled error hides
+    the condition a model fails on."""
     reference_energy, reference_forces = reference_labels(frames)
     energies, forces = [], []
     for frame in frames:
@@ -33,5 +37,18 @@ def equilibrium_errors(frames: Sequence[Atoms], calculator: Calculator) -> dict[
         energies.append(float(atoms.get_potential_energy()))
         forces.append(np.asarray(atoms.get_forces()))
     n_atoms = np.array([len(frame) for frame in frames])
-    return all_metrics(np.array(energies), reference_energy, np.concatenate(forces),
-                       np.concatenate(reference_forces), n_atoms)
+    energies = np.array(energies)
+    result: dict = all_metrics(energies, reference_energy, np.concatenate(forces),
+                               np.concatenate(reference_forces), n_atoms)
+    if conditions is not None:
+        labels = np.asarray(conditions)
+        result["per_condition"] = {}
+        for condition in dict.fromkeys(conditions):  # first-seen order
+            chosen = np.flatnonzero(labels == condition)
+            result["per_condition"][condition] = {
+                "frames": int(chosen.size),
+                **all_metrics(energies[chosen], reference_energy[chosen],
+                              np.concatenate([forces[i] for i in chosen]),
+                              np.concatenate([reference_forces[i] for i in chosen]),
+                              n_atoms[chosen])}
+    return result

@@ -123,6 +123,16 @@ def write_probe_report(results_path: Path, out_dir: Path) -> list[Path]:
                 e = model["equilibrium"]
                 lines.append(f"| {label} | {_f(e['force_mae'], 4)} | {_f(e['force_cosine'], 4)} "
                              f"| {_f(e['energy_mae_per_atom'], 4)} |")
+        if any(model.get("equilibrium", {}).get("per_condition") for model in results.values()):
+            lines += ["\nPer held-out condition (each test file, or the OOD temperature's "
+                      "MD): a pooled error hides the condition a model fails on.\n",
+                      "| model | condition | frames | force MAE (eV/A) | energy MAE (eV/atom) |",
+                      "|---|---|---|---|---|"]
+            for label, model in results.items():
+                for condition, e in model.get("equilibrium", {}).get(
+                        "per_condition", {}).items():
+                    lines.append(f"| {label} | {condition} | {e['frames']} | "
+                                 f"{_f(e['force_mae'], 4)} | {_f(e['energy_mae_per_atom'], 4)} |")
     if any("md" in model for model in results.values()):
         lines += ["\n## MD stability (NVT Langevin)\n",
                   "| model | exploded | steps | mean T (K) | pressure drift (GPa/ps) | "
