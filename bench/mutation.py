@@ -35,6 +35,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                  "tests/evaluation/test_uncertainty_scores.py"]),
     "uncertainty": ("src/gmdbench/evaluation/uncertainty.py",
                     ["tests/evaluation/test_uncertainty_scores.py",
+                     "tests/evaluation/test_calibration.py",
                      "tests/pipeline/test_active_learning.py"]),
     "splits": ("src/gmdbench/tasks/split.py", ["tests/tasks/test_split.py"]),
     "acquisition": ("src/gmdbench/active/acquisition.py",
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "results" / "mutation")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
+    args.work = args.work.resolve()  # cosmic-ray runs inside it: relative paths would break
     names = args.modules.split(",")
     unknown = [name for name in names if name not in MODULES]
     if unknown:
