@@ -1,5 +1,7 @@
 """gmd train / evaluate / report / run, as a user runs them."""
 
+import json
+
 import pytest
 
 from gmdbench.runner.results import ResultsStore
@@ -125,3 +127,23 @@ def test_uncertainty_command_and_its_table_in_the_report(trained_runs, tmp_path)
     mixed = gmd("uncertainty", run_dirs[0], run_dirs[2])  # schnet and mace
     assert mixed.returncode == 2 and "differs in" in mixed.stderr
     assert len(mixed.stderr.strip().splitlines()) == 1
+
+
+def test_explore_command_hands_labelled_frames_to_the_next_round(trained_runs, tiny_dataset,
+                                                                 tmp_path):
+    """`gmd explore` as a user types it: two seeds drive MD of butane (outside the task); with
+    a trust window nothing leaves, every sampled frame is kept, labelled and added to data.db."""
+    _, run_dirs = trained_runs
+    out = tmp_path / "explore"
+    result = gmd("explore", run_dirs[0], run_dirs[1], "--smiles", "CCCC", "--low", "0",
+                 "--high", "1000", "--steps", "20", "--sample-every", "10", "--base",
+                 tiny_dataset, "--out", out, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "exploration.json").read_text())
+    assert summary["molecules"][0]["stopped_by"] == "steps"
+    assert summary["candidates"] == 3  # steps 0, 10, 20
+    assert "3 labelled candidate(s)" in result.stdout
+    from gmdbench.data.store import DatasetStore
+
+    grown = DatasetStore(out / "data.db", write=False)
+    assert sum(r.get("source") == "exploration" for r in grown.rows(split="train")) == 3
