@@ -88,6 +88,32 @@ def test_a_torn_checkpoint_is_one_line_naming_it(tiny_dataset, tmp_path):
         train_run(run.model_copy(), tiny_dataset, tmp_path / "runs")
 
 
+def test_torn_or_missing_best_weights_say_what_to_delete_and_that_works(tiny_dataset,
+                                                                        tmp_path):
+    """A finished run whose best.pt was torn, then deleted: no dead end. Both messages name the
+    run directory to delete, and deleting it lets the same command train the run again."""
+    from gmdbench.errors import GmdError
+
+    run = _run(tiny_dataset, epochs=2)
+    run_dir = train_run(run, tiny_dataset, tmp_path / "runs")
+    results = ResultsStore(tmp_path / "results.db")
+    data = (run_dir / "best.pt").read_bytes()
+    (run_dir / "best.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="delete the run directory") as torn:
+        evaluate_run(run_dir, results)
+    assert str(run_dir) in str(torn.value) and "\n" not in str(torn.value)
+    (run_dir / "best.pt").unlink()
+    with pytest.raises(GmdError, match="delete the run directory") as missing:
+        train_run(run, tiny_dataset, tmp_path / "runs")
+    assert str(run_dir) in str(missing.value)
+    import shutil
+
+    shutil.rmtree(run_dir)  # what both messages say
+    again = train_run(run, tiny_dataset, tmp_path / "runs")
+    evaluate_run(again, results)
+    assert (again / "best.pt").exists()
+
+
 def test_weights_of_another_model_are_one_line_naming_the_file(tiny_dataset, tmp_path):
     schnet = _run(tiny_dataset, epochs=1)
     painn = _run(tiny_dataset, model="painn", epochs=1, options={"hidden_channels": 8})

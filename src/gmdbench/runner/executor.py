@@ -61,6 +61,12 @@ def train_run(run: RunConfig, data: Path, runs_root: Path,
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "best.pt").exists():
         return run_dir
+    if summary_path.exists() and not run.regime.startswith("zero-shot"):
+        # finished, best weights gone: the checkpoint holds the last epoch's, not the best's
+        raise GmdError(f"run {run_dir} finished training but its best weights (best.pt) are "
+                       "missing; they cannot be rebuilt from the last checkpoint (the final "
+                       f"epoch's): delete the run directory {run_dir} and run the same "
+                       "command to train it again")
     created = not run_dir.exists()
     try:
         return _train(run, store, run_dir, on_epoch, device)

@@ -30,7 +30,7 @@ from gmdbench.config import (
 )
 from gmdbench.data.graphs import GraphSet, graphset_from_rows
 from gmdbench.data.store import DatasetStore
-from gmdbench.errors import GmdError
+from gmdbench.errors import CheckpointError, GmdError
 from gmdbench.files import load_state, load_torch, write_text
 from gmdbench.models.base import DTYPES, Potential, default_dtype, resolve_device
 from gmdbench.models.calculator import MLIPCalculator
@@ -235,7 +235,14 @@ def load_potential(run_dir: Path, device: torch.device | str = "cpu") -> Potenti
                               build["statistics"])
         potential = Potential(network, {})
         potential.to(dtype)
-        load_state(potential, load_torch(run_dir / "best.pt", "weights"), run_dir / "best.pt")
+        try:
+            weights = load_torch(run_dir / "best.pt", "weights")
+        except CheckpointError as error:  # torn: only retraining gives the best weights back
+            raise CheckpointError(
+                f"weights {run_dir / 'best.pt'} are unreadable (torn by a kill or not written "
+                f"by gmd-bench); they cannot be rebuilt from the last checkpoint: delete the "
+                f"run directory {run_dir} and train it again") from error
+        load_state(potential, weights, run_dir / "best.pt")
     return potential.to(resolve_device(device))
 
 
