@@ -5,8 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import norm, t
 
 from gmdbench.evaluation.calibration import (
+    LEVELS,
     calibration_summary,
     conformal_factor,
     expected_coverage,
@@ -18,6 +20,7 @@ from gmdbench.evaluation.calibration import (
 )
 from gmdbench.evaluation.uncertainty import (
     atom_force_deviation,
+    ence,
     group_mean,
     per_frame_max,
     relative_force_deviation,
@@ -135,3 +138,72 @@ def test_per_atom_signals_by_hand():
     # frames of 2 and 1 atoms: the worst atom, not the mean
     np.testing.assert_allclose(per_frame_max(np.array([5.0, 1.0, 0.5]), np.array([2, 1])),
                                [5.0, 0.5])
+
+
+def test_two_members_use_one_degree_of_freedom():
+    # t with 1 dof is Cauchy: P(|T| <= x) = 2 atan(x) / pi; k / sqrt(1 + 1/2)
+    assert expected_coverage(2, 1.0) == pytest.approx(2 * math.atan(1 / math.sqrt(1.5))
+                                                      / math.pi)
+    # the Student-t factor inverts it: Cauchy quantile tan(pi (q - 1/2)), q = (1 + p) / 2
+    assert student_t_factor(2, 0.5) == pytest.approx(math.sqrt(1.5) * math.tan(math.pi / 4))
+    assert student_t_factor(4, 0.9) == pytest.approx(
+        math.sqrt(1.25) * t.ppf(0.95, 3))
+
+
+def test_within_counts_an_error_exactly_on_the_bound():
+    assert within(np.array([1.0, 1.0]), np.array([2.0, -3.0]), 2.0) == 0.5
+
+
+def test_conformal_rank_for_an_odd_number_of_scores():
+    # 5 scores 1..5; level 0.5: ceil(6 * 0.5) = 3rd -> 3
+    assert conformal_factor(np.ones(5), np.arange(1.0, 6.0), 0.5) == 3.0
+
+
+def test_reliability_by_hand():
+    from gmdbench.evaluation.calibration import reliability
+
+    sigma = np.ones(4)
+    error = np.array([0.1, 0.5, 1.0, 2.0])
+    rows = reliability(sigma, error, members=3, levels=(0.5, 0.9))
+    z50, z90 = norm.ppf(0.75), norm.ppf(0.95)  # 0.674, 1.645
+    assert rows[0]["gaussian"] == np.mean(error <= z50) == 0.5
+    assert rows[1]["gaussian"] == np.mean(error <= z90) == 0.75
+    assert rows[0]["student_t"] == np.mean(error <= student_t_factor(3, 0.5))
+    scaled = reliability(sigma, error, members=3, scale=0.5, levels=(0.9,))
+    assert scaled[0]["gaussian"] == np.mean(error <= 0.5 * z90) == 0.5
+    assert scaled[0]["student_t"] == np.mean(error <= 0.5 * student_t_factor(3, 0.9))
+
+
+def test_simulated_ence_uses_the_sample_spread_of_m_members():
+    """Two members, constant scale: an independent draw of the same model (sample std with
+    ddof = 1) gives the same ENCE to Monte Carlo precision; ddof = 0 would not."""
+    scales = np.ones(200_000)
+    rng = np.random.default_rng(42)
+    draws = rng.standard_normal((2, scales.size))
+    truth = rng.standard_normal(scales.size)
+    independent = ence(draws.std(axis=0, ddof=1), draws.mean(axis=0) - truth)
+    biased = ence(draws.std(axis=0, ddof=0), draws.mean(axis=0) - truth)
+    value = simulated_calibrated_ence(scales, 2, seed=5)
+    assert value == pytest.approx(independent, rel=0.05)
+    assert abs(biased - independent) > 0.2 * independent  # the test can tell them apart
+
+
+def test_calibration_summary_fields_are_what_they_name():
+    rng = np.random.default_rng(1)
+    sigma = rng.uniform(0.5, 1.5, 4000)
+    error = rng.standard_normal(4000) * 2 * sigma
+    summary = calibration_summary((sigma[:2000], error[:2000]),
+                                  {"rest": (sigma[2000:], error[2000:])}, members=3)
+    scale = summary["variance_scale"]
+    rest = summary["splits"]["rest"]
+    s, e = sigma[2000:], error[2000:]
+    assert summary["expected_within_2_sigma"] == expected_coverage(3, 2.0)
+    assert rest["within_2_sigma"] == within(s, e, 2.0)
+    assert rest["recalibrated_within_2_sigma"] == within(s, e, 2 * scale)
+    assert rest["ence_recalibrated"] == ence(scale * s, e)
+    assert rest["nll_recalibrated"] == gaussian_nll(scale * s, e)
+    assert rest["conformal_within_0.68"] == within(s, e, summary["conformal_factor"]["0.68"])
+    assert rest["components"] == 2000 and summary["calibration_components"] == 2000
+    assert [r["level"] for r in rest["reliability_conformal"]] == list(LEVELS)
+    assert rest["reliability_conformal"][-1]["observed"] == within(
+        s, e, conformal_factor(sigma[:2000], error[:2000], LEVELS[-1]))
