@@ -154,9 +154,19 @@ def test_within_counts_an_error_exactly_on_the_bound():
     assert within(np.array([1.0, 1.0]), np.array([2.0, -3.0]), 2.0) == 0.5
 
 
-def test_conformal_rank_for_an_odd_number_of_scores():
-    # 5 scores 1..5; level 0.5: ceil(6 * 0.5) = 3rd -> 3
-    assert conformal_factor(np.ones(5), np.arange(1.0, 6.0), 0.5) == 3.0
+def test_conformal_rank_for_an_odd_number_of_scores_and_zero_sigmas_left_out():
+    # 5 scores 1..5; level 0.6: ceil(6 * 0.6) = 4th -> 4 (n, not n + 1, would give the 3rd)
+    assert conformal_factor(np.ones(5), np.arange(1.0, 6.0), 0.6) == 4.0
+    # a component of zero sigma has no finite score: left out, not counted as infinite
+    sigma = np.array([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    error = np.array([9.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    assert conformal_factor(sigma, error, 0.6) == 4.0
+
+
+def test_gaussian_nll_floors_a_zero_sigma():
+    floor = 1e-6
+    assert gaussian_nll(np.array([0.0]), np.array([0.0])) == pytest.approx(
+        0.5 * math.log(2 * math.pi * floor ** 2))
 
 
 def test_reliability_by_hand():
@@ -191,7 +201,7 @@ def test_simulated_ence_uses_the_sample_spread_of_m_members():
 def test_calibration_summary_fields_are_what_they_name():
     rng = np.random.default_rng(1)
     sigma = rng.uniform(0.5, 1.5, 4000)
-    error = rng.standard_normal(4000) * 2 * sigma
+    error = rng.standard_normal(4000) * 3 * sigma  # a scale near 3: 2 * a differs from 2 ** a
     summary = calibration_summary((sigma[:2000], error[:2000]),
                                   {"rest": (sigma[2000:], error[2000:])}, members=3)
     scale = summary["variance_scale"]
