@@ -214,3 +214,37 @@ def test_equilibrium_errors_are_also_given_per_condition():
     assert result["force_mae"] == pytest.approx(0.05)
     assert per["hot.extxyz"]["frames"] == 2
     assert "per_condition" not in equilibrium_errors(frames, EMT())
+
+
+def test_suite_inputs_are_checked_before_any_work(tmp_path):
+    """An unknown model name and a stored path with an element the system lacks both fail in
+    check_inputs, before data, training or probes; another cell of the same elements is fine."""
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from gmdbench.errors import GmdError
+    from gmdbench.probes.suite import ProbeSuite, check_inputs
+
+    def labelled(atoms):
+        atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+        return atoms
+
+    ase.io.write(tmp_path / "system.extxyz", labelled(bulk("Cu", cubic=True) * 2))
+    ase.io.write(tmp_path / "train.extxyz", [labelled(bulk("Cu", cubic=True))])
+    ase.io.write(tmp_path / "same.extxyz", [labelled(bulk("Cu", cubic=True))] * 3)
+    alloy = bulk("Cu", cubic=True)
+    alloy[0].symbol = "Au"
+    ase.io.write(tmp_path / "foreign.extxyz", [labelled(alloy)] * 3)
+    suite = {"name": "inputs", "system": {"file": "system.extxyz"},
+             "training_data": {"files": ["train.extxyz"], "test_files": ["train.extxyz"]},
+             "paths": [{"name": "same", "file": "same.extxyz", "self_consistent": False}],
+             "models": [{"name": "schnet"}]}
+    check_inputs(ProbeSuite.model_validate(suite), tmp_path)  # another cell, same elements
+    foreign = {**suite, "paths": [{"name": "hop", "file": "foreign.extxyz",
+                                   "self_consistent": False}]}
+    with pytest.raises(GmdError, match="holds Au"):
+        check_inputs(ProbeSuite.model_validate(foreign), tmp_path)
+    unknown = {**suite, "models": [{"name": "schnett"}]}
+    with pytest.raises(GmdError, match="unknown model 'schnett'"):
+        check_inputs(ProbeSuite.model_validate(unknown), tmp_path)

@@ -25,6 +25,7 @@ from gmdbench.config import Device, ModelEntry, load_named
 from gmdbench.dotted import resolve_dotted
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
+from gmdbench.models.registry import model_config
 from gmdbench.names import SafeName
 from gmdbench.probes.data import GeneratedFrames, StoredFrames, resolve_data_file
 from gmdbench.probes.md import MDSettings
@@ -174,6 +175,23 @@ def check_inputs(suite: ProbeSuite, root: Path | None) -> None:
             resolve_data_file(root, spec.file, f"path {spec.name!r} file")
         else:
             resolve_dotted(spec.endpoints, f"path {spec.name!r} endpoints")
+    for entry in suite.models:  # an unknown name or a bad option fails now, not after the data
+        model_config(entry.name, entry.options, size=entry.size)
+    stored_paths = [spec for spec in suite.paths if spec.file]
+    if stored_paths:
+        # a stored path may be another cell of the material (one Cr where the MD cell has
+        # two), but it may not hold an element the system, and so the training data, lacks
+        elements = set(build_system(suite.system, root).get_chemical_symbols())
+        for spec in stored_paths:
+            images = ase.io.read(resolve_data_file(root, spec.file), index=":")
+            for index, image in enumerate(images):
+                foreign = sorted(set(image.get_chemical_symbols()) - elements)
+                if foreign:
+                    raise GmdError(
+                        f"path {spec.name!r} file {spec.file}: image {index} holds "
+                        f"{', '.join(foreign)}, which the suite's system "
+                        f"({', '.join(sorted(elements))}) lacks: no model trained on it "
+                        "knows that element")
 
 
 def call_dotted(dotted: str, *args, **kwargs):
