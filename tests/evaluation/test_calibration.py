@@ -217,3 +217,8 @@ def test_calibration_summary_fields_are_what_they_name():
     assert [r["level"] for r in rest["reliability_conformal"]] == list(LEVELS)
     assert rest["reliability_conformal"][-1]["observed"] == within(
         s, e, conformal_factor(sigma[:2000], error[:2000], LEVELS[-1]))
+
+
+def test_calibration_summary_refuses_unpaired_sigmas_and_errors():
+    with pytest.raises(ValueError, match="3 sigmas but 2 errors"):
+        calibration_summary((np.ones(3), np.ones(2)), {}, members=3)

@@ -103,13 +103,17 @@ def calibration_summary(calibration: tuple[np.ndarray, np.ndarray],
                         seed: int = 0) -> dict:
     """Everything the report shows about calibration: fitted on ``calibration`` (sigma, error),
     scored on each of ``scored`` ({name: (sigma, error)})."""
+    calibration_sigma, calibration_error = (np.ravel(part) for part in calibration)
+    if calibration_sigma.size != calibration_error.size:
+        raise ValueError(f"calibration holds {calibration_sigma.size} sigmas but "
+                         f"{calibration_error.size} errors; they must pair one to one")
     scale = variance_scale(*calibration)
     conformal = {f"{level:g}": conformal_factor(*calibration, level) for level in (0.68, 0.95)}
     conformal_levels = {level: conformal_factor(*calibration, level) for level in LEVELS}
     result: dict = {"members": members, "variance_scale": scale, "conformal_factor": conformal,
                     "expected_within_1_sigma": expected_coverage(members, 1.0),
                     "expected_within_2_sigma": expected_coverage(members, 2.0),
-                    "calibration_components": int(np.ravel(calibration[0]).size), "splits": {}}
+                    "calibration_components": int(calibration_sigma.size), "splits": {}}
     for name, (sigma, error) in scored.items():
         result["splits"][name] = {
             "within_1_sigma": within(sigma, error, 1.0),
