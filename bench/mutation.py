@@ -18,6 +18,7 @@ Usage: python bench/mutation.py [--modules metrics,uncertainty] [--work DIR] [--
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -94,6 +95,15 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
         'name = "local"\n')
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(work / "src"), str(work / "tests"), str(work / "tests" / "data")])}
+    # a session resumes only for the same module and tests: mutants of an edited module (or
+    # results against edited tests) would be stale, so a change starts it afresh
+    stamp = work / f"{name}.sha256"
+    digest = hashlib.sha256(b"".join((ROOT / path).read_bytes()
+                                     for path in (module, *tests))).hexdigest()
+    if session.exists() and (not stamp.exists() or stamp.read_text() != digest):
+        print(f"{name}: module or tests changed since its session; starting it afresh")
+        session.unlink()
+    stamp.write_text(digest)
     if not session.exists():
         subprocess.run([COSMIC_RAY, "init", str(config), str(session)], cwd=work, env=env,
                        check=True)
