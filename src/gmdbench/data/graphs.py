@@ -8,6 +8,7 @@ its library's own convention in one place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -19,6 +20,28 @@ from ase.neighborlist import neighbor_list
 from scipy.spatial import cKDTree
 
 from gmdbench.data.store import DatasetStore
+from gmdbench.errors import GmdError
+
+EDGE_BUDGET_VARIABLE = "GMD_EVAL_MAX_EDGES"
+# measured by bench/eval_memory.py on the cr_sb2te3 suite (84-atom cells): peak RSS grows
+# ~0.12-0.15 MB per edge in a batch (CHGNet 7.9 GB at 64k edges, SevenNet-0 6.3 GB at 43k);
+# 25k keeps every model of that suite near 4 GB, and molecules (32 frames ~10^4 edges) below it
+DEFAULT_EDGE_BUDGET = 25_000
+
+
+def evaluation_edge_budget() -> int:
+    """Most edges one prediction batch holds: ``GMD_EVAL_MAX_EDGES`` or the default, which
+    keeps a suite's evaluation under 8 GB (bench/eval_memory.py measures it). An environment
+    variable, not a run option, because batching changes memory, not results (a frame's
+    prediction does not depend on its batch neighbours), so it must not enter a run's hash;
+    and it reaches every place that predicts (evaluation, learning curves, active learning)
+    and Dask workers started from the same shell."""
+    text = os.environ.get(EDGE_BUDGET_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_EDGE_BUDGET
+    if not text.isdigit() or int(text) < 1:
+        raise GmdError(f"{EDGE_BUDGET_VARIABLE}={text!r} is not a positive whole number of edges")
+    return int(text)
 
 
 @dataclass
@@ -144,15 +167,34 @@ class GraphSet:
         return sorted({int(z) for z in np.unique(self.numbers)})
 
     def batches(self, batch_size: int, dtype: torch.dtype = torch.float32,
-                order: np.ndarray | None = None, device: torch.device | str | None = None
-                ) -> Iterator[tuple[np.ndarray, Batch]]:
-        """(frame indices, Batch on ``device``) of consecutive ``batch_size`` frames, in
-        ``order`` (default: stored order): the one batching loop of training, prediction and
-        analysis."""
+                order: np.ndarray | None = None, device: torch.device | str | None = None,
+                max_edges: int | None = None) -> Iterator[tuple[np.ndarray, Batch]]:
+        """(frame indices, Batch on ``device``) of consecutive frames in ``order`` (default:
+        stored order), at most ``batch_size`` of them and, when ``max_edges`` is given, at most
+        that many edges (a frame larger than the budget goes alone): the one batching loop of
+        training, prediction and analysis. The edge budget is what bounds memory, since a
+        message-passing model's activations grow with edges, not frames: 32 molecules of 20
+        atoms hold ~10^4 edges, 32 periodic cells of 84 atoms at 5 A ~4 x 10^5."""
         order = np.arange(len(self)) if order is None else np.asarray(order)
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
+        for index in self._batch_indices(order, batch_size, max_edges):
             yield index, self.gather(index, dtype=dtype, device=device)
+
+    def _batch_indices(self, order: np.ndarray, batch_size: int, max_edges: int | None
+                       ) -> Iterator[np.ndarray]:
+        if max_edges is None:
+            for start in range(0, len(order), batch_size):
+                yield order[start:start + batch_size]
+            return
+        start, edges = 0, 0
+        for position, frame in enumerate(order):
+            frame_edges = int(self.n_edges[frame])
+            if position > start and (position - start == batch_size
+                                     or edges + frame_edges > max_edges):
+                yield order[start:position]
+                start, edges = position, 0
+            edges += frame_edges
+        if start < len(order):
+            yield order[start:]
 
     def gather(self, index: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32,
                device: torch.device | str | None = None) -> Batch:

@@ -15,7 +15,7 @@ import torch
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field
 
-from gmdbench.data.graphs import GraphSet
+from gmdbench.data.graphs import GraphSet, evaluation_edge_budget
 
 
 class SoapSettings(BaseModel):
@@ -58,7 +58,8 @@ def model_descriptors(potential: torch.nn.Module, graphs: GraphSet, batch_size: 
     potential.eval()
     chunks = []
     device = next(potential.buffers()).device  # wherever the model is, the batches go
-    for _, batch in graphs.batches(batch_size, dtype, device=device):
+    for _, batch in graphs.batches(batch_size, dtype, device=device,
+                                   max_edges=evaluation_edge_budget()):
         out = potential(batch)
         if out.get("node_features") is None:
             raise ValueError(f"model {potential.metadata.name} exposes no node features")

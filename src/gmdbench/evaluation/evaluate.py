@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gmdbench.data.graphs import GraphSet
+from gmdbench.data.graphs import GraphSet, evaluation_edge_budget
 from gmdbench.evaluation.metrics import all_metrics, energy_decomposition
 from gmdbench.files import atomic_path
 from gmdbench.models.base import Potential
@@ -91,14 +91,17 @@ class Predictions:
 
 
 def predict(potential: Potential, graphs: GraphSet, keys: list[dict], batch_size: int = 32,
-            dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
-            ) -> Predictions:
-    """Energies and forces of every frame, batched on ``device`` (default: the potential's);
-    predictions are gathered on the device and copied to the host once."""
+            dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+            max_edges: int | None = None) -> Predictions:
+    """Energies and forces of every frame, batched on ``device`` (default: the potential's)
+    by at most ``batch_size`` frames and ``max_edges`` edges (default:
+    :func:`evaluation_edge_budget`); predictions are gathered on the device and copied to the
+    host once."""
     potential.eval()
     device = device or next(potential.buffers()).device
+    max_edges = evaluation_edge_budget() if max_edges is None else max_edges
     energies, forces = [], []
-    for _, batch in graphs.batches(batch_size, dtype, device=device):
+    for _, batch in graphs.batches(batch_size, dtype, device=device, max_edges=max_edges):
         out = potential(batch)
         energies.append(out["energy"].detach())
         forces.append(out["forces"].detach())
