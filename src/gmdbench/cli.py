@@ -60,7 +60,7 @@ from gmdbench.progress import ProgressLines
 from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 from gmdbench.report.build import build_report
 from gmdbench.report.probes import write_probe_report
-from gmdbench.runner.archive import REPOSITORY_ARCHIVE, default_archive
+from gmdbench.runner.archive import REPOSITORY_ARCHIVE, compact_archive, default_archive
 from gmdbench.runner.executor import evaluate_run, train_run
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import RunConfig, TrainFileConfig, load_train_file
@@ -729,6 +729,21 @@ def reference_table_report(
     """Rebuild the reference report from the archived files alone: no training, no weights."""
     for path in rebuild_reference_report(archive, out):
         console.print(f"wrote {path}")
+
+
+@table_app.command("compact")
+def reference_table_compact(archive: ArchiveOption = REPOSITORY_ARCHIVE) -> None:
+    """Rewrite runs archived in the old full form (float64 predictions repeating their labels)
+    in the compact form new runs are archived in: float32 forces, each set of test labels
+    once in <archive>/datasets; metrics.json recomputed from the compact values. Prints each
+    metric that moved and by how much; rebuild the report afterwards."""
+    changes = compact_archive(archive)
+    for run, changed in changes.items():
+        moved = ", ".join(f"{name} {change:.1e}" for name, change in sorted(changed.items()))
+        console.print(f"{run}: " + (f"largest relative change {moved}" if moved
+                                    else "no metric changed"), markup=False)
+    console.print(f"rewrote {len(changes)} run(s); rebuild the report with "
+                  f"`gmd reference-table report --archive {archive}`")
 
 
 @table_app.command("uncertainty")

@@ -16,6 +16,7 @@ from gmdbench.runner import archive as archive_module
 from gmdbench.runner.archive import (
     ArchiveError,
     archived_run_ids,
+    compact_archive,
     export_run,
     load_archive,
 )
@@ -357,3 +358,72 @@ def test_a_definition_recomputed_from_the_build_inputs_is_the_datasets_own(tiny_
                                                          ReferenceConfig(), seed),
                                       "level_of_theory": level})
         assert (recomputed == store.definition_hash()) == same
+
+
+def _old_form_archive(archive, trained_runs, folder):
+    """A copy of the archive as runs were archived before 2026-12-05: full float64
+    predictions with their labels, metrics.json of those float64 values, no labels files."""
+    _, run_dirs = trained_runs
+    shutil.copytree(archive, folder)
+    shutil.rmtree(folder / "datasets")
+    (folder / "datasets").mkdir()
+    for run_dir in run_dirs:
+        for name in ("predictions_id_test.npz", "predictions_ood_test.npz", "metrics.json"):
+            shutil.copyfile(run_dir / name, folder / "runs" / run_dir.name / name)
+    return folder
+
+
+def test_an_old_archive_is_rewritten_compact_with_its_metrics_recomputed(
+        archive, trained_runs, tmp_path):
+    _, run_dirs = trained_runs
+    old = _old_form_archive(archive, trained_runs, tmp_path / "old")
+    # a model's float64 forces: make the float32 cast visible in the metrics
+    run = old / "runs" / run_dirs[0].name
+    first = Predictions.load(run / "predictions_ood_test.npz")
+    first.forces = first.forces + 1e-9 * np.arange(first.forces.size).reshape(-1, 3)
+    first.save(run / "predictions_ood_test.npz")
+    changes = compact_archive(old)
+    assert set(changes) == {d.name for d in run_dirs}
+    assert len(list((old / "datasets").glob("labels-*.npz"))) == 2  # shared by the three runs
+    for run_dir in run_dirs:
+        folder = old / "runs" / run_dir.name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        for split in ("id_test", "ood_test"):
+            path = folder / f"predictions_{split}.npz"
+            assert Predictions.is_compact(path)
+            predictions = Predictions.load(path)
+            assert np.array_equal(predictions.forces_reference,
+                                  Predictions.load(run_dir / f"predictions_{split}.npz")
+                                  .forces_reference)
+            assert metrics[split]["all"]["force_mae"] == force_mae(
+                predictions.forces, predictions.forces_reference)
+    assert 0 < changes[run_dirs[0].name]["force_mae"] < 1e-6
+    assert compact_archive(old) == {}  # nothing left to rewrite
+
+
+def test_a_compaction_killed_after_its_metrics_is_finished_by_the_next_call(
+        archive, trained_runs, tmp_path, monkeypatch):
+    old = _old_form_archive(archive, trained_runs, tmp_path / "old")
+
+    def killed(self, path, labels_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Predictions, "save_compact", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compact_archive(old)
+    monkeypatch.undo()
+    run = sorted((old / "runs").iterdir())[0]
+    assert not Predictions.is_compact(run / "predictions_id_test.npz")  # still readable, full
+    compact_archive(old)
+    assert all(Predictions.is_compact(path) for path in (old / "runs").glob("*/predictions_*"))
+    rebuilt = rebuild_reference_report(old, tmp_path / "report")
+    assert rebuilt
+
+
+def test_frames_of_another_dataset_do_not_share_a_labels_file(trained_runs, tmp_path):
+    _, run_dirs = trained_runs
+    predictions = Predictions.load(run_dirs[0] / "predictions_id_test.npz")
+    predictions.save_compact(tmp_path / "a.npz", tmp_path)
+    predictions.energy_reference = predictions.energy_reference + 1e-3  # relabelled frames
+    with pytest.raises(ValueError, match="energy_reference"):
+        predictions.save_compact(tmp_path / "b.npz", tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +51,32 @@ class Predictions:
         if not labels.exists():
             with atomic_path(labels) as temporary, open(temporary, "wb") as stream:
                 np.savez_compressed(stream, **{k: getattr(self, k) for k in LABEL_FIELDS})
+        else:  # the same frame keys from another dataset (rebuilt, relabelled) must not share
+            with np.load(labels, allow_pickle=False) as stored:
+                differing = [k for k in LABEL_FIELDS
+                             if not np.array_equal(stored[k], getattr(self, k))]
+            if differing:
+                raise ValueError(f"{path}: its frames' labels file {labels} holds other "
+                                 f"{', '.join(differing)} for the same frames (another "
+                                 "dataset): archive it beside a labels folder of its own")
         with atomic_path(path) as temporary, open(temporary, "wb") as stream:
             np.savez_compressed(
                 stream, smiles=self.smiles, trajectory_id=self.trajectory_id, frame=self.frame,
                 energy=self.energy, forces=self.forces.astype(np.float32),
                 labels=np.array(os.path.relpath(labels, Path(path).parent)))
         return labels
+
+    def compacted(self) -> Predictions:
+        """These predictions as :meth:`save_compact` stores them and :meth:`load` reads them
+        back (forces through float32), so metrics of an archive can be computed before it is
+        written."""
+        return replace(self, forces=self.forces.astype(np.float32).astype(np.float64))
+
+    @staticmethod
+    def is_compact(path: Path) -> bool:
+        """Whether saved predictions are in compact form (labels in a shared file)."""
+        with np.load(path, allow_pickle=False) as data:
+            return "labels" in data
 
     @classmethod
     def load(cls, path: Path) -> Predictions:

@@ -17,7 +17,9 @@ Layout (``<archive>/``)::
         predictions_id_test.npz, predictions_ood_test.npz   test predictions: float32,
                                 without labels (those are in ../../datasets/labels-*.npz,
                                 once per set of frames); runs archived before 2026-12-05
-                                hold full float64 predictions with labels
+                                held full float64 predictions with labels, rewritten by
+                                `gmd reference-table compact` (bit-identical on loading:
+                                the models' forces were float32)
         metrics.json is recomputed from the archived predictions, so tables rebuilt from the
         archive are the archived values' own
         routing.json            DeepSet-MoE only
@@ -159,6 +161,42 @@ def _export_predictions(run_dir: Path, staging: Path, labels_dir: Path) -> None:
         for molecule, values in metrics_per_molecule(Predictions.load(target)).items():
             metrics.setdefault(split, {}).setdefault(molecule, {}).update(values)
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def compact_archive(archive: Path) -> dict[str, dict[str, float]]:
+    """Rewrite every archived run still in the full form (float64 predictions with their
+    labels, runs archived before 2026-12-05) in the compact form :func:`export_run` writes now,
+    with metrics.json recomputed from the compact values. Returns, per rewritten run, the
+    largest relative change of each metric that changed at all (float32 forces move force
+    metrics in their 7th digit or beyond). Resumable: metrics.json is written first from the
+    compact values held in memory, then each predictions file atomically, so a kill at any
+    point leaves a readable run that the next call finishes."""
+    changes: dict[str, dict[str, float]] = {}
+    labels_dir = Path(archive) / "datasets"
+    for run_dir in sorted((Path(archive) / "runs").iterdir()):
+        full = [split for split in ("id_test", "ood_test")
+                if (run_dir / f"predictions_{split}.npz").exists()
+                and not Predictions.is_compact(run_dir / f"predictions_{split}.npz")]
+        if run_dir.name.startswith(".") or not full:
+            continue
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        compact = {split: Predictions.load(run_dir / f"predictions_{split}.npz").compacted()
+                   for split in full}
+        changed: dict[str, float] = {}
+        for split, predictions in compact.items():
+            for molecule, values in metrics_per_molecule(predictions).items():
+                known = metrics.setdefault(split, {}).setdefault(molecule, {})
+                for name, value in values.items():
+                    old = known.get(name)
+                    if isinstance(old, float) and old != value:
+                        change = abs(value - old) / max(abs(old), 1e-300)
+                        changed[name] = max(changed.get(name, 0.0), change)
+                    known[name] = value
+        write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+        for split, predictions in compact.items():
+            predictions.save_compact(run_dir / f"predictions_{split}.npz", labels_dir)
+        changes[run_dir.name] = changed
+    return changes
 
 
 def save_partial(run_dir: Path, archive: Path) -> Path:
