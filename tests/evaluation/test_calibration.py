@@ -222,3 +222,5 @@ def test_calibration_summary_fields_are_what_they_name():
 def test_calibration_summary_refuses_unpaired_sigmas_and_errors():
     with pytest.raises(ValueError, match="3 sigmas but 2 errors"):
         calibration_summary((np.ones(3), np.ones(2)), {}, members=3)
+    with pytest.raises(ValueError, match="2 sigmas but 3 errors"):
+        calibration_summary((np.ones(2), np.ones(3)), {}, members=3)
