@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gmdbench.data.graphs import Batch
 from gmdbench.errors import GmdError
 from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces, isolation_box
+from gmdbench.models.chatter import library_chatter
 from gmdbench.models.foundation import refuse_uncovered_elements
 
 MPTRJ_LEVEL = "PBE/PBE+U, VASP (MPtrj)"
@@ -100,9 +101,10 @@ class CHGNetAdapter(MLIP):
             raise GmdError("CHGNet runs in float32 only (its graph converter builds float32 "
                            "tensors); set training.dtype: float32")
         device = next(self.model.parameters()).device  # its converter builds graphs on the host
-        graphs = [self.model.graph_converter(structure).to(device)
-                  for structure in self._structures(batch)]
-        out = self.model(graphs, task="ef", return_atom_feas=True)
+        with library_chatter("CHGNet"):  # it warns on every call about its volume scalar
+            graphs = [self.model.graph_converter(structure).to(device)
+                      for structure in self._structures(batch)]
+            out = self.model(graphs, task="ef", return_atom_feas=True)
         dtype = batch.positions.dtype
         energy = (out["e"] * batch.n_atoms.to(out["e"].dtype)).to(dtype)  # CHGNet: eV/atom
         forces = torch.cat(out["f"]).to(dtype)

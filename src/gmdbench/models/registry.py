@@ -13,6 +13,7 @@ from gmdbench.config import format_validation_error, parse_yaml
 from gmdbench.errors import GmdError
 from gmdbench.models.ase_calculator import ASECalculatorConfig, build_ase_calculator
 from gmdbench.models.base import MLIP
+from gmdbench.models.chatter import library_chatter
 from gmdbench.models.deepset_moe import DeepSetMoEConfig, build_deepset_moe
 from gmdbench.models.fairchem_models import (
     DimeNetPPConfig,
@@ -137,5 +138,8 @@ def model_config(name: str, overrides: dict[str, Any] | None = None,
 
 
 def build_model(config: BaseModel, elements: list[int], statistics: dict) -> MLIP:
+    """The network of ``config``; what its library prints or warns while importing and
+    building goes to the debug log (models.chatter)."""
     spec = registered_models()[config.name]
-    return spec.build(config, elements, statistics)
+    with library_chatter(f"model {config.name}"):
+        return spec.build(config, elements, statistics)
