@@ -58,6 +58,14 @@ class TrainConfig(StrictModel):
     reference_energies: Literal["fit", "isolated"] = Field(
         "isolated", description="E0 per element: the reference method's isolated atoms "
         "(default) or a least-squares fit on train (flagged when rank-deficient)")
+    pretrained_offsets: Literal["auto", "anchored", "isolated", "fit"] = Field(
+        "auto", description="per-element offsets on a pretrained model (zero-shot-refit, "
+        "fine-tune, fine-tune-head): `isolated` = the reference's isolated atoms minus the "
+        "model's own single-atom energies; `anchored` = the least-squares fit on train closest "
+        "to those (the plain fit where train determines it, isolated where it does not); "
+        "`fit` = the minimum-norm fit (runs before 2026-12-05; rank-deficient on tied "
+        "compositions); `auto` (default) = anchored where the dataset stores isolated atoms, "
+        "else fit")
 
 
 class ModelEntry(StrictModel):

@@ -33,10 +33,9 @@ def test_gmd_benchs_own_warnings_still_reach_the_user():
 
 def test_what_was_said_before_a_failure_is_logged(caplog):
     with caplog.at_level(logging.DEBUG, logger="gmdbench.models.chatter"), \
-            pytest.raises(RuntimeError):
-        with library_chatter("somelib"):
-            print("loading weights")
-            raise RuntimeError("bad weights")
+            pytest.raises(RuntimeError), library_chatter("somelib"):
+        print("loading weights")
+        raise RuntimeError("bad weights")
     assert "somelib printed: loading weights" in caplog.text
 
 

@@ -110,3 +110,54 @@ def test_any_ase_calculator_is_evaluated_zero_shot(tiny_dataset, tmp_path):
 
     with pytest.raises(GmdError, match="no weights to fine-tune"):
         train_run(run, tiny_dataset, tmp_path / "runs")
+
+
+def test_pretrained_offsets_by_default_are_anchored_to_both_sides_isolated_atoms(
+        tiny_dataset, tmp_path):
+    """zero-shot-refit with the default offsets: on train compositions that determine them
+    (methane and ethane) they are the plain fit; on tied ones (methane alone: H = 4 C) the free
+    direction keeps the reference's isolated atoms minus ANI-1x's own, where the plain fit
+    (``fit``) takes the solver's minimum-norm split."""
+    from ase.data import chemical_symbols
+
+    from gmdbench.runner.runs import (
+        graph_cutoff,
+        load_splits,
+        offsets_on_top,
+        read_run_config,
+        single_atom_energies,
+    )
+    from gmdbench.training.reference_energies import composition_matrix
+
+    store = DatasetStore(tiny_dataset)
+    isolated = store.metadata["isolated_atom_energies"]
+    anchored_dir = train_run(_run(tiny_dataset, "zero-shot-refit", dtype="float64"),
+                             tiny_dataset, tmp_path)
+    fit_dir = train_run(_run(tiny_dataset, "zero-shot-refit", dtype="float64",
+                             pretrained_offsets="fit"), tiny_dataset, tmp_path)
+    assert anchored_dir != fit_dir
+    summary = json.loads((anchored_dir / "training.json").read_text())
+    assert summary["reference_energies_kind"] == ("offsets fitted on the model, anchored to "
+                                                  "isolated atoms")
+    assert not summary["reference_energies_rank_deficient"]
+    anchored, fitted = load_potential(anchored_dir), load_potential(fit_dir)
+    np.testing.assert_allclose(anchored.atomic_energies.detach().numpy(),
+                               fitted.atomic_energies.detach().numpy(), atol=1e-6)
+
+    run, _ = read_run_config(anchored_dir)
+    cutoff = graph_cutoff(run)
+    with default_dtype(torch.float64):
+        graphs, keys = load_splits(store, cutoff, ("train",), run)["train"]
+        methane = graphs.subset([i for i, key in enumerate(keys) if key["smiles"] == "C"])
+        elements = methane.elements
+        own = single_atom_energies(anchored, elements, cutoff)
+        tied = {kind: offsets_on_top(anchored, methane, elements, kind, isolated, cutoff)
+                .numpy()[elements] for kind in ("anchored", "fit", "isolated")}
+    anchor = np.array([isolated[chemical_symbols[z]] for z in elements]) - own
+    np.testing.assert_allclose(tied["isolated"], anchor)
+    counts = composition_matrix(methane, elements)
+    np.testing.assert_allclose(counts @ tied["anchored"], counts @ tied["fit"], atol=1e-6)
+    free = np.array([1.0, -4.0]) if elements == [1, 6] else None  # (H, C): 4 H per C
+    assert free is not None and np.allclose(counts @ free, 0)
+    assert free @ tied["anchored"] == pytest.approx(free @ anchor, abs=1e-6)
+    assert abs(free @ tied["fit"] - free @ anchor) > 1e-2

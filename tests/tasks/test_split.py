@@ -116,3 +116,18 @@ def test_each_split_gets_exactly_its_own_trajectory_count():
         else:
             expected = {"train": 0, "val": 0, "id_test": 0, "ood_test": 4}
         assert {split: counts[(molecule.smiles, split)] for split in expected} == expected
+
+
+def test_derived_seeds_are_the_documented_sha256_prefix():
+    """Every dataset, split and learning-curve subsample is drawn from derive_seed: changing
+    its definition silently changes all of them, so it is pinned to its docstring: the first
+    8 bytes of SHA-256 of the parts joined by U+001F, big-endian, shifted to 63 bits."""
+    import hashlib
+
+    from gmdbench.tasks.split import derive_seed
+
+    for parts in ((0, "conformers", "CC(=O)O"), ("learning-curve", "ood_test"), (7,)):
+        text = "\x1f".join(str(part) for part in parts).encode()
+        expected = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
+        assert derive_seed(*parts) == expected
+        assert 0 <= derive_seed(*parts) < 2 ** 63

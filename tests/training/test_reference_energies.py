@@ -106,3 +106,81 @@ def test_the_recorded_e0_flags_every_fit_on_tied_compositions(model, regime, e0,
     mixed = _graphs(["CC(=O)O", "CCC(=O)O", "OC(=O)CC(=O)O"])
     assert not reference_energy_summary(run, potential, mixed)[
         "reference_energies_rank_deficient"]
+
+
+def test_anchored_offsets_fit_what_train_determines_and_keep_the_anchor_elsewhere():
+    from gmdbench.training.reference_energies import anchored_offsets
+
+    # two elements always in the ratio 1:2 (rank 1): only x0 + 2 x1 is determined
+    counts = np.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+    residual = np.array([5.0, 10.0, 15.0])  # x0 + 2 x1 = 5
+    anchor = np.array([1.0, 1.0])  # x0 + 2 x1 = 3: off by 2 along the determined direction
+    offsets = anchored_offsets(counts, residual, anchor)
+    # the determined combination is fitted exactly ...
+    assert offsets[0] + 2 * offsets[1] == pytest.approx(5.0)
+    # ... and the free direction (2, -1) keeps the anchor's component: by hand, the
+    # correction is the minimum-norm solution of (1, 2).c = 2, c = (0.4, 0.8)
+    np.testing.assert_allclose(offsets, [1.4, 1.8])
+    minimum_norm, *_ = np.linalg.lstsq(counts, residual, rcond=None)
+    np.testing.assert_allclose(minimum_norm, [1.0, 2.0])  # the solver's arbitrary split
+    free = np.array([2.0, -1.0])
+    assert offsets @ free == pytest.approx(anchor @ free)
+    assert minimum_norm @ free != pytest.approx(anchor @ free)
+    # full rank: the anchor plays no part, the fit is the ordinary one
+    full = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    target = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(anchored_offsets(full, target, np.array([50.0, -7.0])),
+                               [1.0, 2.0], atol=1e-12)
+
+
+def test_offset_kind_auto_is_anchored_only_where_isolated_atoms_are_stored():
+    from gmdbench.errors import GmdError
+    from gmdbench.training.reference_energies import resolve_offset_kind
+
+    isolated = {"H": -10.0, "C": -40.0}
+    assert resolve_offset_kind("auto", [1, 6], isolated) == "anchored"
+    assert resolve_offset_kind("auto", [1, 6, 8], isolated) == "fit"  # no O stored
+    assert resolve_offset_kind("auto", [1, 6], None) == "fit"
+    assert resolve_offset_kind("fit", [1, 6], isolated) == "fit"
+    for kind in ("anchored", "isolated"):
+        with pytest.raises(GmdError, match=f"pretrained_offsets: {kind} needs"):
+            resolve_offset_kind(kind, [1, 6, 8], isolated)
+
+
+def test_stored_run_configs_without_offsets_read_back_as_fit_and_keep_their_ids():
+    from gmdbench.runner.runs import RunConfig
+
+    refit = RunConfig(task="t", model="ani1x", regime="zero-shot-refit", dataset_hash="h",
+                      training=TrainConfig(pretrained_offsets="fit"))
+    stored = refit.resolved()
+    assert "pretrained_offsets" not in stored["training"]  # as runs before the option
+    again = RunConfig.model_validate(stored)
+    assert again.training.pretrained_offsets == "fit" and again.run_id == refit.run_id
+    auto = RunConfig(task="t", model="ani1x", regime="zero-shot-refit", dataset_hash="h")
+    assert auto.run_id != refit.run_id  # other offsets, another run
+    assert RunConfig.model_validate(auto.resolved()).run_id == auto.run_id
+    # where no offsets are made, the option is not part of the run
+    for regime, model in (("scratch", "schnet"), ("zero-shot", "ani1x")):
+        runs = {RunConfig(task="t", model=model, regime=regime, dataset_hash="h",
+                          training=TrainConfig(pretrained_offsets=kind)).run_id
+                for kind in ("auto", "fit", "isolated")}
+        assert len(runs) == 1
+
+
+@pytest.mark.parametrize(("offsets", "kind", "deficient"), [
+    ("auto", "offsets fitted on the model, anchored to isolated atoms", False),
+    ("isolated", "isolated-atom offsets on the model", False),
+    ("fit", "fitted offsets on the model", True),
+])
+def test_the_recorded_offsets_name_their_kind(offsets, kind, deficient):
+    from types import SimpleNamespace
+
+    from gmdbench.runner.runs import RunConfig, reference_energy_summary
+
+    acids = _graphs(["CC(=O)O", "CCC(=O)O", "CCCC(=O)O"])
+    isolated = {"H": -10.0, "C": -40.0, "O": -80.0}
+    run = RunConfig(task="t", model="ani1x", regime="fine-tune", dataset_hash="h",
+                    training=TrainConfig(pretrained_offsets=offsets))
+    potential = SimpleNamespace(metadata=SimpleNamespace(pretrained=True))
+    assert reference_energy_summary(run, potential, acids, isolated) == {
+        "reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}

@@ -101,10 +101,21 @@ class CHGNetAdapter(MLIP):
             raise GmdError("CHGNet runs in float32 only (its graph converter builds float32 "
                            "tensors); set training.dtype: float32")
         device = next(self.model.parameters()).device  # its converter builds graphs on the host
-        with library_chatter("CHGNet"):  # it warns on every call about its volume scalar
-            graphs = [self.model.graph_converter(structure).to(device)
-                      for structure in self._structures(batch)]
-            out = self.model(graphs, task="ef", return_atom_feas=True)
+        converter = self.model.graph_converter
+        # its converter refuses a structure with an atom that has no neighbour, which is right
+        # for a crystal but not for a lone atom asked for on purpose (the model's own
+        # isolated-atom energy, the anchor of pretrained offsets)
+        lone_atoms = bool(torch.all(batch.n_atoms == 1))
+        response = converter.on_isolated_atoms
+        if lone_atoms:
+            converter.set_isolated_atom_response("ignore")
+        try:
+            with library_chatter("CHGNet"):  # it warns on every call about its volume scalar
+                graphs = [converter(structure).to(device)
+                          for structure in self._structures(batch)]
+                out = self.model(graphs, task="ef", return_atom_feas=True)
+        finally:
+            converter.set_isolated_atom_response(response)
         dtype = batch.positions.dtype
         energy = (out["e"] * batch.n_atoms.to(out["e"].dtype)).to(dtype)  # CHGNet: eV/atom
         forces = torch.cat(out["f"]).to(dtype)

@@ -118,7 +118,8 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
                                                 in curve_sets.items()}
     summary["wall_seconds"] = time.perf_counter() - started
     summary["device"] = _device_name(device)
-    summary.update(reference_energy_summary(run, potential, splits["train"][0]))
+    summary.update(reference_energy_summary(run, potential, splits["train"][0],
+                                            store.metadata.get("isolated_atom_energies")))
     summary["reference_energies"] = {str(z): float(e) for z, e in zip(
         range(119), potential.atomic_energies.tolist(), strict=True) if e != 0.0}
     summary["scale"] = float(potential.scale)

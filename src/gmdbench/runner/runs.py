@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gmdbench.config import (
     PRETRAINED_REGIMES,
@@ -37,10 +37,12 @@ from gmdbench.models.calculator import MLIPCalculator
 from gmdbench.models.registry import build_model, model_config
 from gmdbench.tasks.split import select_frames
 from gmdbench.training.reference_energies import (
+    anchored_offsets,
     composition_matrix,
     fit_rank,
     force_scale,
     reference_energies,
+    resolve_offset_kind,
     warn_if_rank_deficient,
 )
 
@@ -64,6 +66,17 @@ class RunConfig(BaseModel):
         None, ge=1, description="only the first N train trajectories of each training molecule")
     split: SplitProtocol = "trajectory"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_offsets_are_fit(cls, data: Any) -> Any:
+        """A stored run config (config.json, an archive record) names its pretrained offsets
+        unless they were ``fit``: :meth:`resolved` leaves that value out, as every run made
+        before the option had it, so reading one back must give ``fit``, not the default."""
+        if isinstance(data, dict) and isinstance(data.get("training"), dict) and \
+                "pretrained_offsets" not in data["training"]:
+            data = {**data, "training": {**data["training"], "pretrained_offsets": "fit"}}
+        return data
+
     def resolved(self) -> dict[str, Any]:
         """The run as its hash sees it. Options added after runs were archived enter it only
         where set away from their default, so every run made before them keeps its id."""
@@ -74,6 +87,11 @@ class RunConfig(BaseModel):
         for key, default in _TRAINING_HASHED_WHEN_SET.items():
             if resolved["training"][key] == default:
                 del resolved["training"][key]
+        # offsets exist only on a pretrained model that gets them; "fit" is what every run
+        # made before the option did, so those keep their ids
+        if self.regime in ("scratch", "zero-shot") or \
+                resolved["training"].get("pretrained_offsets") == "fit":
+            resolved["training"].pop("pretrained_offsets", None)
         return resolved
 
     @property
@@ -160,8 +178,12 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
         return Potential(network, energies, scale=force_scale(train_set)).to(device)
     potential = Potential(network, {}, scale=1.0).to(device)
     if run.regime != "zero-shot":
-        warn_if_rank_deficient(train_set, elements, "per-element offsets on the pretrained model")
-        potential.atomic_energies.data = offsets_on_top(potential, train_set, elements)
+        kind = resolve_offset_kind(run.training.pretrained_offsets, elements, isolated)
+        if kind == "fit":
+            warn_if_rank_deficient(train_set, elements,
+                                   "per-element offsets on the pretrained model")
+        potential.atomic_energies.data = offsets_on_top(potential, train_set, elements, kind,
+                                                        isolated, graph_cutoff(run))
     if run.regime.startswith("fine-tune") and not any(True for _ in network.parameters()):
         raise GmdError(f"model {run.model!r} has no weights to fine-tune; use zero-shot or "
                        "zero-shot-refit")
@@ -172,37 +194,85 @@ def build_potential(run: RunConfig, train_set: GraphSet, isolated: dict[str, flo
     return potential
 
 
-def reference_energy_summary(run: RunConfig, potential: Potential, train_set: GraphSet
-                             ) -> dict[str, object]:
+def reference_energy_summary(run: RunConfig, potential: Potential, train_set: GraphSet,
+                             isolated: dict[str, float] | None = None) -> dict[str, object]:
     """Which E0 a run used, as its training summary (and so every report row) records it.
 
-    Offsets refitted on a pretrained model are a least-squares fit on the train compositions
-    like E0 ``fit``, so they are rank-deficient on the same data and flagged the same way."""
+    Offsets on a pretrained model are named by kind; a minimum-norm fit (``fit``) is flagged
+    rank-deficient on tied train compositions like E0 ``fit``; anchored and isolated offsets
+    are determined whatever the compositions."""
     if potential.metadata.pretrained:
         if run.regime == "zero-shot":
             return {"reference_energies_kind": "model's own",
                     "reference_energies_rank_deficient": False}
-        kind = "fitted offsets on the model"
+        offsets = resolve_offset_kind(run.training.pretrained_offsets, train_set.elements,
+                                      isolated)
+        kind = OFFSET_KIND_NAMES[offsets]
+        fitted = offsets == "fit"
     else:
         kind = run.training.reference_energies
-    deficient = kind != "isolated" and fit_rank(train_set, train_set.elements) < len(
-        train_set.elements)
+        fitted = kind != "isolated"
+    deficient = fitted and fit_rank(train_set, train_set.elements) < len(train_set.elements)
     return {"reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}
 
 
-def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int]
-                   ) -> torch.Tensor:
-    """Per-element energy offsets fitted (least squares) to train residuals of a pretrained model.
+# how reports name each kind of offsets on a pretrained model ("fit": the name runs made
+# before the other kinds existed carry in the archive)
+OFFSET_KIND_NAMES = {"fit": "fitted offsets on the model",
+                     "anchored": "offsets fitted on the model, anchored to isolated atoms",
+                     "isolated": "isolated-atom offsets on the model"}
+
+
+def single_atom_energies(potential: Potential, elements: list[int], cutoff: float
+                         ) -> np.ndarray:
+    """The pretrained model's own energy of each element's isolated atom (no neighbours, no
+    offsets added), one structure per element."""
+    from ase import Atoms
+
+    saved = potential.atomic_energies.data.clone()
+    potential.atomic_energies.data.zero_()
+    try:
+        atoms = [Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]]) for z in elements]
+        graphs = GraphSet(atoms, cutoff)
+        device = next(potential.buffers()).device
+        _, batch = next(graphs.batches(len(atoms), torch.get_default_dtype(), device=device))
+        energies = potential(batch)["energy"].detach().cpu().numpy().astype(np.float64)
+    finally:
+        potential.atomic_energies.data = saved
+    return energies
+
+
+def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int],
+                   kind: str = "fit", isolated: dict[str, float] | None = None,
+                   cutoff: float = 5.0) -> torch.Tensor:
+    """Per-element energy offsets of a pretrained model onto the dataset's level of theory.
 
     A pretrained model predicts total energies of its own level of theory; the offsets map them
     onto the dataset's, which is what "zero-shot with refitted offsets" means in reports.
+    ``fit``: least squares on train residuals (minimum norm); ``isolated``: the reference's
+    isolated atoms minus the model's own; ``anchored``: the least-squares fit closest to the
+    isolated ones (:func:`anchored_offsets`).
     """
     device = next(potential.buffers()).device
-    predicted = [potential(batch)["energy"].detach().cpu().numpy()
-                 for _, batch in train_set.batches(32, torch.get_default_dtype(), device=device)]
-    residual = train_set.energy - np.concatenate(predicted)
-    solution, *_ = np.linalg.lstsq(composition_matrix(train_set, elements), residual, rcond=None)
     table = torch.zeros(119, dtype=torch.float64, device=device)
+    anchor = None
+    if kind in ("isolated", "anchored"):
+        from ase.data import chemical_symbols
+
+        reference = np.array([isolated[chemical_symbols[z]] for z in elements])
+        anchor = reference - single_atom_energies(potential, elements, cutoff)
+    if kind == "isolated":
+        solution = anchor
+    else:
+        predicted = [potential(batch)["energy"].detach().cpu().numpy()
+                     for _, batch in train_set.batches(32, torch.get_default_dtype(),
+                                                       device=device)]
+        residual = train_set.energy - np.concatenate(predicted)
+        counts = composition_matrix(train_set, elements)
+        if kind == "anchored":
+            solution = anchored_offsets(counts, residual, anchor)
+        else:
+            solution, *_ = np.linalg.lstsq(counts, residual, rcond=None)
     table[elements] = torch.as_tensor(solution, dtype=torch.float64, device=device)
     return table
 

@@ -22,6 +22,7 @@ from gmdbench.errors import GmdError
 
 log = logging.getLogger(__name__)
 ReferenceEnergyKind = Literal["fit", "isolated"]
+PretrainedOffsetKind = Literal["auto", "anchored", "isolated", "fit"]
 
 
 def composition_matrix(graphs: GraphSet, elements: list[int]) -> np.ndarray:
@@ -70,6 +71,42 @@ def reference_energies(graphs: GraphSet, elements: list[int], kind: ReferenceEne
         raise GmdError(f"isolated-atom energies requested but the dataset stores none for "
                        f"{', '.join(missing)}; use reference_energies: fit")
     return {z: float(isolated[chemical_symbols[z]]) for z in elements}
+
+
+def isolated_energies_cover(elements: list[int], isolated: dict[str, float] | None) -> bool:
+    """Whether the dataset stores the reference method's isolated-atom energy of every
+    element."""
+    from ase.data import chemical_symbols
+
+    return bool(isolated) and all(chemical_symbols[z] in isolated for z in elements)
+
+
+def resolve_offset_kind(kind: PretrainedOffsetKind, elements: list[int],
+                        isolated: dict[str, float] | None) -> str:
+    """The offsets a pretrained model gets: ``auto`` is ``anchored`` where the dataset stores
+    the reference's isolated atoms, else ``fit`` (stored DFT frames with pseudopotential
+    references have none); an explicit anchored or isolated without them is refused."""
+    covered = isolated_energies_cover(elements, isolated)
+    if kind == "auto":
+        return "anchored" if covered else "fit"
+    if kind in ("anchored", "isolated") and not covered:
+        raise GmdError(f"pretrained_offsets: {kind} needs the reference method's isolated-atom "
+                       "energies, which this dataset does not store; use pretrained_offsets: "
+                       "fit")
+    return kind
+
+
+def anchored_offsets(counts: np.ndarray, residual: np.ndarray, anchor: np.ndarray
+                     ) -> np.ndarray:
+    """The least-squares offsets closest to ``anchor``: anchor + pinv(A)(r - A anchor).
+
+    Where the train compositions determine the offsets this is the ordinary fit (same
+    residuals); along the directions they leave free (tied element counts) it keeps the
+    anchor, the difference of the two sides' isolated atoms, instead of the minimum-norm
+    fit's arbitrary zero, so a test composition outside the train span inherits a physical
+    offset, not an artefact of the solver."""
+    correction, *_ = np.linalg.lstsq(counts, residual - counts @ anchor, rcond=None)
+    return anchor + correction
 
 
 def force_scale(graphs: GraphSet) -> float:
