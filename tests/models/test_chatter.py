@@ -48,3 +48,16 @@ def test_building_a_chatty_model_prints_and_warns_nothing(name, capfd):
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
     assert [str(w.message) for w in shown] == []
+
+
+def test_chgnet_predicts_without_its_per_call_warning():
+    from ase.build import molecule
+
+    from gmdbench.data.graphs import GraphSet
+
+    model = build_model(model_config("chgnet", {}), [1, 6, 8], {"avg_num_neighbors": 6.0})
+    _, batch = next(GraphSet([molecule("CH3OH")], 6.0).batches(1))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        energy = model(batch)["energy"]
+    assert [str(w.message) for w in shown] == [] and energy.shape == (1,)

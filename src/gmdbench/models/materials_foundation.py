@@ -18,6 +18,7 @@ energies live on a different scale from GFN2-xTB or a molecular DFT; the harness
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import version
 from typing import Literal
 
@@ -28,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from gmdbench.data.graphs import Batch
 from gmdbench.errors import GmdError
 from gmdbench.models.base import MLIP, ModelMetadata, conservative_forces, isolation_box
-from gmdbench.models.chatter import library_chatter
 from gmdbench.models.foundation import refuse_uncovered_elements
 
 MPTRJ_LEVEL = "PBE/PBE+U, VASP (MPtrj)"
+CHGNET_VOLUME_WARNING = "Converting a tensor with requires_grad=True to a scalar"
 
 
 class CHGNetConfig(BaseModel):
@@ -110,9 +111,9 @@ class CHGNetAdapter(MLIP):
         if lone_atoms:
             converter.set_isolated_atom_response("ignore")
         try:
-            with library_chatter("CHGNet"):  # it warns on every call about its volume scalar
-                graphs = [converter(structure).to(device)
-                          for structure in self._structures(batch)]
+            graphs = [converter(structure).to(device) for structure in self._structures(batch)]
+            with warnings.catch_warnings():  # on every call: it makes its volume a scalar
+                warnings.filterwarnings("ignore", CHGNET_VOLUME_WARNING, UserWarning)
                 out = self.model(graphs, task="ef", return_atom_feas=True)
         finally:
             converter.set_isolated_atom_response(response)

@@ -156,11 +156,25 @@ def _export_predictions(run_dir: Path, staging: Path, labels_dir: Path) -> None:
         source = run_dir / f"predictions_{split}.npz"
         if not source.exists():
             continue
-        target = staging / f"predictions_{split}.npz"
-        Predictions.load(source).save_compact(target, labels_dir)
-        for molecule, values in metrics_per_molecule(Predictions.load(target)).items():
-            metrics.setdefault(split, {}).setdefault(molecule, {}).update(values)
+        compact = Predictions.load(source).compacted()
+        compact.save_compact(staging / f"predictions_{split}.npz", labels_dir)
+        _recompute_metrics(metrics, split, compact)
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def _recompute_metrics(metrics: dict, split: str, predictions: Predictions) -> dict[str, float]:
+    """``metrics[split]`` recomputed, in place, from ``predictions`` (as archived); returns
+    the largest relative change of each metric that had a different value before."""
+    changed: dict[str, float] = {}
+    for molecule, values in metrics_per_molecule(predictions).items():
+        known = metrics.setdefault(split, {}).setdefault(molecule, {})
+        for name, value in values.items():
+            old = known.get(name)
+            if isinstance(old, float) and old != value:
+                change = abs(value - old) / max(abs(old), 1e-300)
+                changed[name] = max(changed.get(name, 0.0), change)
+            known[name] = value
+    return changed
 
 
 def compact_archive(archive: Path) -> dict[str, dict[str, float]]:
@@ -184,14 +198,8 @@ def compact_archive(archive: Path) -> dict[str, dict[str, float]]:
                    for split in full}
         changed: dict[str, float] = {}
         for split, predictions in compact.items():
-            for molecule, values in metrics_per_molecule(predictions).items():
-                known = metrics.setdefault(split, {}).setdefault(molecule, {})
-                for name, value in values.items():
-                    old = known.get(name)
-                    if isinstance(old, float) and old != value:
-                        change = abs(value - old) / max(abs(old), 1e-300)
-                        changed[name] = max(changed.get(name, 0.0), change)
-                    known[name] = value
+            for name, change in _recompute_metrics(metrics, split, predictions).items():
+                changed[name] = max(changed.get(name, 0.0), change)
         write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
         for split, predictions in compact.items():
             predictions.save_compact(run_dir / f"predictions_{split}.npz", labels_dir)

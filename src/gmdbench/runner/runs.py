@@ -28,7 +28,7 @@ from gmdbench.config import (
     load_named,
     one_line,
 )
-from gmdbench.data.graphs import GraphSet, graphset_from_rows
+from gmdbench.data.graphs import GraphSet, evaluation_edge_budget, graphset_from_rows
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import CheckpointError, GmdError
 from gmdbench.files import load_state, load_torch, write_text
@@ -266,7 +266,8 @@ def offsets_on_top(potential: Potential, train_set: GraphSet, elements: list[int
     else:
         predicted = [potential(batch)["energy"].detach().cpu().numpy()
                      for _, batch in train_set.batches(32, torch.get_default_dtype(),
-                                                       device=device)]
+                                                       device=device,
+                                                       max_edges=evaluation_edge_budget())]
         residual = train_set.energy - np.concatenate(predicted)
         counts = composition_matrix(train_set, elements)
         if kind == "anchored":
