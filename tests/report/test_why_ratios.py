@@ -82,6 +82,20 @@ def test_data_series_averages_central_seeds_and_predicts_at_the_authors_size():
     assert f"OOD/ID {authors:.2f}" in text and "(within the measured range)" in text
     needed = (0.0028 / 0.04) ** -2 * 100  # frames: ID = 0.04 (N/100)^-0.5
     assert f"N ≈ {needed:,.0f} frames per molecule" in text
+    assert f"({needed / 1600:,.1f}x our largest)" in text
+
+
+@pytest.mark.parametrize(("published_id", "frames", "where"), [
+    (0.02, 400, "is reached within the measured range"),
+    (0.05, 64, "is above our error at every measured size")])
+def test_a_published_id_error_inside_or_above_our_range_is_not_called_an_extrapolation(
+        published_id, frames, where):
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
+                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8, 16)]
+    published = {"MACE": {"force_mae_id": str(published_id), "force_mae_ood": "0.1"}}
+    text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+    assert where in text and f"N ≈ {frames:,.0f} frames per molecule" in text
+    assert "our largest" not in text
 
 
 def test_finding_one_restated_counts_predictions_at_or_above_three():

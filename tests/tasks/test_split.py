@@ -131,3 +131,64 @@ def test_derived_seeds_are_the_documented_sha256_prefix():
         expected = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") >> 1
         assert derive_seed(*parts) == expected
         assert 0 <= derive_seed(*parts) < 2 ** 63
+
+
+def test_conformer_and_trajectory_seeds_are_their_documented_derivations():
+    """The conformer seed is RDKit's (a signed 32-bit int, so reduced mod 2**31) and one per
+    molecule; each trajectory's MD seed is its own derivation: pinned, since every stored
+    dataset (and the reference hash) rests on them."""
+    task, preset = load_task("fragment_duplication"), load_preset("quick")
+    plans = plan_trajectories(task, preset, seed=5)
+    for plan in plans:
+        assert plan.conformer_seed == derive_seed(5, "conformers", plan.smiles) % 2**31
+        split, k = plan.trajectory_id.split(":")[1:]
+        assert plan.seed == derive_seed(5, "trajectory", plan.smiles, split, int(k))
+    assert len({plan.conformer_seed for plan in plans}) == len({p.smiles for p in plans})
+
+
+def test_novel_fragments_are_listed_for_ood_molecules_only_and_never_as_absent():
+    from gmdbench.tasks.spec import builtin_task_names
+
+    for name in builtin_task_names():
+        task = load_task(name)
+        novel = novel_fragments(task)
+        assert set(novel) == {m.smiles for m in task.molecules() if m.role == "ood"}
+        # a fragment an OOD molecule does not have is never "novel", whatever training had
+        assert not [note for notes in novel.values() for note in notes if " x0 " in note]
+    # a fragment that no molecule of the task has at all (amine among acids)
+    import yaml
+
+    from gmdbench.tasks.spec import BUILTIN_DIR, TaskSpec
+
+    spec = yaml.safe_load((BUILTIN_DIR / "fragment_duplication.yaml").read_text())
+    spec["fragments"].append("primary_amine")
+    novel = novel_fragments(TaskSpec.model_validate(spec))
+    assert novel["O=C(O)CC(=O)O"] == ["carboxylic_acid x2 (training max 1)"]
+
+
+def test_only_train_is_subsampled_and_an_unknown_protocol_is_refused():
+    import pytest
+
+    from gmdbench.tasks.split import select_frames
+
+    molecules = ["CC(=O)O"]
+    rows = {"train": _rows("train", molecules, 3, 2), "val": _rows("val", molecules, 3, 2),
+            "id_test": _rows("id_test", molecules, 3, 2),
+            "ood_test": _rows("ood_test", ["O=C(O)CC(=O)O"], 3, 2)}
+    assert len(select_frames(rows, "train", train_trajectories=1)) == 2
+    for split in ("val", "id_test", "ood_test"):
+        assert select_frames(rows, split, train_trajectories=1) == rows[split]
+    for protocol in ("spatial", "zzz", ""):
+        with pytest.raises(ValueError, match="unknown split protocol"):
+            select_frames(rows, "train", protocol)
+
+
+def test_random_frames_leave_a_molecule_without_id_test_frames_all_in_train():
+    from gmdbench.tasks.split import select_frames
+
+    rows = _by_split()
+    rows["train"] += _rows("train", ["CCCC(=O)O"], 2, 5)  # no id_test trajectory of its own
+    test = select_frames(rows, "id_test", "random-frames")
+    train = select_frames(rows, "train", "random-frames")
+    assert not [r for r in test if r.smiles == "CCCC(=O)O"]
+    assert sum(r.smiles == "CCCC(=O)O" for r in train) == 10

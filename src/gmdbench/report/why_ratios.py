@@ -315,12 +315,22 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
         if name in published and series.id_law.slope < 0:
             target = float(published[name]["force_mae_id"])
             needed = series.id_law.solve(target)
-            lines.append(
-                f"  Reaching the published ID error ({target:.4f}) by data alone would take "
-                f"N ≈ {needed:,.0f} frames per molecule ({needed / high:,.0f}x our largest), "
-                f"where the ratio fit gives {series.ratio_law.at(needed):.1f} (published "
-                f"{float(published[name]['force_mae_ood']) / target:.1f}); an extrapolation "
-                "that far is an order of magnitude, not a prediction.")
+            published_ratio = float(published[name]["force_mae_ood"]) / target
+            at_needed = (f"where the ratio fit gives {series.ratio_law.at(needed):.1f} "
+                         f"(published {published_ratio:.1f})")
+            if low <= needed <= high:
+                where = (f"is reached within the measured range, at N ≈ {needed:,.0f} frames "
+                         f"per molecule, {at_needed}: at the same ID error, data size alone "
+                         "does not explain a different ratio.")
+            elif needed < low:
+                where = (f"is above our error at every measured size (the fit puts it at N ≈ "
+                         f"{needed:,.0f} frames per molecule, below our smallest, {at_needed}; "
+                         "an extrapolation below the measured range).")
+            else:
+                where = (f"would take N ≈ {needed:,.0f} frames per molecule "
+                         f"({needed / high:,.1f}x our largest), {at_needed}; an extrapolation "
+                         "that far is an order of magnitude, not a prediction.")
+            lines.append(f"  The published ID error ({target:.4f}) by data alone {where}")
     lines.append("")
     lines.append("### Training budget (learning curves of the central runs)\n")
     if curves_figure:
