@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import ase.io
 import numpy as np
 import pytest
@@ -81,6 +83,33 @@ def test_a_remembered_content_hash_follows_a_rewrite_in_place(tiny_dataset, tmp_
     store = DatasetStore(data, write=True)
     store.metadata = {**store.metadata, "seed": 12345}  # rewritten in place, now
     assert DatasetStore(data).content_hash() != first
+
+
+def test_a_hash_is_remembered_only_for_a_file_older_than_two_seconds(tiny_dataset, tmp_path,
+                                                                     monkeypatch):
+    """git's racy-file rule: a file modified within the last 2 s (or stamped in the future, a
+    skewed clock) may change again within its timestamp's resolution, so its hash is computed
+    but not remembered; older, it is. The file's time is set and the clock read is fixed, so
+    nothing is waited for."""
+    import os
+    import shutil
+
+    from gmdbench.data import store as store_module
+
+    modified = 1_700_000_000  # seconds
+    for age, remembered in ((-30.0, False), (0.0, False), (1.9, False), (2.1, True),
+                            (3600.0, True)):
+        data = tmp_path / f"aged-{age}.db"
+        shutil.copyfile(tiny_dataset, data)
+        os.utime(data, ns=(modified * 10**9, modified * 10**9))
+        monkeypatch.setattr(store_module.time, "time_ns", lambda age=age: int(
+            (modified + age) * 10**9))
+        store = DatasetStore(data)
+        digest = store.content_hash()
+        assert (store._file_stamp() in store_module._HASHES) is remembered, age
+        assert not Path(f"{data}-wal").exists()  # reading a finished dataset adds no file
+    monkeypatch.undo()
+    assert digest == DatasetStore(tiny_dataset).content_hash()
 
 
 def _edited_copy(source, target, edit=None, reverse=False):

@@ -81,6 +81,10 @@ class _WalDatabase(SQLite3Database):
 
     def __init__(self, filename: str, readonly: bool = False):
         self.readonly = readonly
+        # WAL until the store is finalized: a later write connection (even one that only
+        # reads through a writable store) must not switch the folded file back to WAL mode,
+        # or every read-only reader would leave -wal and -shm files beside it
+        self.wal = not readonly
         super().__init__(filename)
 
     def _connect(self):
@@ -88,8 +92,9 @@ class _WalDatabase(SQLite3Database):
             return sqlite3.connect(f"file:{self.filename}?mode=ro", uri=True, timeout=60,
                                    factory=_ClosingConnection)
         connection = sqlite3.connect(self.filename, timeout=60, factory=_ClosingConnection)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        if self.wal:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
         return connection
 
 
@@ -226,6 +231,7 @@ class DatasetStore:
             try:
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 connection.execute("PRAGMA journal_mode=DELETE")
+                self.db.wal = False
             except sqlite3.OperationalError as error:
                 log.warning("dataset %s left in WAL mode: %s", self.path, error)
 
