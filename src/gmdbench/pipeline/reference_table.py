@@ -40,7 +40,12 @@ from gmdbench.report.plots import (
     published_comparison_chart,
     why_ratios_chart,
 )
-from gmdbench.report.tables import STATUS_DEFINITION, TableRow, collect_rows
+from gmdbench.report.tables import (
+    STATUS_DEFINITION,
+    TableRow,
+    collect_rows,
+    e0_label,
+)
 from gmdbench.report.why_ratios import (
     PowerLaw,
     StudyRun,
@@ -57,7 +62,7 @@ from gmdbench.runner.archive import (
     restore_partial,
     save_partial,
 )
-from gmdbench.runner.results import ResultsStore
+from gmdbench.runner.results import ResultsStore, model_label
 from gmdbench.tasks.spec import load_task
 
 COMPARISON_CHART = "comparison.png"
@@ -300,11 +305,14 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
     others = load_matrix("reference-tasks")
     others_missing = missing_runs(results, others)
     others_planned = others.n_runs
-    # the status sentences count each matrix's own runs (by task: the two matrices share none)
-    main_runs = [run for run in runs if run["task"] in matrix.tasks]
+    # the status sentences count each matrix's own runs (its cells); an archived run in no
+    # matrix (superseded: the ANI-1x runs with minimum-norm offsets) is named apart
+    main_runs = [run for _, _, run in matrix_cells(runs, matrix) if run is not None]
+    other_runs = [run for _, _, run in matrix_cells(runs, others) if run is not None]
+    in_matrices = {run["run_id"] for run in main_runs + other_runs}
+    superseded = [run for run in runs if run["run_id"] not in in_matrices]
     train_hours = sum(run["timings"]["train_seconds"] for run in main_runs) / 3600
-    others_hours = sum(run["timings"]["train_seconds"] for run in runs
-                       if run["task"] not in matrix.tasks) / 3600
+    others_hours = sum(run["timings"]["train_seconds"] for run in other_runs) / 3600
     devices = sorted({run["timings"].get("train_device", "cpu") for run in main_runs})
     hashes = sorted({run["dataset_hash"] for run in runs})
     report = os.path.relpath(report_dir, archive)
@@ -319,7 +327,11 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
         "## Status\n",
         f"{planned - len(missing)} of {planned} runs archived; their training took "
         f"{train_hours:.1f} h on {', '.join(devices) or '-'}."
-        + (" Missing: " + "; ".join(missing) + "." if missing else " Complete.") + "\n",
+        + (" Missing: " + "; ".join(missing) + "." if missing else " Complete.")
+        + (f" {len(superseded)} archived run(s) belong to no matrix any more and stay for "
+           "comparison, flagged in the tables: "
+           + ", ".join(sorted({f"{model_label(run)} {run['regime']} with E0: {e0_label(run)}"
+                               for run in superseded})) + "." if superseded else "") + "\n",
         f"The other three tasks (matrix `{others.name}`: {_entries(others)}; "
         f"seed {', '.join(map(str, others.seeds))}): {others_planned - len(others_missing)} of "
         f"{others_planned} runs archived ({others_hours:.1f} h of training); they run after "
