@@ -38,6 +38,18 @@ def test_isolated_atoms_are_the_hund_ground_states_called_directly():
         assert energies[symbol] - singlet == pytest.approx(0.049, abs=0.002)
 
 
+@pytest.mark.parametrize(("symbol", "unpaired"), [
+    ("H", 1), ("He", 0), ("C", 2), ("N", 3), ("O", 2), ("F", 1), ("Ne", 0), ("Na", 1),
+    ("S", 2), ("Cr", 6), ("Mn", 5), ("Fe", 4), ("Cu", 1), ("Zn", 0), ("Pd", 0), ("Gd", 8),
+    ("U", 4), ("Rf", 0), ("Db", 1)])
+def test_free_atom_spins_follow_hunds_rule(symbol, unpaired):
+    """Hand-worked ground states: p2 and p4 give two unpaired electrons, half-filled p3 three,
+    Cr's 3d5 4s1 six, Gd's 4f7 5d1 eight; past ASE's table (Rf, Db) the parity of Z."""
+    from gmdbench.reference.atomic_spin import unpaired_electrons
+
+    assert unpaired_electrons(symbol) == unpaired
+
+
 def _tblite_atom(symbol: str, multiplicity: int) -> float:
     from ase import Atoms
     from tblite.ase import TBLite

@@ -12,24 +12,22 @@ direct tblite calls at the recorded multiplicity.
 
 from __future__ import annotations
 
-from ase.data import atomic_numbers
+import math
 
-_UNPAIRED_BY_SYMBOL: dict[str, int] = {
-    # s and p blocks, by group
-    **dict.fromkeys(["H", "Li", "Na", "K", "Rb", "Cs", "Fr"], 1),
-    **dict.fromkeys(["He", "Be", "Mg", "Ca", "Sr", "Ba", "Ra", "Ne", "Ar", "Kr", "Xe", "Rn"], 0),
-    **dict.fromkeys(["B", "Al", "Ga", "In", "Tl", "F", "Cl", "Br", "I", "At"], 1),
-    **dict.fromkeys(["C", "Si", "Ge", "Sn", "Pb", "O", "S", "Se", "Te", "Po"], 2),
-    **dict.fromkeys(["N", "P", "As", "Sb", "Bi"], 3),
-    # d block
-    "Sc": 1, "Ti": 2, "V": 3, "Cr": 6, "Mn": 5, "Fe": 4, "Co": 3, "Ni": 2, "Cu": 1, "Zn": 0,
-    "Y": 1, "Zr": 2, "Nb": 5, "Mo": 6, "Tc": 5, "Ru": 4, "Rh": 3, "Pd": 0, "Ag": 1, "Cd": 0,
-    "La": 1, "Hf": 2, "Ta": 3, "W": 4, "Re": 5, "Os": 4, "Ir": 3, "Pt": 2, "Au": 1, "Hg": 0,
-}  # fmt: skip
+from ase.data import atomic_numbers, ground_state_magnetic_moments
 
 
 def unpaired_electrons(symbol: str) -> int:
-    """Number of unpaired electrons of the free atom's ground state (parity fallback)."""
-    if symbol in _UNPAIRED_BY_SYMBOL:
-        return _UNPAIRED_BY_SYMBOL[symbol]
-    return atomic_numbers[symbol] % 2
+    """Unpaired electrons of the free atom's Hund's-rule ground state.
+
+    ASE's table of free-atom ground-state magnetic moments (in Bohr magnetons: one per
+    unpaired electron) rather than a hand-kept one: it covers the lanthanides and actinides
+    too (Gd 8, U 4). An element past its end (Z >= 103, where ASE has no value) falls back to
+    the parity of its electron count, the fewest unpaired electrons a neutral atom can have.
+    """
+    number = atomic_numbers[symbol]
+    if number < len(ground_state_magnetic_moments):
+        moment = float(ground_state_magnetic_moments[number])
+        if not math.isnan(moment):
+            return round(moment)
+    return number % 2
