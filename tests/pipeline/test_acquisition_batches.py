@@ -70,3 +70,70 @@ def test_near_copies_catch_what_an_exact_match_misses():
     found = near_copies([("pool/0", numbers, nudged), ("pool/1", numbers, far),
                          ("pool/2", other_molecule, nudged)], base, 0.05)
     assert [key for key, _ in found] == ["pool/0"]
+
+
+# -- each rule by hand: the exact picks, ties, too few candidates, the empty training set ------
+
+
+def test_random_rule_draws_exactly_numpys_seeded_choice_and_all_when_short():
+    from gmdbench.active.acquisition import pick_random
+
+    candidates = np.array([3, 5, 8, 13, 21, 34, 55])
+    expected = np.sort(np.random.default_rng([4, 2]).choice(candidates, size=3, replace=False))
+    assert pick_random(candidates, 3, seed=4, round_index=2).tolist() == expected.tolist()
+    assert pick_random(candidates, 3, seed=4, round_index=3).tolist() != expected.tolist() or \
+        pick_random(candidates, 3, seed=5, round_index=2).tolist() != expected.tolist()
+    # asked for more than there are: every candidate once, in pool order
+    assert pick_random(candidates[:2], 5, seed=0, round_index=0).tolist() == [3, 5]
+
+
+def test_largest_rule_breaks_ties_by_pool_order_and_returns_sorted_ids():
+    candidates = np.array([40, 30, 20, 10])
+    scores = np.array([1.0, 2.0, 2.0, 2.0])  # a three-way tie for the top
+    assert pick_largest(candidates, scores, 2).tolist() == [20, 30]  # first two in pool order
+    assert pick_largest(candidates, scores, 9).tolist() == [10, 20, 30, 40]
+    assert pick_largest(candidates, -scores, 1).tolist() == [40]
+    # many ties (past the size where numpy's default sort is an insertion sort): still the
+    # first in pool order within each score
+    scores = np.random.default_rng(1).integers(0, 3, size=50).astype(float)
+    candidates = np.arange(1000, 1050)
+    top = np.flatnonzero(scores == 2.0)
+    assert pick_largest(candidates, scores, 5).tolist() == (1000 + top[:5]).tolist()
+
+
+def test_farthest_points_by_hand_with_and_without_a_training_set():
+    from gmdbench.active.acquisition import pick_farthest_points
+
+    features = np.array([[1.0, 0.0], [5.0, 0.0], [6.0, 0.0], [0.0, 3.0]])
+    candidates = np.array([7, 8, 9, 10])
+    # from the origin: 6 (id 9) is farthest; then distances to {origin, 6}: 1, 1, 0, 3 -> id 10;
+    # then 1, 1, -, - -> the first of the tie, id 7
+    labelled = np.zeros((1, 2))
+    assert pick_farthest_points(candidates, features, labelled, 1).tolist() == [9]
+    assert pick_farthest_points(candidates, features, labelled, 2).tolist() == [9, 10]
+    assert pick_farthest_points(candidates, features, labelled, 3).tolist() == [7, 9, 10]
+    assert pick_farthest_points(candidates, features, labelled, 9).tolist() == [7, 8, 9, 10]
+    # no training frames yet: the first candidate, then the farthest from it (id 9), then the
+    # farthest from both: [0, 3] is 3.16 from [1, 0] and 6.7 from [6, 0], [5, 0] is 1 -> id 10
+    assert pick_farthest_points(candidates, features, np.empty((0, 2)), 3).tolist() == \
+        [7, 9, 10]
+
+
+def test_top_in_clusters_by_hand_short_lists_and_duplicates():
+    from gmdbench.active.acquisition import SHORTLIST
+
+    assert SHORTLIST == 4
+    # three well separated pairs; scores rank one member of each pair above the other
+    features = np.array([[0.0, 0.0], [0.1, 0.0], [9.0, 0.0], [9.1, 0.0], [0.0, 9.0],
+                         [0.0, 9.1]])
+    scores = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    candidates = np.arange(50, 56)
+    assert pick_top_in_clusters(candidates, scores, features, 3, seed=0).tolist() == [50, 52, 54]
+    # n = 1: the shortlist is the 4 best, one cluster, its best member
+    assert pick_top_in_clusters(candidates, scores, features, 1, seed=0).tolist() == [50]
+    # n at least the candidates: every candidate, no clustering
+    assert pick_top_in_clusters(candidates[:2], scores[:2], features[:2], 2, seed=0).tolist() \
+        == [50, 51]
+    # identical rows: k-means finds fewer clusters than asked, the batch is filled by score
+    same = np.zeros((6, 2))
+    assert pick_top_in_clusters(candidates, scores, same, 3, seed=0).tolist() == [50, 51, 52]

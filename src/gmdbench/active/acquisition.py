@@ -23,11 +23,13 @@ region (top-N ``distance`` took all 16 frames of its first batch from one molecu
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 Rule = Literal["random", "ensemble", "distance", "farthest_point", "no_label"]
 RULES: tuple[str, ...] = ("random", "ensemble", "distance", "farthest_point")
@@ -70,8 +72,10 @@ def pick_top_in_clusters(candidates: np.ndarray, scores: np.ndarray, features: n
     shortlist = order[:SHORTLIST * n]
     if len(shortlist) <= n:
         return np.sort(candidates[shortlist])
-    labels = KMeans(n_clusters=n, random_state=seed, n_init=10).fit_predict(
-        np.asarray(features, dtype=float)[shortlist])
+    with warnings.catch_warnings():  # fewer distinct rows than clusters: handled below
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = KMeans(n_clusters=n, random_state=seed, n_init=10).fit_predict(
+            np.asarray(features, dtype=float)[shortlist])
     # shortlist is in score order, so the first member of each cluster is its best
     best = [shortlist[np.flatnonzero(labels == cluster)[0]] for cluster in np.unique(labels)]
     if len(best) < n:  # k-means left a cluster empty (duplicate rows): fill by score
