@@ -192,3 +192,37 @@ def test_random_frames_leave_a_molecule_without_id_test_frames_all_in_train():
     train = select_frames(rows, "train", "random-frames")
     assert not [r for r in test if r.smiles == "CCCC(=O)O"]
     assert sum(r.smiles == "CCCC(=O)O" for r in train) == 10
+
+
+def test_each_molecule_numbers_its_conformers_from_zero_in_plan_order():
+    """Trajectory k of a molecule takes conformer k of the n_conformers embedded with one seed:
+    the numbering is what makes train, val and id_test start from different geometries."""
+    import dataclasses
+
+    import pytest
+
+    plans = plan_trajectories(load_task("fragment_duplication"), load_preset("quick"), seed=0)
+    by_molecule = defaultdict(list)
+    for plan in plans:
+        by_molecule[plan.smiles].append(plan)
+    for molecule_plans in by_molecule.values():
+        assert [p.conformer_index for p in molecule_plans] == list(range(len(molecule_plans)))
+        assert {p.n_conformers for p in molecule_plans} == {len(molecule_plans)}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plans[0].seed = 1  # a plan is a fixed record: nothing downstream may reseed it
+
+
+def test_split_names_built_at_run_time_select_the_same_frames():
+    """Split and protocol names arrive from configs and command lines, not only as literals:
+    they are compared by value."""
+    from gmdbench.tasks.split import select_frames
+
+    rows = _by_split()
+    for split in ("train", "id_test"):
+        runtime = "".join(list(split))  # an equal string that is not the interned literal
+        protocol = "".join(list("random-frames"))
+        assert [id(r) for r in select_frames(rows, runtime, protocol)] == \
+            [id(r) for r in select_frames(rows, split, "random-frames")]
+        trajectory = "".join(list("trajectory"))
+        assert len(select_frames(rows, runtime, trajectory, train_trajectories=1)) == \
+            len(select_frames(rows, split, "trajectory", train_trajectories=1))

@@ -8,6 +8,7 @@ seed and the trajectory's identity, so adding a molecule to a task does not chan
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -85,28 +86,28 @@ def novel_fragments(task: TaskSpec) -> dict[str, list[str]]:
     occur together in one training molecule (OH beside NH2 when training had them apart).
     """
     table = fragment_table(task)
-    train_max: dict[str, int] = {}
+    train_max: Counter[str] = Counter()  # a fragment no training molecule has: 0
     train_pairs: set[tuple[str, str]] = set()
     for molecule, counts in table:
         if molecule.role == "train":
             present = sorted(name for name, n in counts.items() if n)
             train_pairs.update(combinations(present, 2))
             for name, n in counts.items():
-                train_max[name] = max(train_max.get(name, 0), n)
+                train_max[name] = max(train_max[name], n)
     novel = {}
     for molecule, counts in table:
         if molecule.role != "ood":
             continue
         notes = [
-            f"{name} x{n} (training max {train_max.get(name, 0)})"
+            f"{name} x{n} (training max {train_max[name]})"
             for name, n in counts.items()
-            if n > train_max.get(name, 0)
+            if n > train_max[name]
         ]
         present = sorted(name for name, n in counts.items() if n)
         notes += [
             f"{a} + {b} together (never in one training molecule)"
             for a, b in combinations(present, 2)
-            if (a, b) not in train_pairs and train_max.get(a, 0) and train_max.get(b, 0)
+            if (a, b) not in train_pairs and train_max[a] and train_max[b]
         ]
         novel[molecule.smiles] = notes
     return novel
