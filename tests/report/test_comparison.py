@@ -119,3 +119,38 @@ def test_moe_finding_sets_each_variant_against_the_best_architecture():
         "(1.9x the best)." in text
     assert "5. **DeepSet-MoE**: not archived yet." in "\n".join(
         findings(rows[:2], published_table()))
+
+
+def test_pretrained_rows_name_their_offsets_and_flag_a_rank_deficient_energy():
+    published = published_table()
+    fitted = _row("ani1x", 0.19, 0.23, energy_ood=781.7,
+                  e0="fitted offsets on the model (rank-deficient)")
+    fitted.regime, fitted.config = "zero-shot-refit", {"training": {}}  # stored before the key
+    anchored = _row("ani1x", 0.19, 0.23, energy_ood=6.08,
+                    e0="offsets fitted on the model, anchored to isolated atoms")
+    anchored.regime = "zero-shot-refit"
+    anchored.config = {"training": {"pretrained_offsets": "anchored"}}
+    lines = comparison_table([fitted, anchored, _row("mace", 0.01, 0.02)], published)
+    row_of = {line.split(" | ")[0]: line for line in lines if "gmd-bench" in line}
+    assert "| 781.7000 ± 0.0000 § |" in row_of["| ani1x (zero-shot-refit, offsets fit)"]
+    assert "| 0.0100 ± 0.0000 § |" in row_of["| ani1x (zero-shot-refit, offsets fit)"]  # ID too
+    assert "§" not in row_of["| ani1x (zero-shot-refit, offsets anchored)"]
+    assert "§" not in row_of["| mace"]
+    assert any(line.startswith("\n§ rests on a rank-deficient E0") for line in lines)
+    # no rank-deficient row: no footnote
+    assert not any("§" in line for line in comparison_table([anchored], published))
+
+
+def test_differs_in_reads_a_missing_key_as_the_value_the_run_had():
+    """A run stored before pretrained_offsets existed was fitted: against an anchored row it
+    differs in that key with the value fit, not None; keys equal by default are not named."""
+    from gmdbench.report.tables import _mark_differences
+
+    base = {"task": "t", "model": "ani1x", "regime": "zero-shot-refit", "dataset_hash": "h",
+            "training": {"epochs": 5}}
+    old = TableRow("t", "ani1x", "zero-shot-refit", True, "x", "-", config=base)
+    new = TableRow("t", "ani1x", "zero-shot-refit", True, "x", "-", config={
+        **base, "training": {"epochs": 5, "pretrained_offsets": "anchored"}})
+    _mark_differences([old, new])
+    assert old.differs == "training.pretrained_offsets=fit"
+    assert new.differs == "training.pretrained_offsets=anchored"

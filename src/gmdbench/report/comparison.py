@@ -62,10 +62,22 @@ def _seeds(row: TableRow) -> str:
 
 
 def _label(row: TableRow) -> str:
-    e0 = row.config.get("training", {}).get("reference_energies")
-    extra = " (E0 fit)" if e0 == "fit" and row.regime == "scratch" else ""
-    return f"{row.model}{extra} ({row.regime})" if row.regime != "scratch" else \
-        f"{row.model}{extra}"
+    """The model, its E0 where it is not the default (isolated atoms for a scratch model; the
+    offsets a pretrained model gets on top), and its regime."""
+    if row.regime == "scratch":
+        e0 = row.config.get("training", {}).get("reference_energies")
+        return f"{row.model} (E0 fit)" if e0 == "fit" else row.model
+    if row.regime == "zero-shot":
+        return f"{row.model} ({row.regime})"
+    # stored configs from before the option had none: those runs were fitted
+    offsets = row.config.get("training", {}).get("pretrained_offsets", "fit")
+    return f"{row.model} ({row.regime}, offsets {offsets})"
+
+
+def _energy_text(row: TableRow, metric: str, split: str, digits: int) -> str:
+    """A metric cell; a total energy that rests on a rank-deficient E0 carries its flag."""
+    text = metric_text(row, metric, split, digits)
+    return f"{text} §" if metric == "energy_mae" and "rank-deficient" in row.e0 else text
 
 
 def _is_main(row: TableRow) -> bool:
@@ -87,7 +99,7 @@ def comparison_table(rows: list[TableRow], published: dict[str, dict[str, str]])
             continue
         cells = [_label(row), "gmd-bench", str(len(row.seeds)), row.convergence]
         for index, (metric, _, digits) in enumerate(METRICS):
-            cells += [metric_text(row, metric, split, digits) for _, split, _ in SPLITS]
+            cells += [_energy_text(row, metric, split, digits) for _, split, _ in SPLITS]
             if index == 0:
                 cells.append(ratio_text(row))
         lines.append("| " + " | ".join(cells) + " |")
@@ -100,6 +112,14 @@ def comparison_table(rows: list[TableRow], published: dict[str, dict[str, str]])
                     cells.append(f"{_published_ratio(theirs):.2f}*")
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("\n\\* computed here from the published MAEs (the paper gives no ratio column).")
+    if any("rank-deficient" in row.e0 for row in rows if not row.baseline):
+        lines.append(
+            "\n§ rests on a rank-deficient E0: the train compositions do not determine the "
+            "per-element energies, and the minimum-norm fit chose the undetermined direction "
+            "arbitrarily, so compositions outside training inherit a constant error per "
+            "molecule (the *E0 only* row with the same E0 in `table.md` shows the composition "
+            "alone; the relative energy MAE beside it is unaffected). A pretrained model's "
+            "`offsets anchored` row is the same model on well-posed offsets.")
     return lines
 
 

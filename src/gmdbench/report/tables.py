@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.evaluation.metrics import energy_decomposition, energy_mae, energy_mae_per_atom
 from gmdbench.runner.results import ResultsStore, model_label
+from gmdbench.runner.runs import RunConfig
 
 COLUMNS = [
     ("force_mae", "Forces MAE (eV/A)", 4),
@@ -174,6 +176,16 @@ def collect_rows(results: ResultsStore) -> list[TableRow]:
     return table + e0_only_rows(list(runs.values()))
 
 
+def _full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config with every default filled in, read as the run reads it (a key added
+    after a run was archived takes the value that run had): two rows then differ in a key
+    only where their runs really did, never as "None" against a value."""
+    try:
+        return RunConfig.model_validate({**config, "seed": 0}).model_dump(mode="json")
+    except ValidationError:  # a config of another version: compared as stored
+        return config
+
+
 def _mark_differences(rows: list[TableRow]) -> None:
     """Rows of one (task, model, regime) that differ get the config keys they differ in."""
     groups: dict[tuple[str, str, str], list[TableRow]] = defaultdict(list)
@@ -182,7 +194,7 @@ def _mark_differences(rows: list[TableRow]) -> None:
     for siblings in groups.values():
         if len(siblings) < 2:
             continue
-        flat = [_flatten(row.config) for row in siblings]
+        flat = [_flatten(_full_config(row.config)) for row in siblings]
         keys = sorted(set().union(*flat))
         differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
         for row, values in zip(siblings, flat, strict=True):
