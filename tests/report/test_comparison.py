@@ -154,3 +154,13 @@ def test_differs_in_reads_a_missing_key_as_the_value_the_run_had():
     _mark_differences([old, new])
     assert old.differs == "training.pretrained_offsets=fit"
     assert new.differs == "training.pretrained_offsets=anchored"
+
+
+def test_markdown_footnote_names_the_rank_deficient_e0_only_row():
+    from gmdbench.report.tables import markdown_table
+
+    fitted = _row("mace", 0.01, 0.03, e0="fit (rank-deficient)")
+    baseline = _row("E0 only", 1.0, 1.0, e0="fit (rank-deficient)", baseline=True)
+    text = markdown_table([fitted, baseline, _row("schnet", 0.02, 0.05)])
+    assert "as the *E0 only* row with E0 `fit (rank-deficient)` shows" in text
+    assert "rank-deficient:" not in markdown_table([_row("schnet", 0.02, 0.05)])

@@ -351,9 +351,16 @@ def markdown_table(rows: list[TableRow], notes: list[str] | None = None) -> str:
             lines.append("\n† no global energy (DeepSet-MoE, aggregation none): trained on "
                          "forces only, its energies are undefined.")
         if any("rank-deficient" in row.e0 for row in task_rows):
+            deficient = sorted({row.e0 for row in task_rows
+                                if row.baseline and "rank-deficient" in row.e0})
             lines.append("\nrank-deficient: the train compositions do not determine the "
                          "fitted E0 (minimum-norm solution); other compositions inherit the "
-                         "error, see the *E0 only* row.")
+                         "error" + (", as the *E0 only* row with E0 "
+                                    + " / ".join(f"`{e0}`" for e0 in deficient)
+                                    + " shows (the composition alone)" if deficient else "")
+                         + ". Offsets on a pretrained model: `anchored` is the well-posed "
+                         "choice (isolated atoms of both sides where training leaves them "
+                         "free).")
         lines += [f"\nNote: {note}." for note in notes or () if note.startswith(f"{task}:")]
         lines.append("")
     return "\n".join(lines)
