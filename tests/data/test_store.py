@@ -112,6 +112,27 @@ def test_a_hash_is_remembered_only_for_a_file_older_than_two_seconds(tiny_datase
     assert digest == DatasetStore(tiny_dataset).content_hash()
 
 
+def test_a_finished_dataset_stays_one_file_after_writes_and_reads(tiny_dataset, tmp_path):
+    """WAL is a build session's journal only: a later single write (a failure recorded,
+    metadata set) keeps the rollback journal, so readers add no -wal / -shm files beside
+    the dataset. SQLite's header byte 18 is the file format: 1 rollback, 2 WAL."""
+    import shutil
+
+    data = tmp_path / "finished.db"
+    shutil.copyfile(tiny_dataset, data)
+    assert data.read_bytes()[18] == 1  # the build folded its WAL back in
+    store = DatasetStore(data, write=True)
+    store.record_failure("0:train:0", 99, "C", "train", "SCF not converged")
+    store.metadata = {**store.metadata, "note": "edited"}
+    assert DatasetStore(data).failures() and DatasetStore(data).content_hash()
+    assert data.read_bytes()[18] == 1
+    assert not Path(f"{data}-wal").exists() and not Path(f"{data}-shm").exists()
+    with store.session():  # a build's session journals in WAL until finalize
+        store.record_failure("0:train:0", 98, "C", "train", "SCF not converged")
+    store.finalize()
+    assert data.read_bytes()[18] == 1 and not Path(f"{data}-wal").exists()
+
+
 def _edited_copy(source, target, edit=None, reverse=False):
     """A copy of a dataset written row by row (in reverse order if asked), ``edit(index, atoms,
     energy, forces)`` changing one row's content before it is written."""

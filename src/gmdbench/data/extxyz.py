@@ -62,15 +62,16 @@ def import_extxyz(path: str | Path, out: str | Path) -> DatasetStore:
     store = DatasetStore(out, create=True)
     metadata = frames[0].info.pop(METADATA_KEY, None)
     store.metadata = json.loads(metadata) if metadata else {"imported_from": str(path)}
-    for index, atoms in enumerate(frames):
-        keys = {k: v for k, v in atoms.info.items() if k in FRAME_KEYS}
-        keys.setdefault("trajectory_id", "imported")
-        keys.setdefault("frame", index)
-        momenta = atoms.get_momenta() if atoms.has("momenta") else None
-        store.write_frame(
-            atoms.numbers, atoms.positions, atoms.calc.results["energy"],
-            np.asarray(atoms.calc.results["forces"]), keys, momenta=momenta,
-            cell=atoms.cell.array, pbc=atoms.pbc,
-        )
+    with store.session():
+        for index, atoms in enumerate(frames):
+            keys = {k: v for k, v in atoms.info.items() if k in FRAME_KEYS}
+            keys.setdefault("trajectory_id", "imported")
+            keys.setdefault("frame", index)
+            momenta = atoms.get_momenta() if atoms.has("momenta") else None
+            store.write_frame(
+                atoms.numbers, atoms.positions, atoms.calc.results["energy"],
+                np.asarray(atoms.calc.results["forces"]), keys, momenta=momenta,
+                cell=atoms.cell.array, pbc=atoms.pbc,
+            )
     store.finalize()
     return store

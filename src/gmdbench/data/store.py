@@ -81,10 +81,11 @@ class _WalDatabase(SQLite3Database):
 
     def __init__(self, filename: str, readonly: bool = False):
         self.readonly = readonly
-        # WAL until the store is finalized: a later write connection (even one that only
-        # reads through a writable store) must not switch the folded file back to WAL mode,
-        # or every read-only reader would leave -wal and -shm files beside it
-        self.wal = not readonly
+        # WAL only inside a session (a build's many commits): a single write or a read
+        # through a writable store must not switch a one-file dataset to WAL mode, which
+        # persists in the file and makes every later read-only reader leave -wal and -shm
+        # files beside it (and re-stamps the file the content-hash memo keys on)
+        self.wal = False
         super().__init__(filename)
 
     def _connect(self):
@@ -213,9 +214,15 @@ class DatasetStore:
 
     @contextmanager
     def session(self) -> Iterator[DatasetStore]:
-        """Keep one connection open (a build's writes); every write still commits at once."""
-        with self.db:
-            yield self
+        """Keep one connection open (a build's writes), in WAL mode so that a commit costs no
+        fsync of the whole file; every write still commits at once. :meth:`finalize` folds
+        the log back in when the build is done."""
+        self.db.wal = True
+        try:
+            with self.db:
+                yield self
+        finally:
+            self.db.wal = False
 
     def _commit(self) -> None:
         if self.db.connection is not None:  # inside session(): ASE would defer the commit

@@ -95,13 +95,14 @@ def stored_dataset(spec: StoredFrames, root: Path, out: Path, metadata: dict) ->
     partial.unlink(missing_ok=True)
     store = DatasetStore(partial, create=True)
     store.metadata = metadata
-    for index, atoms in enumerate(frames):
-        if split_of[index] is not None:
+    with store.session():
+        for index, atoms in enumerate(frames):
+            if split_of[index] is not None:
+                _write(store, atoms, atoms.calc.results["energy"],
+                       atoms.calc.results["forces"], split_of[index], "stored", index)
+        for index, atoms in enumerate(tests):
             _write(store, atoms, atoms.calc.results["energy"], atoms.calc.results["forces"],
-                   split_of[index], "stored", index)
-    for index, atoms in enumerate(tests):
-        _write(store, atoms, atoms.calc.results["energy"], atoms.calc.results["forces"],
-               "ood_test", "stored-test", index)
+                   "ood_test", "stored-test", index)
     store.finalize()
     partial.rename(out)
     return out
