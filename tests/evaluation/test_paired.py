@@ -55,3 +55,41 @@ def test_detectable_difference_shrinks_like_one_over_root_n():
     expected = (t.ppf(0.975, 5) + t.ppf(0.8, 5)) * np.std([0, 1, 2, 1, 0, 2], ddof=1) \
         / math.sqrt(6)
     assert a["detectable_difference"] == pytest.approx(expected)
+
+
+def test_paired_comparison_edges_by_hand():
+    """One seed: no interval; equal shifts: a verdict without an interval (either sign, or
+    none); a higher rule is called higher; Wilcoxon and the seeds needed are scipy's and the
+    smallest n whose detectable difference reaches the observed one."""
+    from scipy.stats import wilcoxon
+
+    one = paired_comparison({0: 1.0}, {0: 2.0})
+    assert one["n"] == 1 and one["mean_difference"] == -1.0 and one["ci"] is None
+    assert one["verdict"] == "not distinguishable" and one["t_test_p"] is None
+    empty = paired_comparison({0: 1.0}, {1: 2.0})
+    assert empty["n"] == 0 and empty["mean_difference"] is None
+    for shift, verdict in ((-0.2, "lower"), (0.3, "higher"), (0.0, "not distinguishable")):
+        same = paired_comparison({i: 1.0 + shift for i in range(4)}, dict.fromkeys(range(4), 1.0))
+        assert same["verdict"] == verdict
+        assert same["ci"] == pytest.approx([shift, shift]) and same["t_test_p"] is None
+    differences = [0.5, 0.9, 0.4, 1.2, 0.7, 0.2, 0.8]
+    higher = paired_comparison(dict(enumerate(differences)), dict.fromkeys(range(7), 0.0),
+                               level=0.9)
+    half = t.ppf(0.95, 6) * np.std(differences, ddof=1) / math.sqrt(7)
+    assert higher["ci"] == pytest.approx([np.mean(differences) - half,
+                                          np.mean(differences) + half])
+    assert higher["verdict"] == "higher" and higher["level"] == 0.9
+    assert higher["wilcoxon_p"] == pytest.approx(wilcoxon(differences).pvalue)
+    sd = np.std(differences, ddof=1)
+
+    def detectable(n):
+        return (t.ppf(0.95, n - 1) + t.ppf(0.8, n - 1)) * sd / math.sqrt(n)
+
+    needed = higher["seeds_needed"]
+    assert detectable(needed) <= np.mean(differences) < detectable(needed - 1) or needed == 2
+    assert higher["detectable_difference"] == pytest.approx(detectable(7))
+    six = paired_comparison(dict(enumerate(differences[:6])), dict.fromkeys(range(6), 0.0))
+    assert six["wilcoxon_p"] == pytest.approx(wilcoxon(differences[:6]).pvalue)  # 6 suffice
+    # a difference far above its spread: two seeds would already detect it
+    clear = paired_comparison({0: 10.0, 1: 10.1, 2: 9.9}, dict.fromkeys(range(3), 0.0))
+    assert clear["seeds_needed"] == 2 and clear["verdict"] == "higher"
