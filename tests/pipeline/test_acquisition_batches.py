@@ -60,6 +60,25 @@ def test_aligned_rmsd_sees_through_rotation_and_translation():
     assert aligned_rmsd(frame[None], mirrored)[0] > 0.1
 
 
+def test_aligned_rmsd_equals_scipys_kabsch_for_each_frame_of_a_stack():
+    """Against an independent Kabsch (scipy's align_vectors, whose rssd over sqrt(N) is the
+    RMSD), frame by frame of a stack: generic, noisy rotated copies and planar frames (their
+    correlation matrix is singular, where the reflection sign must not zero a value)."""
+    rng = np.random.default_rng(5)
+    probe = rng.normal(size=(7, 3))
+    planar = probe.copy()
+    planar[:, 2] = 0.0
+    stack = np.stack([rng.normal(size=(7, 3)),
+                      Rotation.random(random_state=6).apply(probe) + 0.1 * rng.normal(size=(7, 3)),
+                      planar * 1.3 + 2.0, planar[::-1].copy()])
+    for target in (probe, planar):
+        values = aligned_rmsd(stack, target)
+        for frame, value in zip(stack, values, strict=True):
+            a, b = frame - frame.mean(axis=0), target - target.mean(axis=0)
+            _, rssd = Rotation.align_vectors(a, b)
+            assert value == pytest.approx(rssd / np.sqrt(len(target)), abs=1e-9)
+
+
 def test_near_copies_catch_what_an_exact_match_misses():
     rng = np.random.default_rng(3)
     numbers = np.array([6, 1, 1, 1, 1])
@@ -70,6 +89,15 @@ def test_near_copies_catch_what_an_exact_match_misses():
     found = near_copies([("pool/0", numbers, nudged), ("pool/1", numbers, far),
                          ("pool/2", other_molecule, nudged)], base, 0.05)
     assert [key for key, _ in found] == ["pool/0"]
+    assert found[0][1] == pytest.approx(0.0, abs=1e-6)  # a pure translation (sqrt of rounding)
+    # the threshold is strict, and the nearest of several frames counts
+    shifted = base[0][2].copy()
+    shifted[0, 0] += 0.5
+    value = aligned_rmsd(base[0][2][None], shifted)[0]
+    two = [*base, ("base/1", numbers, far)]
+    assert near_copies([("pool/3", numbers, shifted)], two, value) == []
+    assert near_copies([("pool/3", numbers, shifted)], two, value + 1e-9) == \
+        [("pool/3", pytest.approx(value))]
 
 
 # -- each rule by hand: the exact picks, ties, too few candidates, the empty training set ------

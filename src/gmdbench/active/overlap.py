@@ -27,8 +27,8 @@ def aligned_rmsd(frames: np.ndarray, probe: np.ndarray) -> np.ndarray:
     correlation = np.einsum("mni,nj->mij", centred, target)
     singular = np.linalg.svd(correlation, compute_uv=False)
     # a reflection is not a rigid motion: flip the smallest singular value where det < 0
-    sign = np.sign(np.linalg.det(correlation))
-    singular[:, -1] *= np.where(sign == 0, 1.0, sign)
+    # (where det is 0 that value is 0 too, so its sign, 0, changes nothing)
+    singular[:, -1] *= np.sign(np.linalg.det(correlation))
     squares = (centred ** 2).sum(axis=(1, 2)) + (target ** 2).sum()
     return np.sqrt(np.maximum(squares - 2 * singular.sum(axis=1), 0.0) / len(probe))
 
