@@ -184,3 +184,36 @@ def test_the_recorded_offsets_name_their_kind(offsets, kind, deficient):
     potential = SimpleNamespace(metadata=SimpleNamespace(pretrained=True))
     assert reference_energy_summary(run, potential, acids, isolated) == {
         "reference_energies_kind": kind, "reference_energies_rank_deficient": deficient}
+
+
+def test_composition_fit_and_force_scale_by_hand(caplog):
+    """Element counts per structure, the least-squares E0 on a full-rank set (exact here),
+    no warning where the fit is determined, and the force scale as the RMS component (1 for
+    a set without forces, never a division by zero)."""
+    from gmdbench.training.reference_energies import (
+        composition_matrix,
+        fit_reference_energies,
+        force_scale,
+        isolated_energies_cover,
+        warn_if_rank_deficient,
+    )
+
+    methane, water = molecule("CH4"), molecule("H2O")
+    forces = [np.full((5, 3), 2.0), np.array([[3.0, 0, 0], [0, 0, 0], [0, 0, 0]])]
+    # E = 4 H + C, 2 H + O with H = -1, C = -5, O = -7; plus a third to be overdetermined
+    graphs = GraphSet([methane, water, molecule("H2")], 4.0, [-9.0, -9.0, -2.0],
+                      [*forces, np.zeros((2, 3))])
+    np.testing.assert_array_equal(composition_matrix(graphs, [1, 6, 8]),
+                                  [[4, 1, 0], [2, 0, 1], [2, 0, 0]])
+    e0 = fit_reference_energies(graphs, [1, 6, 8])
+    assert e0 == pytest.approx({1: -1.0, 6: -5.0, 8: -7.0})
+    with caplog.at_level(logging.WARNING):
+        assert warn_if_rank_deficient(graphs, [1, 6, 8], "E0") is False
+    assert "rank" not in caplog.text
+    rms = np.sqrt((15 * 4.0 + 9.0) / 30)  # 30 components: 15 of 2, one of 3, 14 zeros
+    assert force_scale(graphs) == pytest.approx(rms)
+    still = GraphSet([methane], 4.0, [-9.0], [np.zeros((5, 3))])
+    assert force_scale(still) == 1.0
+    assert isolated_energies_cover([1, 6], {"H": -1.0, "C": -5.0})
+    assert not isolated_energies_cover([1, 6], {"H": -1.0})
+    assert not isolated_energies_cover([1], {}) and not isolated_energies_cover([1], None)
