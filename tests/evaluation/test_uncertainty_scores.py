@@ -72,3 +72,35 @@ def test_ence_and_coverage_by_hand():
     result = coverage(np.ones(4), np.array([0.5, -1.5, 2.5, -0.9]))
     assert result["within_1_sigma"] == pytest.approx(0.5)
     assert result["within_2_sigma"] == pytest.approx(0.75)
+
+
+def test_binned_error_by_hand_and_the_small_cases():
+    """Equal-count bins in signal order (stable for ties), each with its range, means and
+    count; Spearman needs three frames; one member is no ensemble; descriptor rows average
+    per frame like scalars."""
+    from gmdbench.evaluation.uncertainty import binned_error, within_group_spearman
+
+    signal = np.array([0.4, 0.1, 0.3, 0.2, 0.5])
+    error = np.array([4.0, 1.0, 3.0, 2.0, 6.0])
+    bins = binned_error(signal, error, bins=2)
+    assert bins == [
+        {"low": 0.1, "high": 0.3, "signal": pytest.approx(0.2), "error": pytest.approx(2.0),
+         "count": 3},
+        {"low": 0.4, "high": 0.5, "signal": pytest.approx(0.45), "error": pytest.approx(5.0),
+         "count": 2}]
+    assert len(binned_error(signal, error, bins=8)) == 5  # never an empty bin
+    assert spearman(signal[:2], error[:2]) is None
+    assert spearman(signal[:3], error[:3]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two or more members"):
+        ensemble_forces([np.zeros((2, 3))])
+    rows = np.array([[1.0, 10.0], [3.0, 30.0], [5.0, 50.0]])
+    np.testing.assert_allclose(per_frame(rows, np.array([2, 1])), [[2.0, 20.0], [5.0, 50.0]])
+    # quartiles of the per-group rhos: three groups of 5 frames with rho 1, 1 and -1
+    groups = np.repeat(["a", "b", "c"], 5)
+    up = np.arange(5.0)
+    signal = np.concatenate([up, up, up])
+    error = np.concatenate([up, up, -up])
+    result = within_group_spearman(signal, error, groups)
+    assert result["median"] == pytest.approx(1.0)
+    assert result["quartiles"] == pytest.approx([0.0, 1.0])  # numpy's linear percentiles
+    assert within_group_spearman(signal, error, groups, min_frames=6)["median"] is None
