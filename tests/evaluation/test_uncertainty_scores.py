@@ -104,3 +104,11 @@ def test_binned_error_by_hand_and_the_small_cases():
     assert result["median"] == pytest.approx(1.0)
     assert result["quartiles"] == pytest.approx([0.0, 1.0])  # numpy's linear percentiles
     assert within_group_spearman(signal, error, groups, min_frames=6)["median"] is None
+    # four groups with rho -1, 0, 0.5, 1 (ranks by hand: sum d^2 = 40, 20, 10, 0 over n = 5):
+    # the quartiles interpolate, -0.25 and 0.625
+    orders = ([5, 4, 3, 2, 1], [2, 5, 3, 1, 4], [3, 2, 1, 5, 4], [1, 2, 3, 4, 5])
+    groups = np.repeat(["a", "b", "c", "d"], 5)
+    result = within_group_spearman(np.tile(up, 4), np.concatenate(orders).astype(float), groups)
+    assert sorted(result["per_group"].values()) == pytest.approx([-1.0, 0.0, 0.5, 1.0])
+    assert result["quartiles"] == pytest.approx([-0.25, 0.625])
+    assert result["median"] == pytest.approx(0.25)
