@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from gmdbench.models.registry import model_config
@@ -105,3 +106,24 @@ def test_finding_one_restated_counts_predictions_at_or_above_three():
     text = finding_one_restated(law, published, {"a": "A", "b": "B"})
     assert "OOD/ID >= 3 for 1 of 2" in text
     assert f"A {3.0 * math.sqrt(0.01 / 0.0025):.1f} (published 100.0)" in text
+
+
+def test_power_law_drops_unusable_points_and_reports_its_fit():
+    """Points with x or y at or below zero, or not finite, cannot be on a log-log line: they
+    are dropped before counting; three points are enough; r, n, the x range and the text are
+    the fit's; a flat law never reaches another value."""
+    from scipy import stats
+
+    x = [100, 200, 0, 400, -5, 800, 1600, 300]
+    y = [1.0, 0.8, 0.5, float("nan"), 0.7, 0.5, 0.45, 0.0]
+    law = fit_power_law(x, y)
+    kept_x, kept_y = [100, 200, 800, 1600], [1.0, 0.8, 0.5, 0.45]
+    expected = stats.linregress(np.log10(kept_x), np.log10(kept_y))
+    assert law.n == 4 and law.x_range == (100.0, 1600.0)
+    assert law.slope == pytest.approx(expected.slope)
+    assert law.slope_stderr == pytest.approx(expected.stderr)
+    assert law.r == pytest.approx(expected.rvalue) and law.r < 0
+    assert law.text() == (f"{expected.slope:+.2f} ± {expected.stderr:.2f} "
+                          f"(r = {expected.rvalue:+.2f}, n = 4)")
+    assert fit_power_law([1, 2, 4], [3.0, 3.0, 3.0]).solve(2.0) == math.inf
+    assert fit_power_law([1, 2, 4], [1.0, 2.0, 4.0]).slope == pytest.approx(1.0)
