@@ -114,8 +114,8 @@ def test_power_law_drops_unusable_points_and_reports_its_fit():
     the fit's; a flat law never reaches another value."""
     from scipy import stats
 
-    x = [100, 200, 0, 400, -5, 800, 1600, 300]
-    y = [1.0, 0.8, 0.5, float("nan"), 0.7, 0.5, 0.45, 0.0]
+    x = [100, 200, 0, 400, -5, 800, 1600, 300, 3200, float("inf")]
+    y = [1.0, 0.8, 0.5, float("nan"), 0.7, 0.5, 0.45, 0.0, float("inf"), 0.3]
     law = fit_power_law(x, y)
     kept_x, kept_y = [100, 200, 800, 1600], [1.0, 0.8, 0.5, 0.45]
     expected = stats.linregress(np.log10(kept_x), np.log10(kept_y))
