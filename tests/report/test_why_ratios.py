@@ -127,3 +127,26 @@ def test_power_law_drops_unusable_points_and_reports_its_fit():
                           f"(r = {expected.rvalue:+.2f}, n = 4)")
     assert fit_power_law([1, 2, 4], [3.0, 3.0, 3.0]).solve(2.0) == math.inf
     assert fit_power_law([1, 2, 4], [1.0, 2.0, 4.0]).slope == pytest.approx(1.0)
+
+
+def test_seeds_average_ratios_geometrically_and_errors_arithmetically():
+    """x2 and x8 average to x4 (not 5); ID and OOD errors are plain means; a contrast names
+    its level and counts its seeds; the learning curve starts at the first point at or after
+    a tenth of the last epoch."""
+    from gmdbench.report.why_ratios import contrast, curve_series
+
+    central = [_run(seed=0, iid=0.01, ood=0.02, curve=_curve([1.0, 2.0, 2.0, 2.0])),
+               _run(seed=1, iid=0.03, ood=0.24, curve=_curve([1.0, 3.0, 8.0, 8.0]))]
+    split = [_run(factor="split protocol", split="random-frames", seed=s, iid=i, ood=o)
+             for s, i, o in ((0, 0.01, 0.02), (1, 0.03, 0.24))]
+    found = contrast(central + split, "mace", "split protocol")
+    assert found.label == "random-frames" and found.other[3] == 2
+    assert found.base[:3] == pytest.approx((0.02, 0.13, 4.0))
+    assert contrast(central, "mace", "model size") is None
+    curves = curve_series(central, "mace")
+    assert curves.final_ratio == pytest.approx(4.0)  # sqrt(2 x 8)
+    assert curves.early_ratio == pytest.approx(math.sqrt(2.0 * 3.0))  # epoch 10 of 30
+    # a point exactly at a tenth of the last epoch (10 of 100) is kept
+    boundary = [{**point, "epoch": epoch} for point, epoch in
+                zip(_curve([1.0, 2.0, 3.0, 4.0]), (0, 10, 20, 100), strict=True)]
+    assert curve_series([_run(curve=boundary)], "mace").early_ratio == pytest.approx(2.0)
