@@ -53,6 +53,34 @@ def test_missing_dataset_is_named(tmp_path):
         DatasetStore(tmp_path / "nope.db")
 
 
+def test_a_file_that_is_not_a_gmd_bench_dataset_says_what_it_is_and_is_left_alone(tmp_path):
+    """Reading never writes: an empty file, another program's ASE database and an SQLite file
+    of another kind are each refused by what they are, and not a byte of them changes."""
+    import sqlite3
+
+    import ase.db
+    from ase.build import molecule
+
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    foreign = tmp_path / "foreign.db"
+    ase.db.connect(str(foreign)).write(molecule("H2O"))
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE things (x)")
+    connection.close()
+    for path, what in ((empty, "an empty file"),
+                       (foreign, "an ASE database written by another program"),
+                       (other, "an SQLite file but not an ASE database")):
+        before = path.read_bytes()
+        with pytest.raises(CorruptDatasetError) as caught:
+            DatasetStore(path)
+        assert str(path) in str(caught.value) and what in str(caught.value)
+        assert path.read_bytes() == before
+    with pytest.raises(CorruptDatasetError, match="is a folder"):
+        DatasetStore(tmp_path)
+
+
 def test_truncated_extxyz_is_named(tiny_dataset, tmp_path):
     full = tmp_path / "full.extxyz"
     export_extxyz(DatasetStore(tiny_dataset), full)
