@@ -142,3 +142,35 @@ def test_energy_share_is_in_ev():
         potential.reference_energy(batch)[0])
     assert sum(metrics["expert_energy_ig_eV_per_frame"]) == pytest.approx(full - empty,
                                                                           rel=2e-3)
+
+
+def test_deepset_building_blocks_by_hand():
+    """The quintic smooth step at hand-worked points, the Bessel basis and cosine envelope at
+    chosen radii (the envelope is 0 at the cutoff itself), regime weights shared half and half
+    exactly on an edge, and an MLP with activations between its layers only."""
+    import math
+
+    from gmdbench.models.deepset_moe import (
+        BesselBasis,
+        _mlp,
+        cosine_envelope,
+        smooth_step,
+        spatial_weights,
+    )
+
+    x = torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0], dtype=torch.float64)
+    # t = 0.75: 6 t^5 - 15 t^4 + 10 t^3 = 0.896484375 (a cubic 3t^2 - 2t^3 gives 0.84375)
+    assert smooth_step(x).tolist() == pytest.approx([0.0, 0.0, 0.5, 0.896484375, 1.0, 1.0])
+    basis = BesselBasis(cutoff=4.0, num_radial=3).double()
+    r = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    expected = [[math.sqrt(0.5) * math.sin(n * math.pi * v / 4.0) / v for n in (1, 2, 3)]
+                for v in (1.0, 2.0)]
+    assert basis(r).tolist() == [pytest.approx(row, abs=1e-6) for row in expected]  # float32 buffer
+    envelope = cosine_envelope(torch.tensor([0.0, 2.0, 4.0, 5.0], dtype=torch.float64), 4.0)
+    assert envelope.tolist() == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    edges = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    on_edges = spatial_weights(torch.tensor([1.0, 2.0, 1.5], dtype=torch.float64), edges, 0.1)
+    assert on_edges.tolist() == [pytest.approx([0.5, 0.5, 0.0]), pytest.approx([0.0, 0.5, 0.5]),
+                                 pytest.approx([0.0, 1.0, 0.0])]
+    layers = [type(layer).__name__ for layer in _mlp([3, 4, 5, 2])]
+    assert layers == ["Linear", "SiLU", "Linear", "SiLU", "Linear"]
