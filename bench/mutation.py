@@ -109,8 +109,9 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
     # a session resumes only for the same module and tests: mutants of an edited module (or
     # results against edited tests) would be stale, so a change starts it afresh
     stamp = work / f"{name}.sha256"
-    files = dict.fromkeys(path.split("::")[0] for path in (module, *tests)  # node ids: files
-                          if path.split("::")[0].endswith(".py"))  # options (-k ...) are not
+    # the files a session depends on: node ids name their file, options (-k ...) none
+    files = [name for name in dict.fromkeys(path.split("::")[0] for path in (module, *tests))
+             if name.endswith(".py")]
     digest = hashlib.sha256(b"".join((ROOT / path).read_bytes() for path in files)).hexdigest()
     if session.exists() and (not stamp.exists() or stamp.read_text() != digest):
         print(f"{name}: module or tests changed since its session; starting it afresh")

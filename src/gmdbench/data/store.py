@@ -238,7 +238,6 @@ class DatasetStore:
             try:
                 connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 connection.execute("PRAGMA journal_mode=DELETE")
-                self.db.wal = False
             except sqlite3.OperationalError as error:
                 log.warning("dataset %s left in WAL mode: %s", self.path, error)
 

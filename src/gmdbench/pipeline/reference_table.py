@@ -265,10 +265,11 @@ def comparison_section(rows: list[TableRow], published: dict[str, dict[str, str]
     ]
 
 
-def missing_runs(results: ResultsStore, matrix: MatrixConfig) -> list[str]:
-    """The matrix's runs the archive lacks, as ``model regime seed`` labels."""
+def missing_runs(cells: list[tuple[int, int, dict | None]], matrix: MatrixConfig) -> list[str]:
+    """The matrix's runs the archive lacks (``cells``: :func:`matrix_cells`' answer), as
+    ``model regime seed`` labels."""
     missing = []
-    for index, seed, run in matrix_cells(results.runs(), matrix):
+    for index, seed, run in cells:
         if run is None:
             entry = matrix.models[index]
             options = ", ".join(f"{k}={v}" for k, v in entry.options.items())
@@ -300,15 +301,15 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
     all_rows = collect_rows(results)  # every task's, read once
     rows = _published_task_rows(all_rows)
     published = published_table()
-    missing = missing_runs(results, matrix)
-    planned = matrix.n_runs
     others = load_matrix("reference-tasks")
-    others_missing = missing_runs(results, others)
-    others_planned = others.n_runs
-    # the status sentences count each matrix's own runs (its cells); an archived run in no
-    # matrix (superseded: the ANI-1x runs with minimum-norm offsets) is named apart
-    main_runs = [run for _, _, run in matrix_cells(runs, matrix) if run is not None]
-    other_runs = [run for _, _, run in matrix_cells(runs, others) if run is not None]
+    # each matrix's cells matched once: its missing runs, and the runs the status sentences
+    # count; an archived run in no matrix (superseded: the ANI-1x runs with minimum-norm
+    # offsets) is named apart
+    main_cells, other_cells = list(matrix_cells(runs, matrix)), list(matrix_cells(runs, others))
+    missing, others_missing = missing_runs(main_cells, matrix), missing_runs(other_cells, others)
+    planned, others_planned = matrix.n_runs, others.n_runs
+    main_runs = [run for _, _, run in main_cells if run is not None]
+    other_runs = [run for _, _, run in other_cells if run is not None]
     in_matrices = {run["run_id"] for run in main_runs + other_runs}
     superseded = [run for run in runs if run["run_id"] not in in_matrices]
     train_hours = sum(run["timings"]["train_seconds"] for run in main_runs) / 3600
