@@ -93,3 +93,69 @@ def test_paired_comparison_edges_by_hand():
     # a difference far above its spread: two seeds would already detect it
     clear = paired_comparison({0: 10.0, 1: 10.1, 2: 9.9}, dict.fromkeys(range(3), 0.0))
     assert clear["seeds_needed"] == 2 and clear["verdict"] == "higher"
+
+
+def test_trapezoid_mean_over_a_range_that_does_not_start_at_zero():
+    # (10, 1) -> (20, 0.5) -> (40, 0): area 7.5 + 5 = 12.5 over 30 labels
+    assert trapezoid_mean([10, 20, 40], [1.0, 0.5, 0.0]) == pytest.approx(12.5 / 30)
+    with pytest.raises(ValueError):
+        first_reaching([0, 16], [0.2], 0.1)  # a curve and its labels must pair up
+
+
+def test_first_reaching_counts_a_value_below_the_target_not_only_equal_to_it():
+    assert first_reaching([0, 16, 32], [0.2, 0.05, 0.01], 0.1) == 16
+
+
+def test_two_seeds_already_give_an_interval_and_five_no_wilcoxon():
+    two = paired_comparison({0: 1.0, 1: 2.0}, {0: 0.0, 1: 0.0})
+    half = t.ppf(0.975, 1) * np.std([1.0, 2.0], ddof=1) / math.sqrt(2)
+    assert two["ci"] == pytest.approx([1.5 - half, 1.5 + half])
+    assert two["t_test_p"] == pytest.approx(ttest_rel([1.0, 2.0], [0.0, 0.0]).pvalue)
+    five = paired_comparison(dict(enumerate([0.5, 0.9, 0.4, 1.2, 0.7])), dict.fromkeys(range(5), 0))
+    assert five["wilcoxon_p"] is None and five["t_test_p"] is not None
+
+
+def test_wilcoxon_is_computed_whatever_the_sign_of_the_differences():
+    differences = [-0.5, -0.9, -0.4, -1.2, -0.7, -0.2, -0.8]
+    result = paired_comparison(dict(enumerate(differences)), dict.fromkeys(range(7), 0.0))
+    from scipy.stats import wilcoxon
+
+    assert result["wilcoxon_p"] == pytest.approx(wilcoxon(differences).pvalue)
+    assert result["verdict"] == "lower"
+
+
+def test_a_positive_mean_whose_interval_holds_zero_is_not_called_higher():
+    result = paired_comparison({0: 1.0, 1: -0.5, 2: 0.4}, dict.fromkeys(range(3), 0.0))
+    assert result["mean_difference"] > 0 and result["ci"][0] < 0 < result["ci"][1]
+    assert result["verdict"] == "not distinguishable"
+
+
+def test_a_fifty_percent_interval_uses_the_quartile_of_t():
+    """Level 0.5 puts the interval at t's 75th percentile, which tells 1 - (1 - level) apart
+    from a level that is only right above one half."""
+    differences = [0.2, -0.1, 0.4, 0.3]
+    result = paired_comparison(dict(enumerate(differences)), dict.fromkeys(range(4), 0.0),
+                               level=0.5)
+    sd = np.std(differences, ddof=1)
+    half = t.ppf(0.75, 3) * sd / 2
+    assert result["ci"] == pytest.approx([np.mean(differences) - half,
+                                          np.mean(differences) + half])
+    assert result["detectable_difference"] == pytest.approx(
+        (t.ppf(0.75, 3) + t.ppf(0.8, 3)) * sd / 2)
+
+
+def test_the_seeds_needed_search_stops_at_its_cap_and_not_before():
+    """A difference whose detection needs exactly MAX_SEEDS seeds is found; one that needs one
+    more is reported as None (the search gives up at the cap)."""
+    from gmdbench.evaluation.paired import MAX_SEEDS
+
+    assert MAX_SEEDS == 1000
+    sd = math.sqrt(2.0)  # differences m + 1 and m - 1
+
+    def detectable(n):
+        return (t.ppf(0.975, n - 1) + t.ppf(0.8, n - 1)) * sd / math.sqrt(n)
+
+    for needed, expected in ((MAX_SEEDS, MAX_SEEDS), (MAX_SEEDS + 1, None)):
+        mean = (detectable(needed) + detectable(needed - 1)) / 2
+        result = paired_comparison({0: mean + 1.0, 1: mean - 1.0}, {0: 0.0, 1: 0.0})
+        assert result["seeds_needed"] == expected

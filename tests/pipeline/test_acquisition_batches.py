@@ -165,3 +165,30 @@ def test_top_in_clusters_by_hand_short_lists_and_duplicates():
     # identical rows: k-means finds fewer clusters than asked, the batch is filled by score
     same = np.zeros((6, 2))
     assert pick_top_in_clusters(candidates, scores, same, 3, seed=0).tolist() == [50, 51, 52]
+
+
+def test_top_in_clusters_clusters_only_the_shortlist_of_four_per_pick():
+    """Ten candidates, n = 2: the shortlist is the 8 best, all near the origin in two tight
+    groups, so both picks come from there; the two far, low-scored frames (a region k-means
+    would split off at once) are outside the shortlist and never picked."""
+    near = [[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.1, 0.1],
+            [1.0, 0.0], [1.1, 0.0], [1.0, 0.1], [1.1, 0.1]]
+    features = np.array([*near, [50.0, 50.0], [50.1, 50.0]])
+    scores = np.array([10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    candidates = np.arange(100, 110)
+    assert pick_top_in_clusters(candidates, scores, features, 2, seed=0).tolist() == [100, 104]
+
+
+def test_top_in_clusters_fills_several_missing_clusters_by_score():
+    # identical rows, n = 4: k-means finds one cluster, three picks are filled by score
+    same = np.zeros((6, 2))
+    picks = pick_top_in_clusters(np.arange(50, 56), np.arange(6.0, 0.0, -1), same, 4, seed=0)
+    assert picks.tolist() == [50, 51, 52, 53]
+
+
+def test_farthest_points_never_picks_a_frame_twice_among_copies():
+    from gmdbench.active.acquisition import pick_farthest_points
+
+    copies = np.ones((4, 3))  # every candidate at distance 0 from every other
+    picks = pick_farthest_points(np.array([7, 8, 9, 10]), copies, np.empty((0, 3)), 3)
+    assert picks.tolist() == [7, 8, 9]
