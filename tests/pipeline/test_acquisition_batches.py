@@ -89,6 +89,9 @@ def test_near_copies_catch_what_an_exact_match_misses():
     found = near_copies([("pool/0", numbers, nudged), ("pool/1", numbers, far),
                          ("pool/2", other_molecule, nudged)], base, 0.05)
     assert [key for key, _ in found] == ["pool/0"]
+    # a candidate of a molecule the others lack is passed over, and the next still checked
+    assert [key for key, _ in near_copies([("pool/2", other_molecule, nudged),
+                                           ("pool/0", numbers, nudged)], base, 0.05)] == ["pool/0"]
     assert found[0][1] == pytest.approx(0.0, abs=1e-6)  # a pure translation (sqrt of rounding)
     # the threshold is strict, and the nearest of several frames counts
     shifted = base[0][2].copy()
