@@ -61,6 +61,8 @@ def test_the_verdict_names_the_factor_that_moves_the_ratio_most():
     assert effects["training budget"][0] == pytest.approx(2.4 / 2.5)  # after the first tenth
     assert effects["model size"][0] == pytest.approx(1.1)
     assert effects["split protocol"][0] == pytest.approx(3.0)
+    assert effects["model size"][1] == "paper / small size"
+    assert effects["split protocol"][1] == "random-frames / trajectory split"
     text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
     assert "- mace: split protocol moves the ratio most." in text
     # the same study where data moves the ratio 16x: the verdict follows
@@ -150,3 +152,97 @@ def test_seeds_average_ratios_geometrically_and_errors_arithmetically():
     boundary = [{**point, "epoch": epoch} for point, epoch in
                 zip(_curve([1.0, 2.0, 3.0, 4.0]), (0, 10, 20, 100), strict=True)]
     assert curve_series([_run(curve=boundary)], "mace").early_ratio == pytest.approx(2.0)
+
+
+def test_study_runs_read_metrics_configs_and_learning_curves(tmp_path):
+    """A run's factor, trajectories and frames come from its config, its errors from the
+    metrics rows, its status from the record, its size and curve from training.json (absent:
+    none), and the runs come back central first."""
+    import json
+
+    from gmdbench.report.why_ratios import study_runs
+
+    small = model_config("schnet", {}, size="small").model_dump(exclude={"name"})
+    curve = [{"epoch": 5, "id_test_force_mae": 0.02, "ood_test_force_mae": 0.05}]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "training.json").write_text(
+        json.dumps({"n_parameters": 1234, "learning_curve": curve}))
+    records = [
+        {"run_id": "a", "model": "schnet", "seed": 0, "run_dir": str(tmp_path / "a"),
+         "config": {"model_options": small, "train_trajectories": 16},
+         "training": {"status": "capped"}},
+        {"run_id": "b", "model": "schnet", "seed": 1, "run_dir": str(tmp_path / "b"),
+         "config": {"model_options": small}}]
+    metrics = [{"run_id": run, "split": split, "metric": "force_mae", "value": value}
+               for run, split, value in (("a", "id_test", 0.01), ("a", "ood_test", 0.04),
+                                         ("b", "id_test", 0.02), ("b", "ood_test", 0.05))]
+    central, data = study_runs(records, metrics, frames_per_trajectory=100)
+    assert (central.factor, central.train_trajectories, central.frames_per_molecule) == \
+        ("central", 4, 400)
+    assert (central.status, central.n_parameters, central.curve) == ("not recorded", None, [])
+    assert (data.factor, data.train_trajectories, data.frames_per_molecule, data.seed) == \
+        ("data size", 16, 1600, 0)
+    assert (data.id_mae, data.ood_mae, data.ratio) == (0.01, 0.04, pytest.approx(4.0))
+    assert (data.status, data.n_parameters, data.curve) == ("capped", 1234, curve)
+
+
+def test_the_training_budget_starts_a_tenth_of_the_last_epoch_in_and_fits_the_ratio():
+    from gmdbench.report.why_ratios import curve_series
+
+    # the tenth is of the last epoch (100 -> from epoch 10), not of the one before it
+    points = [{**point, "epoch": epoch} for point, epoch in
+              zip(_curve([1.0, 2.0, 3.0, 4.0]), (5, 10, 20, 100), strict=True)]
+    assert curve_series([_run(curve=points)], "mace").early_ratio == pytest.approx(2.0)
+    # along training OOD/ID = 0.1 ID^-0.5: the law has that slope
+    ids = [0.04, 0.02, 0.01, 0.005]
+    along = [{"epoch": 10 * k, "id_test_force_mae": i, "ood_test_force_mae": i * 0.1 * i ** -0.5}
+             for k, i in enumerate(ids)]
+    law = curve_series([_run(curve=along)], "mace").law
+    assert law.slope == pytest.approx(-0.5) and law.n == 3  # epoch 0 is before the tenth
+
+
+def _section_runs():
+    """mace: two data sizes (no fit), one seed with a curve, a paper-size run; schnet: three
+    sizes of 100-300 frames per molecule (the authors' 1000 lie beyond), two curves."""
+    runs = [_run(trajectories=t, iid=0.02 / t, ood=0.05 / t, factor="central" if t == 4
+                 else "data size", curve=_curve([2.0, 2.5, 2.5, 2.5]) if t == 4 else None)
+            for t in (2, 4)]
+    runs.append(_run(factor="model size", size="paper", iid=0.01, ood=0.033))
+    runs += [_run(model="schnet", trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
+                  factor="data size") for t in (1, 2, 3)]
+    runs += [_run(model="schnet", trajectories=4, seed=s, iid=0.02, ood=0.05,
+                  curve=_curve([2.0, 2.5, 2.5, 2.5])) for s in (0, 1)]
+    runs[-1].status = "capped"
+    runs[-2].status = "diverged"
+    return runs
+
+
+def test_the_section_counts_statuses_and_reports_every_model_and_contrast():
+    runs = _section_runs()
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "Status of the archived runs: 6 converged, 1 capped, 1 diverged." in text
+    assert "- mace: fewer than three data sizes so far; no fit." in text
+    assert "- schnet: ID ~ N^" in text  # after a model without a fit
+    assert "At the authors' 1000 frames (beyond the measured range)" in text
+    assert "- mace (1 seed): OOD/ID" in text and "- schnet (2 seeds): OOD/ID" in text
+    base = runs[1]
+    assert (f"| mace | model size | central | 1 | {base.id_mae:.4f} | {base.ood_mae:.4f} | "
+            f"{base.ratio:.2f} |  |") in text
+    assert f"| mace | model size | paper | 1 | 0.0100 | 0.0330 | 3.30 | x{3.3 / 2.5:.2f} |" in text
+
+
+def test_the_reference_law_says_the_ratio_grows_only_when_its_slope_is_negative():
+    falling = fit_power_law([0.01, 0.02, 0.04], [3.0, 3.0 * 2 ** -0.5, 1.5])
+    rising = fit_power_law([0.01, 0.02, 0.04], [1.5, 1.5 * 2 ** 0.5, 3.0])
+    grows = "the ratio grows as ID error falls."
+    assert grows in "\n".join(why_ratios_section([], {}, {}, falling, None, 18))
+    text = "\n".join(why_ratios_section([], {}, {}, rising, None, 18))
+    assert grows not in text and f"OOD/ID ~ ID^{rising.text()}." in text
+
+
+def test_finding_one_counts_only_published_architectures_that_we_ran():
+    law = fit_power_law([0.01, 0.02, 0.04], [3.0, 3.0 * 2 ** -0.5, 1.5])
+    published = {"A": {"force_mae_id": "0.0025", "force_mae_ood": "0.25"},
+                 "Z": {"force_mae_id": "0.001", "force_mae_ood": "0.2"}}
+    text = finding_one_restated(law, published, {"a": "A", "y": "Y"})
+    assert "OOD/ID >= 3 for 1 of 1 architectures" in text and "Z " not in text

@@ -92,10 +92,11 @@ def fit_power_law(x: list[float], y: list[float]) -> PowerLaw | None:
 
 def factor_of(config: dict[str, Any], small_options: dict[str, Any]) -> tuple[str, str]:
     """Which factor a run belongs to, and its size label, from its resolved config."""
-    size = "small" if config["model_options"] == small_options else "paper"
+    small = config["model_options"] == small_options
+    size = "small" if small else "paper"
     if config.get("split", "trajectory") != "trajectory":
         return "split protocol", size
-    if size != "small":
+    if not small:
         return "model size", size
     if config.get("train_trajectories", CENTRAL_TRAJECTORIES) != CENTRAL_TRAJECTORIES:
         return "data size", size
