@@ -214,6 +214,12 @@ def test_composition_fit_and_force_scale_by_hand(caplog):
     assert force_scale(graphs) == pytest.approx(rms)
     still = GraphSet([methane], 4.0, [-9.0], [np.zeros((5, 3))])
     assert force_scale(still) == 1.0
+    gentle = GraphSet([methane], 4.0, [-9.0], [np.full((5, 3), 0.5)])
+    assert force_scale(gentle) == pytest.approx(0.5)  # below 1 eV/A is kept, not clipped
+    # one composition for two elements: rank 1, not determined, and said so
+    with caplog.at_level(logging.WARNING):
+        assert warn_if_rank_deficient(gentle, [1, 6], "E0") is True
+    assert "rank 1 for 2 elements" in caplog.text
     assert isolated_energies_cover([1, 6], {"H": -1.0, "C": -5.0})
     assert not isolated_energies_cover([1, 6], {"H": -1.0})
     assert not isolated_energies_cover([1], {}) and not isolated_energies_cover([1], None)
