@@ -145,6 +145,16 @@ def test_offset_kind_auto_is_anchored_only_where_isolated_atoms_are_stored():
     for kind in ("anchored", "isolated"):
         with pytest.raises(GmdError, match=f"pretrained_offsets: {kind} needs"):
             resolve_offset_kind(kind, [1, 6, 8], isolated)
+    # a kind read from a file is an equal string, not the same object: compared by value
+    assert resolve_offset_kind("".join(["au", "to"]), [1, 6], None) == "fit"
+
+
+def test_a_fit_asked_for_by_a_string_built_at_run_time_is_a_fit():
+    methane, water = molecule("CH4"), molecule("H2O")
+    graphs = GraphSet([methane, water, molecule("H2")], 4.0, [-9.0, -9.0, -2.0],
+                      [np.zeros((5, 3)), np.zeros((3, 3)), np.zeros((2, 3))])
+    e0 = reference_energies(graphs, [1, 6, 8], "".join(["f", "it"]), None)
+    assert e0 == pytest.approx({1: -1.0, 6: -5.0, 8: -7.0})
 
 
 def test_stored_run_configs_without_offsets_read_back_as_fit_and_keep_their_ids():
