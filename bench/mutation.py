@@ -57,7 +57,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "atomic_spin": ("src/gmdbench/reference/atomic_spin.py",
                     ["tests/reference/test_reference.py"]),
     "why_ratios": ("src/gmdbench/report/why_ratios.py", ["tests/report/test_why_ratios.py"]),
-    "dataset_hash": ("src/gmdbench/data/store.py", ["tests/data/test_store.py"]),
+    "dataset_hash": ("src/gmdbench/data/content_hash.py", ["tests/data/test_store.py"]),
     # the adapter tests run every architecture: only DeepSet-MoE's cases guard this module
     "deepset_moe": ("src/gmdbench/models/deepset_moe.py",
                     ["tests/analysis/test_routing.py", "tests/models/test_adapters.py",

@@ -99,7 +99,7 @@ def test_a_remembered_content_hash_follows_a_rewrite_in_place(tiny_dataset, tmp_
     import shutil
     import time
 
-    from gmdbench.data.store import _HASHES
+    from gmdbench.data.content_hash import _HASHES
 
     data = tmp_path / "copy.db"
     shutil.copyfile(tiny_dataset, data)
@@ -122,7 +122,7 @@ def test_a_hash_is_remembered_only_for_a_file_older_than_two_seconds(tiny_datase
     import os
     import shutil
 
-    from gmdbench.data import store as store_module
+    from gmdbench.data import content_hash
 
     modified = 1_700_000_000  # seconds
     for age, remembered in ((-30.0, False), (0.0, False), (1.9, False), (2.1, True),
@@ -130,11 +130,11 @@ def test_a_hash_is_remembered_only_for_a_file_older_than_two_seconds(tiny_datase
         data = tmp_path / f"aged-{age}.db"
         shutil.copyfile(tiny_dataset, data)
         os.utime(data, ns=(modified * 10**9, modified * 10**9))
-        monkeypatch.setattr(store_module.time, "time_ns", lambda age=age: int(
+        monkeypatch.setattr(content_hash.time, "time_ns", lambda age=age: int(
             (modified + age) * 10**9))
         store = DatasetStore(data)
         digest = store.content_hash()
-        assert (store._file_stamp() in store_module._HASHES) is remembered, age
+        assert (content_hash.file_stamp(data) in content_hash._HASHES) is remembered, age
         assert not Path(f"{data}-wal").exists()  # reading a finished dataset adds no file
     monkeypatch.undo()
     assert digest == DatasetStore(tiny_dataset).content_hash()

@@ -347,8 +347,9 @@ def test_a_definition_recomputed_from_the_build_inputs_is_the_datasets_own(tiny_
                                                                            tiny_preset):
     """What reference-table report records for archived datasets (no file at hand) equals what
     a built dataset says of itself; another seed is another definition."""
+    from gmdbench.data.content_hash import definition_hash
     from gmdbench.data.generate import dataset_identity
-    from gmdbench.data.store import DatasetStore, definition_hash
+    from gmdbench.data.store import DatasetStore
     from gmdbench.reference.registry import ReferenceConfig
 
     store = DatasetStore(tiny_dataset, write=False)

@@ -7,11 +7,9 @@ database, and is turned back into a single self-contained file when the build en
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sqlite3
-import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -23,6 +21,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.db.sqlite import SQLite3Database
 
+from gmdbench.data.content_hash import definition_hash, hash_content, remembered_hash
 from gmdbench.data.temperature import kinetic_temperature
 from gmdbench.errors import CorruptDatasetError, LabelError, StorageError
 from gmdbench.files import storage_error
@@ -42,25 +41,6 @@ CREATE TABLE IF NOT EXISTS gmd_failures (
     reason TEXT NOT NULL,
     PRIMARY KEY (trajectory_id, frame)
 )"""
-# content hashes already computed in this process, by file stamp (DatasetStore.content_hash)
-_HASHES: dict[tuple, str] = {}
-# Metadata keys that describe how, not what: left out of the content hash.
-VOLATILE_METADATA = ("versions", "created", "timings")
-# What a dataset is meant to be (task, preset, reference method and its version, data seed):
-# the definition hash. Two machines that build one definition should get the same labels, but
-# another CPU or BLAS may change their last bits and so the exact content hash.
-DEFINITION_KEYS = ("task", "preset", "reference", "seed", "level_of_theory")
-
-
-def definition_hash(metadata: dict[str, Any]) -> str | None:
-    """The hash of a dataset's definition (DEFINITION_KEYS of its metadata); None for a dataset
-    that has none (imported frames)."""
-    if not all(key in metadata for key in DEFINITION_KEYS):
-        return None
-    definition = {key: metadata[key] for key in DEFINITION_KEYS}
-    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
-
-
 class _ClosingConnection(sqlite3.Connection):
     """A connection that closes when its ``with`` block ends (sqlite3's only commits).
 
@@ -309,51 +289,10 @@ class DatasetStore:
         return definition_hash(self.metadata)
 
     def content_hash(self) -> str:
-        """SHA-256 over content (numbers, positions, momenta, labels, keys, metadata, failures).
-
-        Timestamps, row ids, users and unique ids are excluded, and frames are ordered by
-        (trajectory, frame), so the same task, preset and seed give the same hash on any run.
-        Every run checks it before training and before evaluation, so it is remembered per
-        process for the file's (and its write-ahead log's) size and modification time: a file
-        rewritten in place has another stamp and is hashed again. As in git's racy-file rule, a
-        file modified in the last 2 s is never remembered (timestamps can be coarse).
-        """
-        stamp = self._file_stamp()
-        if stamp in _HASHES:
-            return _HASHES[stamp]
-        digest = self._compute_content_hash()
-        newest = max((t for t in stamp[2::3] if t is not None), default=0)
-        if time.time_ns() - newest > 2_000_000_000 and stamp == self._file_stamp():
-            _HASHES[stamp] = digest
-        return digest
-
-    def _file_stamp(self) -> tuple:
-        parts: list = [str(self.path.resolve())]
-        for path in (self.path, Path(f"{self.path}-wal")):
-            stat = path.stat() if path.exists() else None
-            parts += [stat.st_size, stat.st_mtime_ns, stat.st_ino] if stat else [None] * 3
-        return tuple(parts)
-
-    def _compute_content_hash(self) -> str:
-        digest = hashlib.sha256()
-        metadata = {k: v for k, v in self.metadata.items() if k not in VOLATILE_METADATA}
-        digest.update(json.dumps(metadata, sort_keys=True).encode())
-        records = []
-        for row in self.rows():
-            keys = dict(row.key_value_pairs)
-            record = hashlib.sha256()
-            record.update(json.dumps(keys, sort_keys=True).encode())
-            for array in (row.numbers, row.positions, row.cell, row.pbc,
-                          row.get("momenta"), row.get("forces")):
-                if array is not None:
-                    record.update(np.ascontiguousarray(array).tobytes())
-            record.update(float(row.get("energy", np.nan)).hex().encode())
-            records.append((str(keys.get("trajectory_id", "")), int(keys.get("frame", -1)),
-                            record.hexdigest()))
-        for _, _, record_hash in sorted(records):
-            digest.update(record_hash.encode())
-        digest.update(json.dumps(self.failures(), sort_keys=True).encode())
-        return digest.hexdigest()
+        """SHA-256 over the dataset's content (see ``content_hash.hash_content``), remembered
+        per process for the file's stamp."""
+        return remembered_hash(self.path, lambda: hash_content(self.metadata, self.rows(),
+                                                                self.failures()))
 
     def to_atoms(self, row: Any) -> Atoms:
         """A row as ase.Atoms with a SinglePointCalculator and the frame keys in ``info``."""

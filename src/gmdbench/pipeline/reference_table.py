@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gmdbench.config import load_preset
+from gmdbench.data.content_hash import definition_hash
 from gmdbench.data.generate import dataset_identity
-from gmdbench.data.store import definition_hash
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix

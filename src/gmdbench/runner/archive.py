@@ -72,7 +72,7 @@ DEFINITIONS = Path("datasets") / "definitions.json"  # content hash -> definitio
 
 
 def dataset_definitions(archive: Path) -> dict[str, str]:
-    """The archive's datasets: exact content hash -> definition hash (``data/store.py``)."""
+    """The archive's datasets: exact content hash -> definition hash (``data/content_hash.py``)."""
     path = Path(archive) / DEFINITIONS
     return json.loads(path.read_text()) if path.exists() else {}
 

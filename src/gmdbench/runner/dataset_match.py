@@ -6,7 +6,7 @@ would vanish from that user's report for no reason a reader could see. Two datas
 therefore also *equivalent* when both hold:
 
 - the same definition hash (task, preset, reference method and its version, data seed;
-  ``data/store.py``), the user's read from their dataset file and the reference's from the
+  ``data/content_hash.py``), the user's read from their dataset file and the reference's from the
   archive's ``datasets/definitions.json``;
 - labels within tolerance on the test frames both sides predicted (the same frame keys; every
   energy within ``ENERGY_TOLERANCE`` eV and every force component within ``FORCE_TOLERANCE``
