@@ -124,14 +124,15 @@ def test_a_hash_is_remembered_only_for_a_file_older_than_two_seconds(tiny_datase
 
     from gmdbench.data import content_hash
 
-    modified = 1_700_000_000  # seconds
-    for age, remembered in ((-30.0, False), (0.0, False), (1.9, False), (2.1, True),
-                            (3600.0, True)):
+    modified = 1_700_000_000 * 10**9  # ns, exact integers (a float second loses the ns)
+    second = 10**9
+    for age, remembered in ((-30 * second, False), (0, False), (19 * second // 10, False),
+                            (2 * second, False), (2 * second + 1, True),
+                            (21 * second // 10, True), (3600 * second, True)):
         data = tmp_path / f"aged-{age}.db"
         shutil.copyfile(tiny_dataset, data)
-        os.utime(data, ns=(modified * 10**9, modified * 10**9))
-        monkeypatch.setattr(content_hash.time, "time_ns", lambda age=age: int(
-            (modified + age) * 10**9))
+        os.utime(data, ns=(modified, modified))
+        monkeypatch.setattr(content_hash.time, "time_ns", lambda age=age: modified + age)
         store = DatasetStore(data)
         digest = store.content_hash()
         assert (content_hash.file_stamp(data) in content_hash._HASHES) is remembered, age
@@ -210,3 +211,39 @@ def test_content_hash_sees_every_label_and_position_but_not_the_order(tiny_datas
     failed = DatasetStore(tmp_path / "same.db", write=True)
     failed.record_failure("0:train:0", 99, "C", "train", "SCF not converged")
     assert failed.content_hash() not in hashes
+
+
+class _Row:
+    """What hash_content reads of an ASE row: keys, arrays and get()."""
+
+    def __init__(self, keys, energy=-1.5):
+        self.key_value_pairs = keys
+        self.numbers = np.array([8, 1, 1])
+        self.positions = np.arange(9.0).reshape(3, 3)
+        self.cell = np.zeros((3, 3))
+        self.pbc = np.zeros(3, dtype=bool)
+        self._data = {"energy": energy, "forces": np.ones((3, 3))}
+
+    def get(self, name, default=None):
+        return self._data.get(name, default)
+
+
+def test_content_hash_ignores_the_order_of_keys_in_every_dictionary():
+    """Metadata, frame keys and failures written with their keys in another order (another
+    program, another json library) are the same content."""
+    from gmdbench.data.content_hash import hash_content
+
+    frame = {"trajectory_id": "t0", "frame": 0, "smiles": "O", "split": "train"}
+    failure = {"trajectory_id": "t0", "frame": 1, "reason": "SCF"}
+    reference = hash_content({"task": "a", "seed": 0}, [_Row(frame)], [failure])
+    assert hash_content({"seed": 0, "task": "a"}, [_Row(frame)], [failure]) == reference
+    assert hash_content({"task": "a", "seed": 0}, [_Row(dict(reversed(frame.items())))],
+                        [failure]) == reference
+    assert hash_content({"task": "a", "seed": 0}, [_Row(frame)],
+                        [dict(reversed(failure.items()))]) == reference
+    # and what is not the order does count: a volatile key does not, a value does
+    assert hash_content({"task": "a", "seed": 0, "created": "today"}, [_Row(frame)],
+                        [failure]) == reference
+    assert hash_content({"task": "a", "seed": 1}, [_Row(frame)], [failure]) != reference
+    assert hash_content({"task": "a", "seed": 0}, [_Row(frame, energy=-1.6)],
+                        [failure]) != reference
