@@ -247,3 +247,29 @@ def test_content_hash_ignores_the_order_of_keys_in_every_dictionary():
     assert hash_content({"task": "a", "seed": 1}, [_Row(frame)], [failure]) != reference
     assert hash_content({"task": "a", "seed": 0}, [_Row(frame, energy=-1.6)],
                         [failure]) != reference
+
+
+def test_a_file_that_changes_while_it_is_hashed_is_not_remembered(tmp_path):
+    """The stamp is read before and after hashing: a file written meanwhile (a build still
+    running) gets its hash computed but not remembered under either stamp."""
+    import os
+
+    from gmdbench.data import content_hash
+
+    data = tmp_path / "growing.db"
+    data.write_bytes(b"x" * 10)
+    os.utime(data, (1_000_000, 1_000_000))  # long ago: old enough to be remembered
+
+    def compute_while_growing():
+        with open(data, "ab") as handle:
+            handle.write(b"y")
+        os.utime(data, (1_000_000, 1_000_000))
+        return "digest"
+
+    before = content_hash.file_stamp(data)
+    assert content_hash.remembered_hash(data, compute_while_growing) == "digest"
+    assert before not in content_hash._HASHES
+    assert content_hash.file_stamp(data) not in content_hash._HASHES
+    # unchanged while hashed: remembered
+    assert content_hash.remembered_hash(data, lambda: "again") == "again"
+    assert content_hash._HASHES[content_hash.file_stamp(data)] == "again"
