@@ -273,3 +273,45 @@ def test_a_file_that_changes_while_it_is_hashed_is_not_remembered(tmp_path):
     # unchanged while hashed: remembered
     assert content_hash.remembered_hash(data, lambda: "again") == "again"
     assert content_hash._HASHES[content_hash.file_stamp(data)] == "again"
+
+
+def test_a_fresh_write_ahead_log_keeps_an_old_dataset_from_being_remembered(tmp_path,
+                                                                            monkeypatch):
+    """During a build the frames land in the -wal file first: the dataset file can be old while
+    its log is seconds old, and then nothing may be remembered."""
+    import os
+
+    from gmdbench.data import content_hash
+
+    data = tmp_path / "building.db"
+    data.write_bytes(b"x")
+    wal = tmp_path / "building.db-wal"
+    wal.write_bytes(b"frames")
+    now = 1_700_000_000 * 10**9
+    os.utime(data, ns=(now - 3600 * 10**9, now - 3600 * 10**9))
+    os.utime(wal, ns=(now, now))
+    monkeypatch.setattr(content_hash.time, "time_ns", lambda: now)
+    content_hash.remembered_hash(data, lambda: "mid-build")
+    assert content_hash.file_stamp(data) not in content_hash._HASHES
+    os.utime(wal, ns=(now - 3600 * 10**9, now - 3600 * 10**9))  # the log is old too now
+    content_hash.remembered_hash(data, lambda: "settled")
+    assert content_hash._HASHES[content_hash.file_stamp(data)] == "settled"
+
+
+def test_the_definition_hash_is_the_canonical_json_of_its_five_keys():
+    """sha256 of the sorted-key JSON of task, preset, reference, seed and level of theory:
+    committed archives (reference/datasets/definitions.json) depend on this exact form; any
+    other metadata is left out, and a dataset missing one key (imported frames) has none."""
+    import hashlib
+    import json
+
+    from gmdbench.data.content_hash import definition_hash
+
+    metadata = {"seed": 0, "task": "fragment_duplication", "preset": "standard",
+                "reference": "gfn2-xtb", "level_of_theory": "GFN2-xTB (tblite 0.4.0)",
+                "created": "today"}
+    canonical = ('{"level_of_theory": "GFN2-xTB (tblite 0.4.0)", "preset": "standard", '
+                 '"reference": "gfn2-xtb", "seed": 0, "task": "fragment_duplication"}')
+    assert definition_hash(metadata) == hashlib.sha256(canonical.encode()).hexdigest()
+    assert json.loads(canonical) == {k: v for k, v in metadata.items() if k != "created"}
+    assert definition_hash({k: v for k, v in metadata.items() if k != "seed"}) is None
