@@ -134,8 +134,8 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
     # results against edited tests) would be stale, so a change starts it afresh
     stamp = work / f"{name}.sha256"
     # the files a session depends on: node ids name their file, options (-k ...) none
-    files = [name for name in dict.fromkeys(path.split("::")[0] for path in (module, *tests))
-             if name.endswith(".py")]
+    files = [file for file in dict.fromkeys(path.split("::")[0] for path in (module, *tests))
+             if file.endswith(".py")]
     digest = hashlib.sha256(b"".join((ROOT / path).read_bytes() for path in files)).hexdigest()
     if session.exists() and (not stamp.exists() or stamp.read_text() != digest):
         print(f"{name}: module or tests changed since its session; starting it afresh")

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import t, ttest_rel
+from scipy.stats import t, ttest_rel, wilcoxon
 
 from gmdbench.evaluation.paired import first_reaching, paired_comparison, trapezoid_mean
 
@@ -61,8 +61,6 @@ def test_paired_comparison_edges_by_hand():
     """One seed: no interval; equal shifts: a verdict without an interval (either sign, or
     none); a higher rule is called higher; Wilcoxon and the seeds needed are scipy's and the
     smallest n whose detectable difference reaches the observed one."""
-    from scipy.stats import wilcoxon
-
     one = paired_comparison({0: 1.0}, {0: 2.0})
     assert one["n"] == 1 and one["mean_difference"] == -1.0 and one["ci"] is None
     assert one["verdict"] == "not distinguishable" and one["t_test_p"] is None
@@ -118,8 +116,6 @@ def test_two_seeds_already_give_an_interval_and_five_no_wilcoxon():
 def test_wilcoxon_is_computed_whatever_the_sign_of_the_differences():
     differences = [-0.5, -0.9, -0.4, -1.2, -0.7, -0.2, -0.8]
     result = paired_comparison(dict(enumerate(differences)), dict.fromkeys(range(7), 0.0))
-    from scipy.stats import wilcoxon
-
     assert result["wilcoxon_p"] == pytest.approx(wilcoxon(differences).pvalue)
     assert result["verdict"] == "lower"
 

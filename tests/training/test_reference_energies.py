@@ -149,11 +149,16 @@ def test_offset_kind_auto_is_anchored_only_where_isolated_atoms_are_stored():
     assert resolve_offset_kind("".join(["au", "to"]), [1, 6], None) == "fit"
 
 
+def _hand_set(forces=None):
+    """CH4, H2O and H2 with E = 4 H + C, 2 H + O, 2 H at H = -1, C = -5, O = -7: three
+    compositions, full rank, overdetermined and exact."""
+    molecules = [molecule("CH4"), molecule("H2O"), molecule("H2")]
+    forces = forces or [np.zeros((len(m), 3)) for m in molecules]
+    return GraphSet(molecules, 4.0, [-9.0, -9.0, -2.0], forces)
+
+
 def test_a_fit_asked_for_by_a_string_built_at_run_time_is_a_fit():
-    methane, water = molecule("CH4"), molecule("H2O")
-    graphs = GraphSet([methane, water, molecule("H2")], 4.0, [-9.0, -9.0, -2.0],
-                      [np.zeros((5, 3)), np.zeros((3, 3)), np.zeros((2, 3))])
-    e0 = reference_energies(graphs, [1, 6, 8], "".join(["f", "it"]), None)
+    e0 = reference_energies(_hand_set(), [1, 6, 8], "".join(["f", "it"]), None)
     assert e0 == pytest.approx({1: -1.0, 6: -5.0, 8: -7.0})
 
 
@@ -208,11 +213,9 @@ def test_composition_fit_and_force_scale_by_hand(caplog):
         warn_if_rank_deficient,
     )
 
-    methane, water = molecule("CH4"), molecule("H2O")
+    methane = molecule("CH4")
     forces = [np.full((5, 3), 2.0), np.array([[3.0, 0, 0], [0, 0, 0], [0, 0, 0]])]
-    # E = 4 H + C, 2 H + O with H = -1, C = -5, O = -7; plus a third to be overdetermined
-    graphs = GraphSet([methane, water, molecule("H2")], 4.0, [-9.0, -9.0, -2.0],
-                      [*forces, np.zeros((2, 3))])
+    graphs = _hand_set([*forces, np.zeros((2, 3))])
     np.testing.assert_array_equal(composition_matrix(graphs, [1, 6, 8]),
                                   [[4, 1, 0], [2, 0, 1], [2, 0, 0]])
     e0 = fit_reference_energies(graphs, [1, 6, 8])
