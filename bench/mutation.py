@@ -65,6 +65,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "deepset_moe": ("src/gmdbench/models/deepset_moe.py",
                     ["tests/analysis/test_routing.py", "tests/models/test_adapters.py",
                      "-k", "deepset or router or routing or energy_share or spatial"]),
+    # the archive's recompute: metrics rebuilt from committed predictions, compaction, partials
+    "archive": ("src/gmdbench/runner/archive.py", ["tests/runner/test_archive.py"]),
     # issue 28's statistics
     "calibration": ("src/gmdbench/evaluation/calibration.py",
                     ["tests/evaluation/test_calibration.py"]),
