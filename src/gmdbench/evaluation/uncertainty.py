@@ -61,9 +61,8 @@ def binned_error(signal: np.ndarray, error: np.ndarray, bins: int = 8) -> list[d
     """Mean error in equal-count bins of the signal: [{low, high, signal, error, count}]."""
     order = np.argsort(signal, kind="stable")
     result = []
+    # min(bins, frames) sections: numpy's array_split then never makes an empty one
     for chunk in np.array_split(order, min(bins, len(order))):
-        if chunk.size == 0:
-            continue
         result.append({"low": float(signal[chunk].min()), "high": float(signal[chunk].max()),
                        "signal": float(signal[chunk].mean()), "error": float(error[chunk].mean()),
                        "count": int(chunk.size)})
@@ -77,7 +76,7 @@ def ence(sigma: np.ndarray, error: np.ndarray, bins: int = 10) -> float | None:
     terms = []
     for chunk in np.array_split(order, min(bins, len(order))):
         rmv = float(np.sqrt(np.mean(sigma[chunk] ** 2)))
-        if chunk.size == 0 or rmv == 0.0:
+        if rmv == 0.0:  # all sigmas of the bin zero: no scale to normalise by
             continue
         terms.append(abs(rmv - float(np.sqrt(np.mean(error[chunk] ** 2)))) / rmv)
     return float(np.mean(terms)) if terms else None
