@@ -40,7 +40,6 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     # train models, a minute per surviving mutant, and check the loop, not the scores)
     "uncertainty": ("src/gmdbench/evaluation/uncertainty.py",
                     ["tests/evaluation/test_uncertainty_scores.py",
-                     "tests/evaluation/test_uncertainty_edges.py",
                      "tests/evaluation/test_calibration.py",
                      "tests/pipeline/test_active_learning.py::test_identical_members_have_zero_"
                      "spread_and_calibration_is_measured"]),
