@@ -25,7 +25,8 @@ from gmdbench.errors import GmdError
 EDGE_BUDGET_VARIABLE = "GMD_EVAL_MAX_EDGES"
 # measured by bench/eval_memory.py on the cr_sb2te3 suite (84-atom cells): peak RSS grows
 # ~0.12-0.15 MB per edge in a batch (CHGNet 7.9 GB at 64k edges, SevenNet-0 6.3 GB at 43k);
-# 25k keeps every model of that suite near 4 GB, and molecules (32 frames ~10^4 edges) below it
+# 25k keeps every model of that suite near 4 GB (measured at 25k: SevenNet-0 4.2 GB, CHGNet
+# 4.0 GB, MACE 1.1 GB), and molecules (32 frames ~10^4 edges) below it
 DEFAULT_EDGE_BUDGET = 25_000
 
 
