@@ -74,6 +74,30 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "overlap": ("src/gmdbench/active/overlap.py", ["tests/pipeline/test_acquisition_batches.py"]),
 }
 
+# Modules that building the tests' session fixtures (the tiny dataset; three runs trained,
+# evaluated and recorded: tests/conftest.py) never runs. Their mutants cannot change those
+# fixtures, so one build serves every mutant (GMD_TEST_FIXTURE_CACHE): about half of each
+# archive mutant's time. A module on this list must not be imported by the fixture builders;
+# _fixtures_independent_of checks that before every run.
+CACHED_FIXTURES = {"archive"}
+FIXTURE_BUILDERS = ("gmdbench.data.generate", "gmdbench.data.store", "gmdbench.runner.executor",
+                    "gmdbench.runner.results", "gmdbench.runner.runs",
+                    "gmdbench.reference.registry")
+
+
+def _fixtures_independent_of(module: str, env: dict[str, str]) -> bool:
+    """Whether importing the fixture builders, and every model adapter they may load lazily,
+    leaves ``module`` (a src/ path) unimported: then no fixture can run its code."""
+    dotted = module.removeprefix("src/").removesuffix(".py").replace("/", ".")
+    probe = ("import importlib, pkgutil, sys, gmdbench.models\n"
+             f"for name in {FIXTURE_BUILDERS!r}: importlib.import_module(name)\n"
+             "for info in pkgutil.iter_modules(gmdbench.models.__path__, 'gmdbench.models.'):\n"
+             "    importlib.import_module(info.name)\n"
+             f"print({dotted!r} in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return out[-1] == "False"
+
 
 def _copy_tree(work: Path) -> None:
     """src/, tests/ and pyproject.toml of the working tree, fresh, under ``work``."""
@@ -143,6 +167,18 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
         print(f"{name}: module or tests changed since its session; starting it afresh")
         session.unlink()
     stamp.write_text(digest)
+    if name in CACHED_FIXTURES:
+        if not _fixtures_independent_of(module, env):
+            raise SystemExit(f"{name}: the tests' fixture builders import {module}; remove it "
+                             "from CACHED_FIXTURES")
+        cache = work / f"{name}-fixtures"
+        shutil.rmtree(cache, ignore_errors=True)
+        env["GMD_TEST_FIXTURE_CACHE"] = str(cache)
+        # built by the unmutated code, which must pass its tests (a failing baseline would
+        # count every mutant as killed)
+        baseline = subprocess.run(shlex.split(command), cwd=work, env=env)
+        if baseline.returncode != 0:
+            raise SystemExit(f"{name}: the tests fail on the unmutated code")
     if not session.exists():
         subprocess.run([COSMIC_RAY, "init", str(config), str(session)], cwd=work, env=env,
                        check=True)

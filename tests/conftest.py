@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +14,44 @@ sys.path.insert(0, str(DATA))  # tests/data/fake_calculators.py, for module:fact
 sys.path.insert(0, str(Path(__file__).parent))  # tests_support
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DATA), os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# -- session fixtures kept between pytest processes, for mutation testing only ----------------
+# bench/mutation.py runs one module's tests once per mutant, each a new pytest process that
+# would rebuild the tiny dataset and retrain three models (~16 s of a ~30 s run). Where the
+# mutated module takes no part in building them (checked there), it sets this variable to a
+# directory: the first process builds the fixtures there and keeps a pristine copy, later ones
+# restore that copy at the same absolute path (results stores record run paths). Unset (the
+# suite, CI) every session builds its own.
+FIXTURE_CACHE_VARIABLE = "GMD_TEST_FIXTURE_CACHE"
+
+
+def _session_fixture_dir(tmp_path_factory, name: str) -> tuple[Path, bool]:
+    """Where a session fixture builds ``name``, and whether it was restored from the cache."""
+    cache = os.environ.get(FIXTURE_CACHE_VARIABLE)
+    if not cache:
+        return tmp_path_factory.mktemp(name), False
+    live, pristine = Path(cache) / "live" / name, Path(cache) / "pristine" / name
+    shutil.rmtree(live, ignore_errors=True)  # a test may have changed it
+    if (pristine / ".complete").exists():
+        shutil.copytree(pristine, live)
+        return live, True
+    live.mkdir(parents=True)
+    return live, False
+
+
+def _snapshot_session_fixture(live: Path) -> None:
+    """Keep a pristine copy of a freshly built cached fixture (no-op outside the cache)."""
+    cache = os.environ.get(FIXTURE_CACHE_VARIABLE)
+    if not cache:
+        return
+    pristine = Path(cache) / "pristine" / live.name
+    partial = pristine.with_name(pristine.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(pristine, ignore_errors=True)
+    shutil.copytree(live, partial)
+    (partial / ".complete").touch()
+    partial.rename(pristine)
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +84,13 @@ def tiny_dataset(tmp_path_factory, tiny_task, tiny_preset):
     from gmdbench.data.generate import build_dataset
     from gmdbench.reference.registry import ReferenceConfig
 
-    out = tmp_path_factory.mktemp("tiny") / "tiny.db"
-    report = build_dataset(tiny_task, tiny_preset, ReferenceConfig(), seed=7, out=out, workers=2)
-    assert not report.failures
+    root, cached = _session_fixture_dir(tmp_path_factory, "tiny")
+    out = root / "tiny.db"
+    if not cached:
+        report = build_dataset(tiny_task, tiny_preset, ReferenceConfig(), seed=7, out=out,
+                               workers=2)
+        assert not report.failures
+        _snapshot_session_fixture(root)
     return out
 
 
@@ -59,7 +103,10 @@ def trained_runs(tmp_path_factory, tiny_dataset):
     from gmdbench.runner.results import ResultsStore
     from gmdbench.runner.runs import RunConfig
 
-    root = tmp_path_factory.mktemp("runs")
+    root, cached = _session_fixture_dir(tmp_path_factory, "runs")
+    if cached:
+        names = json.loads((root / "run_dirs.json").read_text())
+        return ResultsStore(root / "results.db"), [root / "runs" / name for name in names]
     results = ResultsStore(root / "results.db")
     dataset_hash = DatasetStore(tiny_dataset).content_hash()
     training = TrainConfig(epochs=3, batch_size=4)
@@ -73,6 +120,8 @@ def trained_runs(tmp_path_factory, tiny_dataset):
         run_dir = train_run(run, tiny_dataset, root / "runs")
         evaluate_run(run_dir, results)
         run_dirs.append(run_dir)
+    (root / "run_dirs.json").write_text(json.dumps([path.name for path in run_dirs]))
+    _snapshot_session_fixture(root)
     return results, run_dirs
 
 

@@ -82,11 +82,17 @@ def test_archived_predictions_are_compact_and_share_their_labels(archive, traine
             assert np.array_equal(archived.forces, original.forces.astype(np.float32))
 
 
-def test_weights_over_the_limit_stay_out(trained_runs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("margin, kept", [(-1, False), (0, False), (1, True)])
+def test_weights_at_or_over_the_limit_stay_out(trained_runs, tmp_path, monkeypatch, margin,
+                                               kept):
+    """The limit is exclusive: weights exactly at it stay out, one byte under it are copied."""
     results, run_dirs = trained_runs
-    monkeypatch.setattr(archive_module, "WEIGHTS_LIMIT", 10)
+    weights = run_dirs[0] / "best.pt"
+    monkeypatch.setattr(archive_module, "WEIGHTS_LIMIT", weights.stat().st_size + margin)
     folder = export_run(run_dirs[0], results, tmp_path)
-    assert not (folder / "best.pt").exists()
+    assert (folder / "best.pt").exists() == kept
+    if kept:
+        assert (folder / "best.pt").read_bytes() == weights.read_bytes()
     assert (folder / "predictions_ood_test.npz").exists()
 
 
