@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from gmdbench.evaluation.evaluate import Predictions
 from gmdbench.evaluation.metrics import force_mae
@@ -221,6 +222,20 @@ def test_an_unfinished_run_is_saved_and_resumed_by_the_next_session(trained_runs
     assert (fresh / unfinished.name / "checkpoint.pt").read_bytes() == \
         (unfinished / "checkpoint.pt").read_bytes()
     assert restore_partial(archive, fresh) == []  # already there, as far along
+    local = fresh / unfinished.name / "checkpoint.pt"
+    checkpoint = torch.load(local, map_location="cpu", weights_only=False)
+    saved_epoch = checkpoint["state"]["epoch"]
+    checkpoint["state"]["epoch"] = saved_epoch + 1  # this machine got further: kept
+    torch.save(checkpoint, local)
+    ahead = local.read_bytes()
+    assert restore_partial(archive, fresh) == [] and local.read_bytes() == ahead
+    checkpoint["state"]["epoch"] = saved_epoch - 1  # behind the saved one: replaced
+    torch.save(checkpoint, local)
+    assert [path.name for path in restore_partial(archive, fresh)] == [unfinished.name]
+    assert local.read_bytes() == (unfinished / "checkpoint.pt").read_bytes()
+    local.unlink()  # a run folder without a checkpoint is behind any saved one
+    assert [path.name for path in restore_partial(archive, fresh)] == [unfinished.name]
+    assert local.exists()
     drop_partial(archive, unfinished.name)
     # its folder goes with its last run: an empty folder would fail the script's commit
     assert not (archive / "partial").exists()
