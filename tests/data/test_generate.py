@@ -194,3 +194,24 @@ def test_other_samplers(tmp_path, tiny_task, kind):
     rows = list(store.rows(trajectory_id="1:train:0"))
     spread = np.std([r.positions for r in rows], axis=0).max()
     assert 0.005 < spread < 0.5  # geometries differ, by thermal amounts
+
+
+def test_an_embedded_cluster_is_quiet_when_the_default_dashboard_port_is_taken():
+    """A second gmd-bench command beside a running one must not print Dask's "Port 8787 is
+    already in use" around its own output (issue 27): its scheduler serves HTTP on a free port."""
+    import socket
+    import warnings
+
+    from gmdbench.data.generate import dask_client
+
+    with closing(socket.socket()) as holder:
+        try:
+            holder.bind(("", 8787))
+            holder.listen()
+        except OSError:
+            pass  # another process holds it already: the same condition
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with dask_client(1, None) as client:
+                assert client.submit(sum, [1, 2]).result() == 3
+    assert not [str(w.message) for w in caught if "already in use" in str(w.message)]

@@ -168,6 +168,12 @@ def check_elements(task: TaskSpec, method: ReferenceMethod) -> None:
         method.state_options(*charge_and_multiplicity(molecule.smiles), where)
 
 
+# The scheduler serves HTTP (health routes) even without a dashboard, on port 8787 by default:
+# with a second gmd-bench command running, Dask warns "Port 8787 is already in use" around the
+# command's own output. No dashboard, and the HTTP server on a free port, keep it quiet.
+QUIET_SCHEDULER_OPTIONS = {"dashboard": False, "dashboard_address": ":0"}
+
+
 @contextmanager
 def dask_client(workers: int, scheduler: str | None):
     """An embedded LocalCluster (default) or a client of an existing scheduler."""
@@ -184,7 +190,8 @@ def dask_client(workers: int, scheduler: str | None):
     # depend on thread counts.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=None, silence_logs=logging.ERROR,
+                           scheduler_kwargs=QUIET_SCHEDULER_OPTIONS)
     client = Client(cluster)
     try:
         yield client

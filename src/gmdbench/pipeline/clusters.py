@@ -21,7 +21,7 @@ from dask.distributed import Client
 from pydantic import ValidationError
 
 from gmdbench.config import SlurmClusterConfig, format_validation_error, load_yaml
-from gmdbench.data.generate import dask_client
+from gmdbench.data.generate import QUIET_SCHEDULER_OPTIONS, dask_client
 from gmdbench.errors import ClusterError, DeviceError
 
 
@@ -57,7 +57,7 @@ def slurm_options(config: SlurmClusterConfig) -> dict:
                "account": config.account, "job_extra_directives": directives,
                "job_script_prologue": list(config.job_script_prologue),
                "local_directory": config.local_directory, "python": config.python,
-               "scheduler_options": {"dashboard_address": None}}
+               "scheduler_options": dict(QUIET_SCHEDULER_OPTIONS)}
     return {key: value for key, value in options.items() if value is not None}
 
 
@@ -120,7 +120,8 @@ def cluster_client(cluster: ClusterSpec | None, workers: int, scheduler: str | N
                                ) from error
         local = LocalCUDACluster(n_workers=cluster.gpus, threads_per_worker=1,
                                  CUDA_VISIBLE_DEVICES=list(range(cluster.gpus)),
-                                 dashboard_address=None)
+                                 dashboard_address=None,
+                                 scheduler_kwargs=QUIET_SCHEDULER_OPTIONS)
     else:
         check_cluster(cluster)
         local = _slurm_cluster(cluster.slurm)
