@@ -74,25 +74,35 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "overlap": ("src/gmdbench/active/overlap.py", ["tests/pipeline/test_acquisition_batches.py"]),
 }
 
-# Modules that building the tests' session fixtures (the tiny dataset; three runs trained,
-# evaluated and recorded: tests/conftest.py) never runs. Their mutants cannot change those
-# fixtures, so one build serves every mutant (GMD_TEST_FIXTURE_CACHE): about half of each
-# archive mutant's time. A module on this list must not be imported by the fixture builders;
-# _fixtures_independent_of checks that before every run.
-CACHED_FIXTURES = {"archive"}
-FIXTURE_BUILDERS = ("gmdbench.data.generate", "gmdbench.data.store", "gmdbench.runner.executor",
-                    "gmdbench.runner.results", "gmdbench.runner.runs",
-                    "gmdbench.reference.registry")
+# The tests' session fixtures (tests/conftest.py) that a module's mutants cannot change, so one
+# build serves every mutant (GMD_TEST_FIXTURE_CACHE): "tiny" is the tiny dataset (MD and
+# GFN2-xTB labels), "runs" three models trained, evaluated and recorded on it. That is ~16 s of
+# an archive mutant's ~35 s and ~8 s of a DeepSet-MoE one's. A fixture is cached for a module
+# only if the packages that build it never import that module (_fixtures_independent_of
+# checks it before every run): deepset_moe is a model the "runs" registry loads, so it keeps
+# its "runs" fresh (its tests do not use them anyway).
+CACHED_FIXTURES: dict[str, tuple[str, ...]] = {"archive": ("tiny", "runs"),
+                                               "deepset_moe": ("tiny",)}
+FIXTURE_BUILDERS: dict[str, tuple[str, ...]] = {
+    "tiny": ("gmdbench.data", "gmdbench.reference", "gmdbench.tasks"),
+    "runs": ("gmdbench.data", "gmdbench.reference", "gmdbench.tasks", "gmdbench.models",
+             "gmdbench.training", "gmdbench.evaluation", "gmdbench.runner.executor",
+             "gmdbench.runner.results", "gmdbench.runner.runs"),
+}
 
 
-def _fixtures_independent_of(module: str, env: dict[str, str]) -> bool:
-    """Whether importing the fixture builders, and every model adapter they may load lazily,
-    leaves ``module`` (a src/ path) unimported: then no fixture can run its code."""
+def _fixtures_independent_of(module: str, fixtures: tuple[str, ...],
+                             env: dict[str, str]) -> bool:
+    """Whether importing every module of the packages that build ``fixtures`` (submodules
+    included, so lazily loaded model adapters count) leaves ``module`` (a src/ path)
+    unimported: then no such fixture can run its code."""
     dotted = module.removeprefix("src/").removesuffix(".py").replace("/", ".")
-    probe = ("import importlib, pkgutil, sys, gmdbench.models\n"
-             f"for name in {FIXTURE_BUILDERS!r}: importlib.import_module(name)\n"
-             "for info in pkgutil.iter_modules(gmdbench.models.__path__, 'gmdbench.models.'):\n"
-             "    importlib.import_module(info.name)\n"
+    builders = sorted({name for fixture in fixtures for name in FIXTURE_BUILDERS[fixture]})
+    probe = ("import importlib, pkgutil, sys\n"
+             f"for name in {builders!r}:\n"
+             "    top = importlib.import_module(name)\n"
+             "    for info in pkgutil.walk_packages(getattr(top, '__path__', []), name + '.'):\n"
+             "        importlib.import_module(info.name)\n"
              f"print({dotted!r} in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], env=env, check=True,
                          capture_output=True, text=True).stdout.split()
@@ -168,12 +178,14 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
         session.unlink()
     stamp.write_text(digest)
     if name in CACHED_FIXTURES:
-        if not _fixtures_independent_of(module, env):
-            raise SystemExit(f"{name}: the tests' fixture builders import {module}; remove it "
-                             "from CACHED_FIXTURES")
+        fixtures = CACHED_FIXTURES[name]
+        if not _fixtures_independent_of(module, fixtures, env):
+            raise SystemExit(f"{name}: the builders of fixtures {', '.join(fixtures)} import "
+                             f"{module}; take them out of CACHED_FIXTURES")
         cache = work / f"{name}-fixtures"
         shutil.rmtree(cache, ignore_errors=True)
         env["GMD_TEST_FIXTURE_CACHE"] = str(cache)
+        env["GMD_TEST_CACHED_FIXTURES"] = ",".join(fixtures)
         # built by the unmutated code, which must pass its tests (a failing baseline would
         # count every mutant as killed)
         baseline = subprocess.run(shlex.split(command), cwd=work, env=env)

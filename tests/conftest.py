@@ -21,17 +21,30 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # would rebuild the tiny dataset and retrain three models (~16 s of a ~30 s run). Where the
 # mutated module takes no part in building them (checked there), it sets this variable to a
 # directory: the first process builds the fixtures there and keeps a pristine copy, later ones
-# restore that copy at the same absolute path (results stores record run paths). Unset (the
-# suite, CI) every session builds its own.
+# restore that copy at the same absolute path (results stores record run paths). Only the
+# fixtures named in GMD_TEST_CACHED_FIXTURES ("tiny", "runs") are kept. Unset (the suite, CI)
+# every session builds its own.
 FIXTURE_CACHE_VARIABLE = "GMD_TEST_FIXTURE_CACHE"
+CACHED_FIXTURES_VARIABLE = "GMD_TEST_CACHED_FIXTURES"
+
+
+def _fixture_cache() -> Path | None:
+    """The cache directory, or None (also while a test session sets no cache at all)."""
+    cache = os.environ.get(FIXTURE_CACHE_VARIABLE)
+    return Path(cache) if cache else None
+
+
+def _cached(name: str) -> bool:
+    return (_fixture_cache() is not None
+            and name in os.environ.get(CACHED_FIXTURES_VARIABLE, "").split(","))
 
 
 def _session_fixture_dir(tmp_path_factory, name: str) -> tuple[Path, bool]:
     """Where a session fixture builds ``name``, and whether it was restored from the cache."""
-    cache = os.environ.get(FIXTURE_CACHE_VARIABLE)
-    if not cache:
+    cache = _fixture_cache()
+    if cache is None or not _cached(name):
         return tmp_path_factory.mktemp(name), False
-    live, pristine = Path(cache) / "live" / name, Path(cache) / "pristine" / name
+    live, pristine = cache / "live" / name, cache / "pristine" / name
     shutil.rmtree(live, ignore_errors=True)  # a test may have changed it
     if (pristine / ".complete").exists():
         shutil.copytree(pristine, live)
@@ -42,10 +55,10 @@ def _session_fixture_dir(tmp_path_factory, name: str) -> tuple[Path, bool]:
 
 def _snapshot_session_fixture(live: Path) -> None:
     """Keep a pristine copy of a freshly built cached fixture (no-op outside the cache)."""
-    cache = os.environ.get(FIXTURE_CACHE_VARIABLE)
-    if not cache:
+    cache = _fixture_cache()
+    if cache is None or not _cached(live.name):
         return
-    pristine = Path(cache) / "pristine" / live.name
+    pristine = cache / "pristine" / live.name
     partial = pristine.with_name(pristine.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(pristine, ignore_errors=True)
