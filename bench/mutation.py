@@ -10,7 +10,9 @@ The working tree is never touched: the modules are mutated in a copy (src/, test
 under --work, imported first through PYTHONPATH. Survivors are printed with their diff; the
 ones judged equivalent (no test could tell them apart from the original, e.g. a tolerance
 changed where no value sits near it) are listed with the reason in bench/mutation_equivalent.txt
-as ``module line operator occurrence: why`` and reported apart. Not in CI: it is slow.
+as ``module line operator occurrence: why`` and reported apart. Session fixtures that a
+module's mutants cannot change (CACHED_FIXTURES, checked by import) are built once per run by
+the unmutated code, not once per mutant. Not in CI: it is slow.
 
 Usage: python bench/mutation.py [--modules metrics,uncertainty] [--work DIR] [--jobs 1]
 """
