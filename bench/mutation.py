@@ -61,6 +61,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
                             "tests/training/test_trainer.py"]),
     "atomic_spin": ("src/gmdbench/reference/atomic_spin.py",
                     ["tests/reference/test_reference.py"]),
+    # issue 29's "reference labelling": which method labels a frame, at which charge and spin,
+    # with which retries, and the isolated-atom energies
+    "reference_labelling": ("src/gmdbench/reference/registry.py",
+                            ["tests/reference/test_reference.py"]),
     "why_ratios": ("src/gmdbench/report/why_ratios.py", ["tests/report/test_why_ratios.py"]),
     "dataset_hash": ("src/gmdbench/data/content_hash.py", ["tests/data/test_store.py"]),
     # the adapter tests run every architecture: only DeepSet-MoE's cases guard this module
