@@ -171,7 +171,9 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
         "[cosmic-ray.distributor]\n"
         'name = "local"\n')
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(work / "src"), str(work / "tests"), str(work / "tests" / "data")])}
+        [str(work / "src"), str(work / "tests"), str(work / "tests" / "data")]),
+           # the copy's tests find ../shared of the checkout, not of results/
+           "GMD_TEST_SHARED": str(ROOT.parent / "shared")}
     # a session resumes only for the same module and tests: mutants of an edited module (or
     # results against edited tests) would be stale, so a change starts it afresh
     stamp = work / f"{name}.sha256"

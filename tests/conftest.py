@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("GMD_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 sys.path.insert(0, str(DATA))  # tests/data/fake_calculators.py, for module:factory references
 sys.path.insert(0, str(Path(__file__).parent))  # tests_support
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DATA), os.environ.get("PYTHONPATH")]))

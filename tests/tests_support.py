@@ -1,10 +1,13 @@
 """Paths and helpers shared by tests."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# ../shared beside the checkout; GMD_TEST_SHARED where the tests run from a copy elsewhere
+# (bench/mutation.py mutates one under results/)
+SHARED = Path(os.environ.get("GMD_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 SB2TE3_FRAMES = SHARED / "data" / "cr_sb2te3" / "dft_600K_a.extxyz"
 DATA = Path(__file__).parent / "data"
 

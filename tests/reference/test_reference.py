@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
+from ase.data import chemical_symbols
 
 from gmdbench.errors import LabelError, ReferenceMethodError, UnsupportedElementError
 from gmdbench.reference.registry import ReferenceConfig, label_with_retries, resolve_reference
@@ -177,3 +178,87 @@ def test_a_charged_molecule_builds_with_its_charge_and_emt_refuses_it(tmp_path):
     assert (rows["[NH4+]"].total_charge, rows["[NH4+]"].multiplicity) == (1, 1)
     assert (rows["CC(=O)[O-]"].total_charge, rows["CC(=O)[O-]"].multiplicity) == (-1, 1)
     assert rows["[NH4+]"].energy > -125.0  # charged NH4+ ~ -121 eV; as a neutral, -129
+
+
+def test_xtb_treats_hydrogen_to_radon_and_nothing_else():
+    """tblite parametrises Z = 1-86: the edges are H and Rn in, Fr out (and ASE's dummy X)."""
+    method = resolve_reference("gfn2-xtb")
+    method.check_elements({"H", "Rn"}, "molecule HRn")
+    assert method.supported_elements == frozenset(
+        symbol for z, symbol in enumerate(chemical_symbols) if 1 <= z <= 86)
+    with pytest.raises(UnsupportedElementError, match=r"element\(s\) Fr found in molecule FrH"):
+        method.check_elements({"H", "Fr"}, "molecule FrH")
+    with pytest.raises(UnsupportedElementError, match=r"element\(s\) Fr, Og found"):
+        method.check_elements({"Og", "Fr", "C"}, "molecule Z")  # sorted by Z, named once
+
+
+@pytest.mark.parametrize("name", ["pyscf:b3lyp/def2-svp/extra", "pyscf:b3lyp/", "pyscf:/sto-3g"])
+def test_pyscf_names_need_exactly_one_functional_and_one_basis(name):
+    with pytest.raises(ReferenceMethodError, match="pyscf:<functional>/<basis>"):
+        resolve_reference(name)
+
+
+def test_attempts_are_the_options_then_each_retry_on_top():
+    configured = ReferenceConfig(options={"accuracy": 0.5})
+    attempts = resolve_reference(configured).attempts()
+    assert attempts == [
+        {"accuracy": 0.5},
+        {"accuracy": 0.5, "max_iterations": 500, "mixer_damping": 0.2},
+        {"accuracy": 0.5, "max_iterations": 1000, "mixer_damping": 0.1,
+         "electronic_temperature": 1000.0}]
+    assert resolve_reference(ReferenceConfig(retries=[])).attempts() == [{}]
+    # a retry overrides a configured option of the same name
+    overriding = ReferenceConfig(options={"max_iterations": 1}, retries=[{"max_iterations": 9}])
+    assert resolve_reference(overriding).attempts() == [{"max_iterations": 1},
+                                                        {"max_iterations": 9}]
+    assert resolve_reference("pyscf:pbe/sto-3g").attempts() == [{}, {"max_cycle": 300}]
+    assert resolve_reference("emt").attempts() == [{}]
+
+
+def test_labelling_leaves_the_callers_atoms_alone_unless_told():
+    method = resolve_reference("emt")
+    atoms = molecule("CH4")
+    label_with_retries(atoms, method)
+    assert atoms.calc is None
+    label_with_retries(atoms, method, copy=False)  # a throwaway structure: labelled in place
+    assert atoms.calc is not None
+
+
+def test_non_finite_labels_are_named():
+    from gmdbench.reference.registry import check_finite
+
+    with pytest.raises(LabelError, match=r"non-finite energy \(nan\)"):
+        check_finite(float("nan"), np.zeros((2, 3)))
+    forces = np.zeros((2, 3))
+    forces[0, 1] = forces[1, 2] = np.inf
+    with pytest.raises(LabelError, match=r"non-finite forces \(2 components\)"):
+        check_finite(-1.0, forces)
+    check_finite(-1.0, np.zeros((2, 3)))  # finite: no error
+
+
+def _pyscf_direct(symbols: str, positions, charge: int, spin: int) -> float:
+    """PBE/STO-3G energy (eV) straight from PySCF: unrestricted Kohn-Sham when spin > 0."""
+    from ase.units import Hartree
+    from pyscf import dft, gto
+
+    mol = gto.M(atom=list(zip(symbols, map(tuple, positions), strict=True)), basis="sto-3g",
+                charge=charge, spin=spin, unit="Angstrom", verbose=0)
+    solver = dft.UKS(mol) if spin else dft.RKS(mol)
+    solver.xc = "pbe"
+    solver.conv_tol = 1e-9
+    return float(solver.kernel()) * Hartree
+
+
+def test_pyscf_isolated_atoms_and_open_shells_at_their_spin():
+    """PySCF's spin is 2S = multiplicity - 1: free H and O atoms at their Hund's-rule spins (1
+    and 2 unpaired electrons) and an OH radical (a doublet) equal direct PySCF calls."""
+    method = resolve_reference("pyscf:pbe/sto-3g")
+    assert method.state_options(1, 2, "x") == {"charge": 1, "spin": 1}
+    energies = method.isolated_atom_energies({"H", "O"})
+    for symbol, spin in (("H", 1), ("O", 2)):
+        assert energies[symbol] == pytest.approx(
+            _pyscf_direct(symbol, [[0.0, 0.0, 0.0]], 0, spin), abs=1e-6)
+    radical = Atoms("OH", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 0.97]],
+                    info={"charge": 0, "multiplicity": 2, "smiles": "[OH]"})
+    energy, _ = label_with_retries(radical, method)
+    assert energy == pytest.approx(_pyscf_direct("OH", radical.positions, 0, 1), abs=1e-6)
