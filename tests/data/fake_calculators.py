@@ -48,6 +48,13 @@ def emt_factory(**options):
     return EMT(**options)
 
 
+class EMTForCHNO(_Wrapped):
+    """EMT that says which elements it treats, as a user's calculator may."""
+
+    level_of_theory = "EMT for C, H, N, O (test)"
+    supported_elements = ("H", "C", "N", "O")
+
+
 class ForcesTimes100(_Wrapped):
     """EMT with forces (not energies) scaled by 100: a deliberately broken model for probes."""
 

@@ -262,3 +262,15 @@ def test_pyscf_isolated_atoms_and_open_shells_at_their_spin():
                     info={"charge": 0, "multiplicity": 2, "smiles": "[OH]"})
     energy, _ = label_with_retries(radical, method)
     assert energy == pytest.approx(_pyscf_direct("OH", radical.positions, 0, 1), abs=1e-6)
+
+
+def test_a_users_calculator_names_itself_and_its_elements_if_it_can():
+    knows = resolve_reference("fake_calculators:EMTForCHNO")
+    assert knows.level_of_theory == "EMT for C, H, N, O (test)"
+    assert knows.supported_elements == frozenset({"H", "C", "N", "O"})
+    with pytest.raises(UnsupportedElementError, match=r"element\(s\) S found in molecule CS"):
+        knows.check_elements({"C", "S"}, "molecule CS")
+    silent = resolve_reference("fake_calculators:emt_factory")
+    assert silent.level_of_theory == "ASE calculator fake_calculators:emt_factory"
+    assert silent.supported_elements is None
+    silent.check_elements({"Og"}, "molecule Og")  # it cannot say: nothing is refused up front
