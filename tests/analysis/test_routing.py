@@ -49,7 +49,7 @@ def test_learned_router_keeps_top_k_and_adds_a_balance_loss():
     weights = out["routing"]
     assert torch.all((weights > 0).sum(-1) == 2)
     assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[0], dtype=weights.dtype))
-    assert float(out["auxiliary_loss"]) > 0
+    assert float(out["auxiliary_loss"].detach()) > 0
 
 
 def test_mutual_information_is_one_bit_for_a_matching_routing_and_near_zero_for_random():
@@ -174,3 +174,92 @@ def test_deepset_building_blocks_by_hand():
                                  pytest.approx([0.0, 1.0, 0.0])]
     layers = [type(layer).__name__ for layer in _mlp([3, 4, 5, 2])]
     assert layers == ["Linear", "SiLU", "Linear", "SiLU", "Linear"]
+
+
+def test_deepset_router_config_defaults_and_bounds_are_the_documented_ones():
+    """Defaults as the field descriptions and module docstring give them (identity router,
+    sum, linear rho; regimes split at 1.25, 1.8, 2.6 A and switched over 0.1 A; 4 learned
+    experts, 2 kept, balance weight 0.01), and each bound met exactly is accepted while the
+    value past it is refused."""
+    from pydantic import ValidationError
+
+    config = DeepSetMoEConfig()
+    assert (config.cutoff, config.num_radial, config.embedding_dim, config.hidden,
+            config.features) == (5.0, 8, 16, 64, 32)
+    assert (config.router, config.aggregation, config.rho) == ("identity", "sum", "identity")
+    assert config.bin_edges == [1.25, 1.8, 2.6] and config.switch_width == 0.1
+    assert (config.num_experts, config.top_k, config.load_balance_weight) == (4, 2, 0.01)
+    for field, at_bound, past in (("num_radial", 1, 0), ("embedding_dim", 1, 0),
+                                  ("hidden", 1, 0), ("features", 1, 0), ("num_experts", 1, 0),
+                                  ("top_k", 1, 0), ("load_balance_weight", 0.0, -1e-9),
+                                  ("cutoff", 1e-9, 0.0), ("switch_width", 1e-9, 0.0)):
+        DeepSetMoEConfig(**{field: at_bound})
+        with pytest.raises(ValidationError, match=field):
+            DeepSetMoEConfig(**{field: past})
+    DeepSetMoEConfig(router="learned", num_experts=3, top_k=3)
+    with pytest.raises(ValidationError, match="top_k 4 exceeds num_experts 3"):
+        DeepSetMoEConfig(router="learned", num_experts=3, top_k=4)
+    DeepSetMoEConfig(router="identity", num_experts=3, top_k=4)  # only the learned router keeps
+    DeepSetMoEConfig(bin_edges=[1e-9, 1.0])
+    for edges in ([0.0, 1.0], [-1.0, 1.0], [2.0, 1.0]):
+        with pytest.raises(ValidationError, match="bin_edges must be positive and increasing"):
+            DeepSetMoEConfig(bin_edges=edges)
+
+
+def test_deepset_aggregations_by_hand():
+    """With the same weights (same seed, same modules before the attention head), ``none``
+    sums per-atom readouts, which for a linear rho is ``sum``'s energy; ``mean`` is ``sum``
+    over the atom count; ``attention`` is rho of the softmax-weighted sum of phi within each
+    structure (ethanol and water in one batch)."""
+    batch = _ethanol_batch().to(torch.float64)
+    energies = {aggregation: _network(aggregation=aggregation)(batch, compute_forces=False)
+                for aggregation in ("sum", "none", "mean")}
+    summed = energies["sum"]["energy"].detach()
+    assert torch.allclose(energies["none"]["energy"].detach(), summed, rtol=1e-12)
+    n_atoms = batch.n_atoms.to(torch.float64)
+    assert torch.allclose(energies["mean"]["energy"].detach() * n_atoms, summed, rtol=1e-12)
+    network = _network(aggregation="attention")
+    out = network(batch, compute_forces=False)
+    phi = out["node_features"].detach()
+    scores = network.attention(phi).squeeze(-1).detach()
+    expected = []
+    for structure in range(batch.n_structures):
+        members = batch.batch == structure
+        weight = torch.softmax(scores[members], dim=0)
+        expected.append(network.readout((weight[:, None] * phi[members]).sum(0)).item())
+    assert out["energy"].detach().tolist() == pytest.approx(expected, rel=1e-12)
+
+
+def test_learned_router_weights_and_balance_loss_by_hand():
+    """Top-k of the gate's softmax, renormalised; balance = K * sum_e (share of the edges'
+    top-k slots that go to e) * (mean gate probability of e), times its weight, and no
+    auxiliary loss at weight 0."""
+    network = _network(router="learned", num_experts=4, top_k=2)
+    torch.manual_seed(1)
+    features = torch.randn(7, network.gate.in_features, dtype=torch.float64)
+    weights, balance = network.route(features, torch.ones(7, dtype=torch.float64),
+                                     torch.zeros(7, dtype=torch.long))
+    probabilities = torch.softmax(network.gate(features), dim=-1).detach().numpy()
+    chosen = np.argsort(-probabilities, axis=1)[:, :2]
+    expected = np.zeros_like(probabilities)
+    for row, experts in enumerate(chosen):
+        expected[row, experts] = probabilities[row, experts] / probabilities[row, experts].sum()
+    np.testing.assert_allclose(weights.detach().numpy(), expected, rtol=1e-12)
+    share = np.bincount(chosen.ravel(), minlength=4) / chosen.size
+    assert float(balance.detach()) == pytest.approx(4 * np.sum(share * probabilities.mean(0)),
+                                                    rel=1e-12)
+    batch = _ethanol_batch().to(torch.float64)
+    weighted = _network(router="learned", num_experts=4, top_k=2, load_balance_weight=0.5)
+    balances = []
+    route = weighted.route
+
+    def recording_route(*args):
+        result = route(*args)
+        balances.append(result[1])
+        return result
+
+    weighted.route = recording_route
+    loss = weighted(batch, compute_forces=False)["auxiliary_loss"]
+    assert float(loss.detach()) == pytest.approx(0.5 * float(balances[0].detach()), rel=1e-12)
+    silent = _network(router="learned", num_experts=4, top_k=2, load_balance_weight=0.0)
+    assert "auxiliary_loss" not in silent(batch, compute_forces=False)
