@@ -232,13 +232,66 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line per problem, each naming the key path, e.g. ``families.0.smile: Extra inputs``."""
+def format_validation_error(error: ValidationError, source: str,
+                            model: type[BaseModel] | None = None) -> str:
+    """One line per problem, each naming the key path, e.g. ``families.0.smile: Extra inputs``;
+    given the validated ``model``, a misspelt key also gets the keys allowed there (the
+    closest first), so ``training.lr`` points to ``learning_rate``."""
     problems = []
     for item in error.errors():
         location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        problems.append(f"{location}: {item['msg']}")
+        problem = f"{location}: {item['msg']}"
+        if item["type"] == "extra_forbidden" and model is not None:
+            problem += _allowed_keys_hint(model, item["loc"])
+        problems.append(problem)
     return f"{source}: " + "; ".join(problems)
+
+
+def _allowed_keys_hint(model: type[BaseModel], location: tuple[str | int, ...]) -> str:
+    """`` (did you mean X? allowed: ...)`` for an unknown key at ``location`` of ``model``."""
+    import difflib
+
+    keys = _keys_at(model, location[:-1])
+    if not keys:
+        return ""
+    close = difflib.get_close_matches(str(location[-1]), keys, n=1, cutoff=0.5)
+    if not close:  # an abbreviation (lr -> learning_rate) is far by edit distance
+        words = str(location[-1]).lower()
+        close = [key for key in keys if words and "".join(w[0] for w in key.split("_")) == words]
+    guess = f"did you mean {close[0]}? " if close else ""
+    return f" ({guess}allowed: {', '.join(sorted(keys))})"
+
+
+def _keys_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
+    """The field names of the pydantic model found by following ``path`` (keys, and list or
+    dict entries) from ``model``; empty where the path leaves pydantic models."""
+    current: type[BaseModel] | None = model
+    for part in path:
+        if current is None:
+            return []
+        if isinstance(part, int):  # a list entry: the model is the list's item type
+            continue
+        field = _fields_by_key(current).get(part)
+        current = _model_in(field.annotation) if field is not None else None
+    return list(_fields_by_key(current)) if current is not None else []
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields under the keys a YAML uses (the alias where a field has one)."""
+    return {info.alias or name: info for name, info in model.model_fields.items()}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field's type (``X``, ``X | None``, ``list[X]``), if any."""
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
 
 
 def load_named(name_or_path: str | Path, folder: Path, pattern: str, model: type[M],
@@ -256,7 +309,7 @@ def load_named(name_or_path: str | Path, folder: Path, pattern: str, model: type
     try:
         return model.model_validate(load_yaml(path, what) or {}), path
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"{what} {path}")) from error
+        raise ConfigError(format_validation_error(error, f"{what} {path}", model)) from error
 
 
 def load_preset(name_or_path: str) -> PresetConfig:

@@ -82,8 +82,44 @@ def test_unknown_key_is_named(tmp_path):
     with pytest.raises(TaskSpecError, match="familes: Extra inputs"):
         load_task(_write(tmp_path, data))
     data = {**BASE, "families": [{**BASE["families"][0], "smile": ["C"]}, BASE["families"][1]]}
-    with pytest.raises(TaskSpecError, match=r"families\.0\.smile"):
+    with pytest.raises(TaskSpecError, match=r"families\.0\.smile: Extra inputs are not "
+                       r"permitted \(did you mean smiles\? allowed: description, name, role, "
+                       r"series, smiles\)"):
         load_task(_write(tmp_path, data))
+
+
+def test_a_misspelt_key_gets_the_allowed_keys_of_its_own_level(tmp_path):
+    """Close misspellings and initialisms (lr) are guessed, otherwise the keys are only listed,
+    at the level of the key (a model entry's training block, a matrix's model entry); an
+    aliased field is listed by its YAML key."""
+    from pydantic import ValidationError
+
+    from gmdbench.config import TrainConfig, format_validation_error
+    from gmdbench.pipeline.matrix import MatrixConfig
+    from gmdbench.probes.suite import PathSpec
+
+    def message(model, data):
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(data)
+        return format_validation_error(caught.value, "f.yaml", model)
+
+    assert "epoch: Extra inputs are not permitted (did you mean epochs? allowed: batch_size," \
+        in message(TrainConfig, {"epoch": 3})
+    assert "(did you mean learning_rate? allowed:" in message(TrainConfig, {"lr": 0.1})
+    assert "zzz: Extra inputs are not permitted (allowed: batch_size," in \
+        message(TrainConfig, {"zzz": 1})
+    matrix = {"name": "m", "tasks": ["t"]}
+    assert "models.0.training.lr: Extra inputs are not permitted (did you mean learning_rate?" \
+        in message(MatrixConfig, {**matrix, "models": [{"name": "schnet",
+                                                        "training": {"lr": 1}}]})
+    assert "models.0.sed: Extra inputs are not permitted (did you mean seed? allowed: name," \
+        in message(MatrixConfig, {**matrix, "models": [{"name": "schnet", "sed": 1}]})
+    assert "(did you mean class? allowed: class, " in message(PathSpec, {"name": "p",
+                                                                          "clas": "x"})
+    with pytest.raises(ValidationError) as caught:
+        TrainConfig.model_validate({"zzz": 1})
+    assert format_validation_error(caught.value, "f.yaml") == \
+        "f.yaml: zzz: Extra inputs are not permitted"  # no model given: no hint
 
 
 def test_empty_role_is_refused(tmp_path):

@@ -134,7 +134,8 @@ def model_config(name: str, overrides: dict[str, Any] | None = None,
         return models[name].config_class.model_validate({"name": name, **base,
                                                          **(overrides or {})})
     except ValidationError as error:
-        raise GmdError(format_validation_error(error, f"config of model {name!r}")) from error
+        raise GmdError(format_validation_error(
+            error, f"config of model {name!r}", models[name].config_class)) from error
 
 
 def build_model(config: BaseModel, elements: list[int], statistics: dict) -> MLIP:

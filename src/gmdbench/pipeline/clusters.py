@@ -41,7 +41,8 @@ def load_slurm_config(path: Path) -> SlurmClusterConfig:
     try:
         return SlurmClusterConfig.model_validate(load_yaml(Path(path), "cluster config") or {})
     except ValidationError as error:
-        raise ClusterError(format_validation_error(error, f"cluster config {path}")) from error
+        raise ClusterError(format_validation_error(error, f"cluster config {path}",
+                                                   SlurmClusterConfig)) from error
 
 
 def slurm_options(config: SlurmClusterConfig) -> dict:

@@ -144,7 +144,7 @@ def load_task(name_or_path: str | Path) -> TaskSpec:
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as error:
-        raise TaskSpecError(format_validation_error(error, f"task {path}")) from error
+        raise TaskSpecError(format_validation_error(error, f"task {path}", TaskSpec)) from error
     try:
         spec.molecules()
         spec.fragment_smarts()
