@@ -58,6 +58,10 @@ def _files(tmp: Path, tiny_dataset: Path) -> dict[str, str]:
         connection.execute("CREATE TABLE notes (text TEXT)")
         connection.commit()
     (tmp / "run").mkdir()
+    for name, text in (("list_run", "[1]"), ("misspelt_run", '{"task": "t", "model": "schnet", '
+                                            '"dataset_hash": "x", "seeed": 1}')):
+        (tmp / name).mkdir()
+        (tmp / name / "config.json").write_text(text)
     return {"data": str(tiny_dataset), "tmp": str(tmp)}
 
 
@@ -153,6 +157,9 @@ CASES = [
     (["report", "{tmp}/empty.db"], "not a gmd-bench results store"),
     (["data", "export", "{data}", "--out", "{data}"], "is the dataset being exported"),
     (["data", "info", "{tmp}"], "is a folder"),
+    (["evaluate", "{tmp}/list_run", "--results", "{tmp}/r.db"], "expected a JSON object"),
+    (["evaluate", "{tmp}/misspelt_run", "--results", "{tmp}/r.db"],
+     "seeed: Extra inputs are not permitted (did you mean seed?"),
     # a place that cannot be written
     (["data", "build", TASK, "--out", "/proc/gmd-bench/x.db"], "/proc/gmd-bench"),
 ]

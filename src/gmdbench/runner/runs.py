@@ -25,6 +25,7 @@ from gmdbench.config import (
     Regime,
     SplitProtocol,
     TrainConfig,
+    format_validation_error,
     load_named,
     one_line,
 )
@@ -284,9 +285,15 @@ def read_run_config(run_dir: Path) -> tuple[RunConfig, dict]:
         raise GmdError(f"{run_dir} is not a run directory (no config.json)")
     try:
         config = json.loads(path.read_text())
-        run = RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"})
-    except (json.JSONDecodeError, ValidationError) as error:
+    except json.JSONDecodeError as error:
         raise GmdError(f"{path} is not a valid run config: {one_line(str(error))}") from error
+    if not isinstance(config, dict):
+        raise GmdError(f"{path} is not a valid run config: expected a JSON object")
+    try:
+        run = RunConfig.model_validate({k: v for k, v in config.items() if k != "dataset_path"})
+    except ValidationError as error:
+        raise GmdError(format_validation_error(error, f"{path} is not a valid run config",
+                                               RunConfig)) from error
     return run, config
 
 
