@@ -48,6 +48,17 @@ def emt_factory(**options):
     return EMT(**options)
 
 
+class NaNForcesUnlessDamped(_Wrapped):
+    """EMT whose forces are NaN unless the option ``damped=True`` is given: a non-finite label
+    that a retry with other options rescues."""
+
+    default_parameters = {"damped": False}  # noqa: RUF012 - ASE's own convention
+
+    def corrupt(self) -> None:
+        if not self.parameters.damped:
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
 class EMTForCHNO(_Wrapped):
     """EMT that says which elements it treats, as a user's calculator may."""
 

@@ -274,3 +274,41 @@ def test_a_users_calculator_names_itself_and_its_elements_if_it_can():
     assert silent.level_of_theory == "ASE calculator fake_calculators:emt_factory"
     assert silent.supported_elements is None
     silent.check_elements({"Og"}, "molecule Og")  # it cannot say: nothing is refused up front
+
+
+def test_a_non_finite_label_is_retried_and_each_attempt_is_reported():
+    """Non-finite forces go to the next option set like an unconverged SCF does: rescued by a
+    retry that fixes them, and reported attempt by attempt when none does."""
+    rescued = ReferenceConfig(name="fake_calculators:NaNForcesUnlessDamped",
+                              retries=[{"damped": True}])
+    energy, forces = label_with_retries(molecule("CH4"), resolve_reference(rescued))
+    assert np.isfinite(energy) and np.all(np.isfinite(forces))
+    hopeless = ReferenceConfig(name="fake_calculators:NaNForcesUnlessDamped",
+                               retries=[{"damped": False}])
+    with pytest.raises(LabelError, match=r"^non-finite forces \(15 components\); "
+                                         r"non-finite forces \(15 components\)$"):
+        label_with_retries(molecule("CH4"), resolve_reference(hopeless))
+
+
+def test_xtb_names_its_tblite_version():
+    from importlib.metadata import version
+
+    assert resolve_reference("gfn2-xtb").level_of_theory == \
+        f"GFN2-xTB (tblite {version('tblite')})"
+    assert resolve_reference("gfn1-xtb").level_of_theory == \
+        f"GFN1-xTB (tblite {version('tblite')})"
+
+
+@pytest.mark.filterwarnings("ignore:Basis may be available")  # PySCF's note on missing sets
+def test_pyscf_treats_the_elements_its_basis_has():
+    """STO-3G in PySCF stops at iodine (Z = 53): I in, Rn out; an unknown basis or functional
+    is refused by name."""
+    method = resolve_reference("pyscf:pbe/sto-3g")
+    method.check_elements({"H", "C", "O", "I"}, "molecule HCOI")
+    assert method.supported_elements == frozenset(chemical_symbols[1:54])
+    with pytest.raises(UnsupportedElementError, match=r"element\(s\) Rn found"):
+        method.check_elements({"H", "Rn"}, "molecule RnH")
+    with pytest.raises(ReferenceMethodError, match="unknown basis set"):
+        resolve_reference("pyscf:pbe/no-such-basis").check_elements({"H"}, "molecule H2")
+    with pytest.raises(ReferenceMethodError, match="unknown functional 'nofunctional'"):
+        resolve_reference("pyscf:nofunctional/sto-3g")
