@@ -29,12 +29,13 @@ CACHED_FIXTURES_VARIABLE = "GMD_TEST_CACHED_FIXTURES"
 
 
 def _fixture_cache() -> Path | None:
-    """The cache directory, or None (also while a test session sets no cache at all)."""
+    """The mutation bench's cache directory; None in an ordinary test session."""
     cache = os.environ.get(FIXTURE_CACHE_VARIABLE)
     return Path(cache) if cache else None
 
 
 def _cached(name: str) -> bool:
+    """Whether session fixture ``name`` is kept in the cache."""
     return (_fixture_cache() is not None
             and name in os.environ.get(CACHED_FIXTURES_VARIABLE, "").split(","))
 
