@@ -310,5 +310,17 @@ def test_pyscf_treats_the_elements_its_basis_has():
         method.check_elements({"H", "Rn"}, "molecule RnH")
     with pytest.raises(ReferenceMethodError, match="unknown basis set"):
         resolve_reference("pyscf:pbe/no-such-basis").check_elements({"H"}, "molecule H2")
+    # def2-SVP skips the lanthanides Ce..Lu and goes on from Hf to Rn: a gap is not the end
+    def2 = resolve_reference("pyscf:pbe/def2-svp").supported_elements
+    assert def2 == frozenset(chemical_symbols[1:58]) | frozenset(chemical_symbols[72:87])
     with pytest.raises(ReferenceMethodError, match="unknown functional 'nofunctional'"):
         resolve_reference("pyscf:nofunctional/sto-3g")
+
+
+def test_a_reference_name_read_at_run_time_resolves_like_a_literal():
+    """Names come from YAML files and the command line, not from string literals: equal
+    strings, not the same object, must pick the method."""
+    for parts, level in ((("e", "mt"), "EMT (ASE "), (("gfn2", "-xtb"), "GFN2-xTB (tblite ")):
+        name = "".join(parts)
+        assert resolve_reference(ReferenceConfig(name=name)).level_of_theory.startswith(level)
+        assert resolve_reference(name).level_of_theory.startswith(level)
