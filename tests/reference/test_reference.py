@@ -139,7 +139,8 @@ def test_charge_and_spin_come_from_the_smiles_and_reach_the_reference():
     assert charge_and_multiplicity("[CH3]") == (0, 2)
     assert charge_and_multiplicity("CCO") == (0, 1)
     method = resolve_reference("gfn2-xtb")
-    for smiles, charge, multiplicity in (("[NH4+]", 1, 1), ("[CH3]", 0, 2)):
+    for smiles, charge, multiplicity in (("[NH4+]", 1, 1), ("[CH3]", 0, 2),
+                                         ("CC(=O)[O-]", -1, 1)):
         atoms = embed_conformers(smiles, 1, seed=0)[0]
         energy, _ = label_with_retries(atoms, method)
         direct = atoms.copy()
@@ -196,6 +197,33 @@ def test_xtb_treats_hydrogen_to_radon_and_nothing_else():
 def test_pyscf_names_need_exactly_one_functional_and_one_basis(name):
     with pytest.raises(ReferenceMethodError, match="pyscf:<functional>/<basis>"):
         resolve_reference(name)
+
+
+def test_a_pyscf_name_splits_at_its_first_colon_only():
+    method = resolve_reference("pyscf:pbe/my:basis")  # a colon further on is the basis's
+    assert (method.xc, method.basis) == ("pbe", "my:basis")
+
+
+def test_a_reference_config_is_frozen_and_a_method_kind_must_give_its_calculator():
+    """Configs are shared between labelling workers and hashed into datasets: not mutable. A
+    new kind of reference must name its level of theory and build its calculator."""
+    from pydantic import ValidationError
+
+    from gmdbench.reference.registry import ReferenceMethod
+
+    with pytest.raises(ValidationError, match="frozen"):
+        ReferenceConfig().name = "emt"
+
+    class NoCalculator(ReferenceMethod):
+        level_of_theory = "nothing"
+
+    class NoName(ReferenceMethod):
+        def _calculator(self, options):
+            return None
+
+    for incomplete in (NoCalculator, NoName):
+        with pytest.raises(TypeError, match="abstract"):
+            incomplete(ReferenceConfig())
 
 
 def test_attempts_are_the_options_then_each_retry_on_top():
@@ -301,8 +329,8 @@ def test_xtb_names_its_tblite_version():
 
 @pytest.mark.filterwarnings("ignore:Basis may be available")  # PySCF's note on missing sets
 def test_pyscf_treats_the_elements_its_basis_has():
-    """STO-3G in PySCF stops at iodine (Z = 53): I in, Rn out; an unknown basis or functional
-    is refused by name."""
+    """STO-3G in PySCF stops at iodine (Z = 53): I in, Rn out; def2-SVP has a gap; ANO-RCC
+    reaches curium; an unknown basis or functional is refused by name."""
     method = resolve_reference("pyscf:pbe/sto-3g")
     method.check_elements({"H", "C", "O", "I"}, "molecule HCOI")
     assert method.supported_elements == frozenset(chemical_symbols[1:54])
@@ -313,6 +341,9 @@ def test_pyscf_treats_the_elements_its_basis_has():
     # def2-SVP skips the lanthanides Ce..Lu and goes on from Hf to Rn: a gap is not the end
     def2 = resolve_reference("pyscf:pbe/def2-svp").supported_elements
     assert def2 == frozenset(chemical_symbols[1:58]) | frozenset(chemical_symbols[72:87])
+    # a relativistic basis goes past radon: the method treats what its basis covers
+    assert resolve_reference("pyscf:pbe/ano-rcc").supported_elements == \
+        frozenset(chemical_symbols[1:97])
     with pytest.raises(ReferenceMethodError, match="unknown functional 'nofunctional'"):
         resolve_reference("pyscf:nofunctional/sto-3g")
 

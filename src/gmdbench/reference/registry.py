@@ -212,7 +212,7 @@ class _PySCFMethod(ReferenceMethod):
         from pyscf.lib.exceptions import BasisNotFoundError
 
         supported = set()
-        for symbol in chemical_symbols[1:87]:
+        for symbol in chemical_symbols[1:]:  # every element a basis may cover (ANO-RCC: to Cm)
             try:
                 if gto.basis.load(self.basis, symbol):
                     supported.add(symbol)
