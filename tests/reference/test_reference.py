@@ -282,6 +282,7 @@ def test_pyscf_isolated_atoms_and_open_shells_at_their_spin():
     and 2 unpaired electrons) and an OH radical (a doublet) equal direct PySCF calls."""
     method = resolve_reference("pyscf:pbe/sto-3g")
     assert method.state_options(1, 2, "x") == {"charge": 1, "spin": 1}
+    assert method.state_options(-1, 3, "x") == {"charge": -1, "spin": 2}  # a triplet: 2S = 2
     energies = method.isolated_atom_energies({"H", "O"})
     for symbol, spin in (("H", 1), ("O", 2)):
         assert energies[symbol] == pytest.approx(
