@@ -15,11 +15,13 @@ def test_gfn2_is_the_default_and_names_itself():
     assert resolve_reference("gfn1-xtb").level_of_theory.startswith("GFN1-xTB")
 
 
-def test_labels_equal_a_direct_tblite_call():
+def test_labels_equal_a_direct_tblite_call(capfd):
     from tblite.ase import TBLite
 
     atoms = molecule("CH3CH2OH")
+    capfd.readouterr()
     energy, forces = label_with_retries(atoms, resolve_reference("gfn2-xtb"))
+    assert capfd.readouterr() == ("", "")  # silent: a build labels thousands of frames
     direct = atoms.copy()
     direct.calc = TBLite(method="GFN2-xTB", verbosity=0)
     assert energy == pytest.approx(direct.get_potential_energy(), abs=1e-8)
@@ -224,6 +226,16 @@ def test_a_reference_config_is_frozen_and_a_method_kind_must_give_its_calculator
     for incomplete in (NoCalculator, NoName):
         with pytest.raises(TypeError, match="abstract"):
             incomplete(ReferenceConfig())
+
+    class Minimal(NoCalculator, NoName):  # says nothing about its elements: none refused
+        pass
+
+    minimal = Minimal(ReferenceConfig())
+    assert minimal.supported_elements is None
+    minimal.check_elements({"Og"}, "molecule Og")
+    assert minimal.state_options(0, 1, "x") == {}
+    with pytest.raises(ReferenceMethodError, match="cannot set a total charge or spin"):
+        minimal.state_options(1, 1, "molecule X")
 
 
 def test_attempts_are_the_options_then_each_retry_on_top():
