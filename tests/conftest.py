@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(os.environ.get("GMD_TEST_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 sys.path.insert(0, str(DATA))  # tests/data/fake_calculators.py, for module:factory references
 sys.path.insert(0, str(Path(__file__).parent))  # tests_support
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DATA), os.environ.get("PYTHONPATH")]))
@@ -42,9 +41,9 @@ def _cached(name: str) -> bool:
 
 def _session_fixture_dir(tmp_path_factory, name: str) -> tuple[Path, bool]:
     """Where a session fixture builds ``name``, and whether it was restored from the cache."""
-    cache = _fixture_cache()
-    if cache is None or not _cached(name):
+    if not _cached(name):
         return tmp_path_factory.mktemp(name), False
+    cache = _fixture_cache()
     live, pristine = cache / "live" / name, cache / "pristine" / name
     shutil.rmtree(live, ignore_errors=True)  # a test may have changed it
     if (pristine / ".complete").exists():
@@ -56,10 +55,9 @@ def _session_fixture_dir(tmp_path_factory, name: str) -> tuple[Path, bool]:
 
 def _snapshot_session_fixture(live: Path) -> None:
     """Keep a pristine copy of a freshly built cached fixture (no-op outside the cache)."""
-    cache = _fixture_cache()
-    if cache is None or not _cached(live.name):
+    if not _cached(live.name):
         return
-    pristine = cache / "pristine" / live.name
+    pristine = _fixture_cache() / "pristine" / live.name
     partial = pristine.with_name(pristine.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(pristine, ignore_errors=True)

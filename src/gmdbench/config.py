@@ -6,8 +6,9 @@ Strict (extra="forbid"): a misspelt key is an error naming the key, never silent
 from __future__ import annotations
 
 import re
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -249,12 +250,10 @@ def format_validation_error(error: ValidationError, source: str,
 
 def _allowed_keys_hint(model: type[BaseModel], location: tuple[str | int, ...]) -> str:
     """`` (did you mean X? allowed: ...)`` for an unknown key at ``location`` of ``model``."""
-    import difflib
-
     keys = _keys_at(model, location[:-1])
     if not keys:
         return ""
-    close = difflib.get_close_matches(str(location[-1]), keys, n=1, cutoff=0.5)
+    close = get_close_matches(str(location[-1]), keys, n=1, cutoff=0.5)
     if not close:  # an abbreviation (lr -> learning_rate) is far by edit distance
         words = str(location[-1]).lower()
         close = [key for key in keys if words and "".join(w[0] for w in key.split("_")) == words]
@@ -263,8 +262,8 @@ def _allowed_keys_hint(model: type[BaseModel], location: tuple[str | int, ...]) 
 
 
 def _keys_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
-    """The field names of the pydantic model found by following ``path`` (keys, and list or
-    dict entries) from ``model``; empty where the path leaves pydantic models."""
+    """The field names of the pydantic model found by following ``path`` (keys and list
+    entries) from ``model``; empty where the path leaves pydantic models."""
     current: type[BaseModel] | None = model
     for part in path:
         if current is None:
@@ -283,8 +282,6 @@ def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
     """The pydantic model inside a field's type (``X``, ``X | None``, ``list[X]``), if any."""
-    from typing import get_args
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for argument in get_args(annotation):
