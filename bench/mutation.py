@@ -3,7 +3,8 @@
 Why cosmic-ray (pinned 8.7.0, `pip install -e '.[mutation]'`): it mutates one module at a time
 in place and runs any test command against it, so each core module is checked against only the
 tests that are meant to guard it (seconds per mutant, not the whole suite), and its sessions are
-SQLite files that resume where a stopped run ended. mutmut 3 instead rewrites the package into a
+SQLite files that resume where a stopped run ended
+(`--recheck-survivors` reruns only a session's survivors after tests were added). mutmut 3 instead rewrites the package into a
 trampolined copy, which the editable src/ install of this project does not import.
 
 The working tree is never touched: the modules are mutated in a copy (src/, tests/, pyproject)
@@ -15,6 +16,7 @@ module's mutants cannot change (CACHED_FIXTURES, checked by import) are built on
 the unmutated code, not once per mutant. Not in CI: it is slow.
 
 Usage: python bench/mutation.py [--modules metrics,uncertainty] [--work DIR] [--jobs 1]
+       [--recheck-survivors]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import os
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -156,7 +159,32 @@ def _equivalent() -> dict[tuple[str, int, str, int], str]:
     return known
 
 
-def run_module(name: str, work: Path, jobs: int) -> list[dict]:
+def _digests(module: str, tests: list[str]) -> dict[str, str]:
+    """SHA-256 of the module and of its test files (node ids name their file, options such as
+    ``-k`` none), apart: a recheck needs the same mutants (module) but new tests."""
+    files = [file for file in dict.fromkeys(path.split("::")[0] for path in tests)
+             if file.endswith(".py")]
+    return {"module": hashlib.sha256((ROOT / module).read_bytes()).hexdigest(),
+            "tests": hashlib.sha256(b"".join((ROOT / path).read_bytes()
+                                             for path in files)).hexdigest()}
+
+
+def _read_stamp(stamp: Path) -> dict[str, str]:
+    """The digests a session was run with; {} where there are none (or an older plain stamp)."""
+    try:
+        found = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _forget_survivors(session: Path) -> int:
+    """Drop the survivors' results from a cosmic-ray session so that `exec` runs them again."""
+    with sqlite3.connect(session) as db:
+        return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+
+
+def run_module(name: str, work: Path, jobs: int, recheck_survivors: bool = False) -> list[dict]:
     """Mutate one module in the copy under ``work``; return its survivors (resumes a session)."""
     module, tests = MODULES[name]
     config = work / f"{name}.toml"
@@ -175,16 +203,20 @@ def run_module(name: str, work: Path, jobs: int) -> list[dict]:
            # the copy's tests find ../shared of the checkout, not of results/
            "GMD_TEST_SHARED": str(ROOT.parent / "shared")}
     # a session resumes only for the same module and tests: mutants of an edited module (or
-    # results against edited tests) would be stale, so a change starts it afresh
+    # results against edited tests) would be stale, so a change starts it afresh; with
+    # recheck_survivors, tests that changed only re-run the mutants that survived
     stamp = work / f"{name}.sha256"
-    # the files a session depends on: node ids name their file, options (-k ...) none
-    files = [file for file in dict.fromkeys(path.split("::")[0] for path in (module, *tests))
-             if file.endswith(".py")]
-    digest = hashlib.sha256(b"".join((ROOT / path).read_bytes() for path in files)).hexdigest()
-    if session.exists() and (not stamp.exists() or stamp.read_text() != digest):
-        print(f"{name}: module or tests changed since its session; starting it afresh")
-        session.unlink()
-    stamp.write_text(digest)
+    digests = _digests(module, tests)
+    if session.exists():
+        before = _read_stamp(stamp)
+        if recheck_survivors and before.get("module") == digests["module"]:
+            print(f"{name}: rechecking {_forget_survivors(session)} survivor(s) against the "
+                  "current tests (killed mutants are not rerun: valid where tests were only "
+                  "added or sharpened)")
+        elif before != digests:
+            print(f"{name}: module or tests changed since its session; starting it afresh")
+            session.unlink()
+    stamp.write_text(json.dumps(digests))
     if name in CACHED_FIXTURES:
         fixtures = CACHED_FIXTURES[name]
         if not _fixtures_independent_of(module, fixtures, env):
@@ -227,6 +259,9 @@ def main() -> None:
                         help=f"comma-separated, of: {', '.join(MODULES)}")
     parser.add_argument("--work", type=Path, default=ROOT / "results" / "mutation")
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--recheck-survivors", action="store_true",
+                        help="where only tests changed, rerun just the survivors of the last "
+                             "session (the module must be unchanged)")
     args = parser.parse_args()
     args.work = args.work.resolve()  # cosmic-ray runs inside it: relative paths would break
     names = args.modules.split(",")
@@ -238,7 +273,7 @@ def main() -> None:
     known = _equivalent()
     unexplained = 0
     for name in names:
-        survivors = run_module(name, args.work, args.jobs)
+        survivors = run_module(name, args.work, args.jobs, args.recheck_survivors)
         annotated = [s for s in survivors if s["in_annotation"]]
         survivors = [s for s in survivors if not s["in_annotation"]]
         explained = [s for s in survivors if (name, s["line"], s["operator"].split("/")[-1],

@@ -1,5 +1,7 @@
 """The why-ratios analysis: factor fits and verdicts follow the numbers they are given."""
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -246,3 +248,102 @@ def test_finding_one_counts_only_published_architectures_that_we_ran():
                  "Z": {"force_mae_id": "0.001", "force_mae_ood": "0.2"}}
     text = finding_one_restated(law, published, {"a": "A", "y": "Y"})
     assert "OOD/ID >= 3 for 1 of 1 architectures" in text and "Z " not in text
+
+
+def _fresh(text: str) -> str:
+    """The same string as a new object, as JSON gives it back (a literal is interned, so an
+    identity test would pass on literals and fail on the archive's records)."""
+    return json.loads(json.dumps(text))
+
+
+def test_runs_read_back_from_json_match_by_value_not_identity():
+    runs = _section_runs() + [_run(factor="split protocol", split="random-frames", iid=0.004,
+                                   ood=0.02)]
+    literal = why_ratios_section(runs, {}, {}, None, None, 18)
+    assert "| mace | split protocol | random-frames | 1 | 0.0040 | 0.0200 | 5.00 |" in \
+        "\n".join(literal)
+    fresh = [dataclasses.replace(r, model=_fresh(r.model), factor=_fresh(r.factor))
+             for r in runs]
+    assert why_ratios_section(fresh, {}, {}, None, None, 18) == literal
+
+
+def test_a_contrast_belongs_to_its_own_model_only():
+    from gmdbench.report.why_ratios import contrast
+
+    runs = _section_runs()  # only mace has a paper-size run; schnet sorts after mace
+    assert contrast(runs, "schnet", "model size") is None
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "| mace | model size | paper |" in text and "| schnet | model size" not in text
+
+
+def test_solve_inverts_rising_and_falling_laws():
+    assert fit_power_law([1, 2, 4], [1.0, 2.0, 4.0]).solve(8.0) == pytest.approx(8.0)
+    assert fit_power_law([1, 2, 4], [4.0, 2.0, 1.0]).solve(0.5) == pytest.approx(8.0)
+
+
+def test_numbers_are_written_with_their_digits_or_a_dash():
+    from gmdbench.report.why_ratios import _fmt
+
+    assert [_fmt(None), _fmt(float("nan")), _fmt(float("inf"))] == ["-", "-", "-"]
+    assert (_fmt(0.012345), _fmt(2.346, 2)) == ("0.0123", "2.35")
+
+
+def test_three_points_at_two_distinct_sizes_are_enough_for_a_fit():
+    law = fit_power_law([1, 1, 2], [1.0, 1.0, 2.0])
+    assert law is not None and law.n == 3 and law.slope == pytest.approx(1.0)
+    assert fit_power_law([2, 2, 2], [1.0, 2.0, 3.0]) is None
+
+
+def test_the_data_table_lists_every_size_and_the_authors_size_below_the_range_is_beyond():
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
+            for t in (16, 32, 64)]  # 1600-6400 frames per molecule, above the authors' 1000
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    for run in runs:
+        assert (f"| mace | {run.frames_per_molecule} | 1 | {run.id_mae:.4f} | "
+                f"{run.ood_mae:.4f} | {run.ratio:.2f} |") in text
+    assert "At the authors' 1000 frames (beyond the measured range)" in text
+
+
+def test_a_published_id_error_at_our_smallest_size_is_within_the_range_with_its_ratio():
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
+            for t in (1, 2, 4, 8, 16)]
+    law = data_series(runs, "mace").id_law
+    target = law.at(100)
+    assert law.solve(target) == 100.0  # an exact round trip: the range's edge itself is tested
+    published = {"MACE": {"force_mae_id": repr(target), "force_mae_ood": repr(2.5 * target)}}
+    text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+    assert "is reached within the measured range, at N ≈ 100 frames per molecule" in text
+    assert "(published 2.5): at the same ID error" in text
+
+
+def test_a_flat_reference_law_does_not_say_the_ratio_grows():
+    flat = fit_power_law([0.01, 0.02, 0.04], [2.0, 2.0, 2.0])
+    assert flat.slope == 0
+    text = "\n".join(why_ratios_section([], {}, {}, flat, None, 18))
+    assert f"OOD/ID ~ ID^{flat.text()}." in text and "grows" not in text
+
+
+def test_the_section_shows_each_figure_only_when_it_is_given():
+    runs = _section_runs()
+    assert "![" not in "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, "ratio.png", 18,
+                                        curves_figure="curves.png"))
+    assert "![OOD/ID against ID force MAE](ratio.png)" in text
+    assert "![learning curves](curves.png)" in text
+    empty = "\n".join(why_ratios_section([], {}, {}, None, "ratio.png", 18))
+    assert "![OOD/ID against ID force MAE](ratio.png)" in empty and "(0 of 18)" in empty
+
+
+@pytest.mark.parametrize("trajectories", [(4, 5, 10), (10, 20, 40)])
+def test_the_authors_size_at_either_edge_of_the_measured_range_is_within_it(trajectories):
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
+            for t in trajectories]  # 1000 frames per molecule is the last or the first size
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "At the authors' 1000 frames (within the measured range)" in text
+
+
+def test_fewer_train_trajectories_than_the_central_point_are_the_data_size_factor():
+    small = model_config("schnet", {}, size="small").model_dump(exclude={"name"})
+    for trajectories in (1, 2, 3, 5):
+        assert factor_of({"model_options": small, "train_trajectories": trajectories},
+                         small) == ("data size", "small")
