@@ -3,8 +3,8 @@
 Why cosmic-ray (pinned 8.7.0, `pip install -e '.[mutation]'`): it mutates one module at a time
 in place and runs any test command against it, so each core module is checked against only the
 tests that are meant to guard it (seconds per mutant, not the whole suite), and its sessions are
-SQLite files that resume where a stopped run ended
-(`--recheck-survivors` reruns only a session's survivors after tests were added). mutmut 3 instead rewrites the package into a
+SQLite files that resume where a stopped run ended (`--recheck-survivors` reruns only a
+session's survivors after tests were added). mutmut 3 instead rewrites the package into a
 trampolined copy, which the editable src/ install of this project does not import.
 
 The working tree is never touched: the modules are mutated in a copy (src/, tests/, pyproject)

@@ -257,7 +257,7 @@ def _fresh(text: str) -> str:
 
 
 def test_runs_read_back_from_json_match_by_value_not_identity():
-    runs = _section_runs() + [_run(factor="split protocol", split="random-frames", iid=0.004,
+    runs = [*_section_runs(), _run(factor="split protocol", split="random-frames", iid=0.004,
                                    ood=0.02)]
     literal = why_ratios_section(runs, {}, {}, None, None, 18)
     assert "| mace | split protocol | random-frames | 1 | 0.0040 | 0.0200 | 5.00 |" in \
