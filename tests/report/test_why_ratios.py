@@ -347,3 +347,17 @@ def test_fewer_train_trajectories_than_the_central_point_are_the_data_size_facto
     for trajectories in (1, 2, 3, 5):
         assert factor_of({"model_options": small, "train_trajectories": trajectories},
                          small) == ("data size", "small")
+
+
+def test_a_split_contrast_is_shown_without_a_model_size_one():
+    runs = [_run(), _run(factor="split protocol", split="random-frames", iid=0.004, ood=0.02)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "| mace | split protocol | random-frames | 1 | 0.0040 | 0.0200 | 5.00 | x1.67 |" in text
+
+
+def test_a_flat_id_law_predicts_no_data_size_for_the_published_error():
+    runs = [_run(trajectories=t, iid=0.02, ood=0.05 * t ** -0.2, factor="data size")
+            for t in (1, 2, 4)]
+    published = {"MACE": {"force_mae_id": "0.003", "force_mae_ood": "0.01"}}
+    text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+    assert "- mace: ID ~ N^+0.00" in text and "The published ID error" not in text
