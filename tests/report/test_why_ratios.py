@@ -361,3 +361,29 @@ def test_a_flat_id_law_predicts_no_data_size_for_the_published_error():
     published = {"MACE": {"force_mae_id": "0.003", "force_mae_ood": "0.01"}}
     text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
     assert "- mace: ID ~ N^+0.00" in text and "The published ID error" not in text
+
+
+def test_each_model_keeps_its_own_data_series_and_laws():
+    runs = _section_runs()  # mace sorts before schnet and has data points of its own
+    schnet = data_series(runs, "schnet")
+    assert [p[0] for p in schnet.points] == [100, 200, 300, 400]
+    assert [p[4] for p in schnet.points] == [1, 1, 1, 2]
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
+            for t in (1, 2, 4, 8)]
+    series = data_series(runs, "mace")
+    assert (series.id_law.slope, series.ood_law.slope, series.ratio_law.slope) == (
+        pytest.approx(-0.5), pytest.approx(-0.2), pytest.approx(0.3))
+
+
+def test_a_model_without_a_curve_does_not_hide_the_next_models_curve():
+    runs = [_run(), _run(model="schnet", curve=_curve([2.0, 2.5, 2.5, 2.5]))]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    law = fit_power_law([0.02, 0.012, 0.01], [2.5, 2.5, 2.5])
+    assert "- mace: no learning curve archived yet." in text
+    assert f"- schnet (1 seed): OOD/ID 2.50 after the first tenth of training, 2.50 at the end; " \
+        f"along training OOD/ID ~ ID^{law.text()}." in text
+
+
+def test_points_at_or_below_zero_on_either_axis_are_dropped():
+    assert fit_power_law([1, 2, 4, 8], [1.0, 2.0, 4.0, -1.0]).n == 3
+    assert fit_power_law([1, 2, 4, -8], [1.0, 2.0, 4.0, 8.0]).n == 3
