@@ -387,3 +387,38 @@ def test_a_model_without_a_curve_does_not_hide_the_next_models_curve():
 def test_points_at_or_below_zero_on_either_axis_are_dropped():
     assert fit_power_law([1, 2, 4, 8], [1.0, 2.0, 4.0, -1.0]).n == 3
     assert fit_power_law([1, 2, 4, -8], [1.0, 2.0, 4.0, 8.0]).n == 3
+
+
+def test_a_prediction_of_exactly_three_counts_as_at_least_three():
+    from gmdbench.report.why_ratios import PowerLaw
+
+    flat_three = PowerLaw(slope=0.0, slope_stderr=0.0, intercept=math.log10(3), r=0.0, n=3,
+                          x_range=(0.01, 0.04))
+    assert flat_three.at(0.0025) == 3.0
+    published = {"A": {"force_mae_id": "0.0025", "force_mae_ood": "0.25"}}
+    assert "OOD/ID >= 3 for 1 of 1" in finding_one_restated(flat_three, published, {"a": "A"})
+
+
+def test_contrasts_take_their_model_and_factor_by_value():
+    from gmdbench.report.why_ratios import contrast
+
+    runs = [_run(), _run(model="schnet"),
+            _run(model="schnet", factor="model size", size="paper", iid=0.01, ood=0.05)]
+    assert contrast(runs, "mace", "model size") is None  # schnet sorts after mace
+    found = contrast(runs, _fresh("schnet"), _fresh("model size"))
+    assert found.label == "paper" and found.effect == pytest.approx(5.0 / 3.0)
+
+
+def test_the_verdict_lists_the_factors_not_measured_yet():
+    runs = [_run(), _run(factor="model size", size="paper", iid=0.01, ood=0.05)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "Not measured yet: data size, training budget, split protocol." in text
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
+                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8)]
+    runs[2].curve = _curve([2.0, 2.5, 2.4, 2.4])
+    runs += [_run(factor="model size", size="paper", iid=0.01, ood=0.033),
+             _run(factor="split protocol", split="random-frames", iid=0.004, ood=0.036)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "- mace: " in text and "Not measured yet" not in text
+    # the data-size effect is the ratio law's change over the range, 8^0.3, not its floor
+    assert factor_effects(runs, "mace")["data size"][0] == pytest.approx(8 ** 0.3)
