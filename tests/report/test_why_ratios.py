@@ -262,8 +262,8 @@ def test_runs_read_back_from_json_match_by_value_not_identity():
     literal = why_ratios_section(runs, {}, {}, None, None, 18)
     assert "| mace | split protocol | random-frames | 1 | 0.0040 | 0.0200 | 5.00 |" in \
         "\n".join(literal)
-    fresh = [dataclasses.replace(r, model=_fresh(r.model), factor=_fresh(r.factor))
-             for r in runs]
+    fresh = [dataclasses.replace(r, model=_fresh(r.model), factor=_fresh(r.factor),
+                                 status=_fresh(r.status)) for r in runs]
     assert why_ratios_section(fresh, {}, {}, None, None, 18) == literal
 
 
@@ -422,3 +422,31 @@ def test_the_verdict_lists_the_factors_not_measured_yet():
     assert "- mace: " in text and "Not measured yet" not in text
     # the data-size effect is the ratio law's change over the range, 8^0.3, not its floor
     assert factor_effects(runs, "mace")["data size"][0] == pytest.approx(8 ** 0.3)
+
+
+def test_a_published_id_error_at_our_largest_size_is_within_the_range():
+    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
+            for t in (1, 10, 100)]
+    law = data_series(runs, "mace").id_law
+    target = law.at(10000)
+    assert law.solve(target) == 10000.0  # an exact round trip at the range's upper edge
+    published = {"MACE": {"force_mae_id": repr(target), "force_mae_ood": repr(2.5 * target)}}
+    text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+    assert "is reached within the measured range, at N ≈ 10,000 frames per molecule" in text
+
+
+def test_an_id_error_that_rises_with_data_predicts_no_size_for_the_published_error():
+    runs = [_run(trajectories=t, iid=0.01 * t ** 0.3, ood=0.05, factor="data size")
+            for t in (1, 2, 4)]
+    published = {"MACE": {"force_mae_id": "0.003", "force_mae_ood": "0.01"}}
+    text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+    assert "- mace: ID ~ N^+0.30" in text and "The published ID error" not in text
+
+
+def test_a_prediction_between_two_and_three_is_not_counted_as_three():
+    from gmdbench.report.why_ratios import PowerLaw
+
+    flat = PowerLaw(slope=0.0, slope_stderr=0.0, intercept=math.log10(2.5), r=0.0, n=3,
+                    x_range=(0.01, 0.04))
+    published = {"A": {"force_mae_id": "0.0025", "force_mae_ood": "0.25"}}
+    assert "OOD/ID >= 3 for 0 of 1" in finding_one_restated(flat, published, {"a": "A"})
