@@ -380,6 +380,8 @@ def test_a_model_without_a_curve_does_not_hide_the_next_models_curve():
     text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
     law = fit_power_law([0.02, 0.012, 0.01], [2.5, 2.5, 2.5])
     assert "- mace: no learning curve archived yet." in text
+    assert "- mace: " not in text.split("### Verdict")[1]  # nothing measured for mace
+    assert "- schnet: training budget moves the ratio most." in text
     assert f"- schnet (1 seed): OOD/ID 2.50 after the first tenth of training, 2.50 at the end; " \
         f"along training OOD/ID ~ ID^{law.text()}." in text
 
