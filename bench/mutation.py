@@ -16,7 +16,7 @@ module's mutants cannot change (CACHED_FIXTURES, checked by import) are built on
 the unmutated code, not once per mutant. Not in CI: it is slow.
 
 Usage: python bench/mutation.py [--modules metrics,uncertainty] [--work DIR] [--jobs 1]
-       [--recheck-survivors]
+       [--recheck-survivors] [--save-sessions]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import argparse
 import ast
 import hashlib
 import json
+import lzma
 import os
 import shlex
 import shutil
@@ -33,9 +34,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gmdbench.files import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
 COSMIC_RAY = str(Path(sys.executable).parent / "cosmic-ray")  # this environment's
 EQUIVALENT = ROOT / "bench" / "mutation_equivalent.txt"
+# finished or stopped sessions, compressed, so that a run of hours continues in a later checkout
+SAVED_SESSIONS = ROOT / "bench" / "mutation-sessions"
 # core module -> the tests meant to guard it (issue 29's list)
 MODULES: dict[str, tuple[str, list[str]]] = {
     "metrics": ("src/gmdbench/evaluation/metrics.py",
@@ -184,6 +189,34 @@ def _forget_survivors(session: Path) -> int:
         return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
 
 
+def save_sessions(work: Path, names: list[str]) -> list[str]:
+    """Compress each module's session and its stamp from ``work`` into SAVED_SESSIONS (atomic
+    writes): a stopped run of hours resumes from them in a fresh checkout. Returns those saved."""
+    saved = []
+    SAVED_SESSIONS.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        session, stamp = work / f"{name}.sqlite", work / f"{name}.sha256"
+        if not session.exists() or not _read_stamp(stamp):
+            continue
+        for target, data in ((SAVED_SESSIONS / f"{name}.sqlite.xz",
+                              lzma.compress(session.read_bytes())),
+                             (SAVED_SESSIONS / f"{name}.sha256", stamp.read_bytes())):
+            with atomic_path(target) as temporary:
+                temporary.write_bytes(data)
+        saved.append(name)
+    return saved
+
+
+def _restore_session(name: str, work: Path) -> None:
+    """A saved session (with the stamp it was run with) where ``work`` holds none."""
+    saved = SAVED_SESSIONS / f"{name}.sqlite.xz"
+    if (work / f"{name}.sqlite").exists() or not saved.exists():
+        return
+    (work / f"{name}.sqlite").write_bytes(lzma.decompress(saved.read_bytes()))
+    shutil.copyfile(SAVED_SESSIONS / f"{name}.sha256", work / f"{name}.sha256")
+    print(f"{name}: resuming the session saved in {saved.relative_to(ROOT)}")
+
+
 def run_module(name: str, work: Path, jobs: int, recheck_survivors: bool = False) -> list[dict]:
     """Mutate one module in the copy under ``work``; return its survivors (resumes a session)."""
     module, tests = MODULES[name]
@@ -207,6 +240,7 @@ def run_module(name: str, work: Path, jobs: int, recheck_survivors: bool = False
     # recheck_survivors, tests that changed only re-run the mutants that survived
     stamp = work / f"{name}.sha256"
     digests = _digests(module, tests)
+    _restore_session(name, work)
     if session.exists():
         before = _read_stamp(stamp)
         if recheck_survivors and before.get("module") == digests["module"]:
@@ -262,12 +296,19 @@ def main() -> None:
     parser.add_argument("--recheck-survivors", action="store_true",
                         help="where only tests changed, rerun just the survivors of the last "
                              "session (the module must be unchanged)")
+    parser.add_argument("--save-sessions", action="store_true",
+                        help="compress the sessions under --work into bench/mutation-sessions "
+                             "(to commit) and exit; a later run resumes from them")
     args = parser.parse_args()
     args.work = args.work.resolve()  # cosmic-ray runs inside it: relative paths would break
     names = args.modules.split(",")
     unknown = [name for name in names if name not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {', '.join(unknown)}; known: {', '.join(MODULES)}")
+    if args.save_sessions:
+        saved = save_sessions(args.work, names)
+        print(f"saved: {', '.join(saved) or 'none'} (in {SAVED_SESSIONS.relative_to(ROOT)})")
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     _copy_tree(args.work)
     known = _equivalent()
