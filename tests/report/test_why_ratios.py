@@ -452,3 +452,10 @@ def test_a_prediction_between_two_and_three_is_not_counted_as_three():
                     x_range=(0.01, 0.04))
     published = {"A": {"force_mae_id": "0.0025", "force_mae_ood": "0.25"}}
     assert "OOD/ID >= 3 for 0 of 1" in finding_one_restated(flat, published, {"a": "A"})
+
+
+def test_a_config_read_back_from_json_names_its_split_by_value():
+    small = model_config("schnet", {}, size="small").model_dump(exclude={"name"})
+    config = json.loads(json.dumps({"model_options": small, "train_trajectories": 4,
+                                    "split": "trajectory"}))
+    assert factor_of(config, small) == ("central", "small")
