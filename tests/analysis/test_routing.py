@@ -263,3 +263,24 @@ def test_learned_router_weights_and_balance_loss_by_hand():
     assert float(loss.detach()) == pytest.approx(0.5 * float(balances[0].detach()), rel=1e-12)
     silent = _network(router="learned", num_experts=4, top_k=2, load_balance_weight=0.0)
     assert "auxiliary_loss" not in silent(batch, compute_forces=False)
+
+
+@pytest.mark.parametrize("aggregation", ["none", "sum", "mean", "attention"])
+@pytest.mark.parametrize("rho", ["identity", "mlp"])
+def test_deepset_rho_is_an_mlp_only_where_a_set_is_pooled_and_rho_asks_for_one(aggregation, rho):
+    network = _network(aggregation=aggregation, rho=rho, features=8, hidden=16)
+    if aggregation != "none" and rho == "mlp":
+        assert [type(layer) for layer in network.readout] == [
+            torch.nn.Linear, torch.nn.SiLU, torch.nn.Linear]
+        assert (network.readout[0].in_features, network.readout[-1].out_features) == (8, 1)
+    else:
+        assert isinstance(network.readout, torch.nn.Linear) and network.readout.bias is None
+    assert (network.attention is not None) == (aggregation == "attention")
+
+
+def test_deepset_edge_input_is_the_radial_basis_and_both_embeddings():
+    # 6 radial + 2 x 3 embedding = 12 edge inputs: bits that overlap, so 6 ^ 6 would be 0
+    network = _network(num_radial=6, embedding_dim=3, features=4, hidden=8)
+    assert all(expert[0].in_features == 12 for expert in network.experts)
+    out = network(_ethanol_batch().to(torch.float64))  # ethanol and water: 12 atoms
+    assert torch.isfinite(out["energy"]).all() and out["forces"].shape == (12, 3)
