@@ -276,6 +276,11 @@ def test_deepset_rho_is_an_mlp_only_where_a_set_is_pooled_and_rho_asks_for_one(a
     else:
         assert isinstance(network.readout, torch.nn.Linear) and network.readout.bias is None
     assert (network.attention is not None) == (aggregation == "attention")
+    # forces are minus the energy's gradient for every variant; a total energy exists only
+    # where the atoms' contributions are pooled
+    assert network.metadata.conservative is True
+    assert network.metadata.energy_defined == (aggregation != "none")
+    assert network.metadata.variant == f"identity, {aggregation}, rho={rho}"
 
 
 def test_deepset_edge_input_is_the_radial_basis_and_both_embeddings():
