@@ -289,3 +289,13 @@ def test_deepset_edge_input_is_the_radial_basis_and_both_embeddings():
     assert all(expert[0].in_features == 12 for expert in network.experts)
     out = network(_ethanol_batch().to(torch.float64))  # ethanol and water: 12 atoms
     assert torch.isfinite(out["energy"]).all() and out["forces"].shape == (12, 3)
+
+
+@pytest.mark.parametrize(("router", "experts"), [("identity", 3), ("spatial", 4), ("learned", 4)])
+def test_deepset_has_a_gate_only_for_the_learned_router(router, experts):
+    network = _network(router=router, features=4, hidden=8)
+    assert network.num_experts == experts and len(network.experts) == experts
+    if router == "learned":
+        assert (network.gate.in_features, network.gate.out_features) == (8 + 2 * 16, experts)
+    else:  # an unused gate would be trained parameters that change nothing
+        assert network.gate is None
