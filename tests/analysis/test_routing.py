@@ -299,3 +299,16 @@ def test_deepset_has_a_gate_only_for_the_learned_router(router, experts):
         assert (network.gate.in_features, network.gate.out_features) == (8 + 2 * 16, experts)
     else:  # an unused gate would be trained parameters that change nothing
         assert network.gate is None
+
+
+def test_each_expert_computes_only_the_edges_routed_to_it():
+    """The mixture is sparse: an expert's network sees its own edges, not every edge times a
+    zero weight (same energies, K times the work)."""
+    batch = _ethanol_batch().to(torch.float64)
+    network = _network(router="identity")
+    seen = []
+    for expert in network.experts:
+        expert.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0].shape[0]))
+    network(batch)
+    centre_numbers = batch.numbers[batch.edge_index[0]].tolist()
+    assert seen == [centre_numbers.count(z) for z in (1, 6, 8)]
