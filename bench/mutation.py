@@ -189,7 +189,8 @@ def _read_stamp(stamp: Path) -> dict[str, str]:
 
 
 def _forget_survivors(session: Path) -> int:
-    """Drop the survivors' results from a cosmic-ray session so that `exec` runs them again."""
+    """Drop the survivors' results from a cosmic-ray session so that `exec` runs them again
+    (SQL on cosmic-ray 8.7.0's own schema, pinned: its WorkDB has no call that removes a result)."""
     with sqlite3.connect(session) as db:
         return db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
 

@@ -6,15 +6,21 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from gmdbench.models.registry import model_config
 from gmdbench.report.why_ratios import (
+    PowerLaw,
     StudyRun,
+    _fmt,
+    contrast,
+    curve_series,
     data_series,
     factor_effects,
     factor_of,
     finding_one_restated,
     fit_power_law,
+    study_runs,
     why_ratios_section,
 )
 
@@ -24,6 +30,13 @@ def _run(model="mace", factor="central", trajectories=4, iid=0.01, ood=0.03, see
     return StudyRun(model=model, factor=factor, seed=seed, train_trajectories=trajectories,
                     frames_per_molecule=100 * trajectories, size=size, split=split,
                     id_mae=iid, ood_mae=ood, status="converged", curve=curve or [])
+
+
+def _data_runs(trajectories, model="mace", central=False):
+    """One run per size on ID = 0.04 t^-0.5 and OOD = 0.1 t^-0.2 (so OOD/ID ~ t^0.3); with
+    ``central``, the 4-trajectory run is the central point, the others data-size points."""
+    return [_run(model=model, trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
+                 factor="central" if central and t == 4 else "data size") for t in trajectories]
 
 
 def test_power_law_recovers_a_known_exponent_and_refuses_too_few_points():
@@ -75,8 +88,7 @@ def test_the_verdict_names_the_factor_that_moves_the_ratio_most():
 
 
 def test_data_series_averages_central_seeds_and_predicts_at_the_authors_size():
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
-                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8, 16)]
+    runs = _data_runs((1, 2, 4, 8, 16), central=True)
     runs.append(_run(trajectories=4, iid=0.04 * 4 ** -0.5, ood=0.1 * 4 ** -0.2, seed=1))
     series = data_series(runs, "mace")
     assert [p[4] for p in series.points] == [1, 1, 2, 1, 1]
@@ -95,8 +107,7 @@ def test_data_series_averages_central_seeds_and_predicts_at_the_authors_size():
     (0.05, 64, "is above our error at every measured size")])
 def test_a_published_id_error_inside_or_above_our_range_is_not_called_an_extrapolation(
         published_id, frames, where):
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
-                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8, 16)]
+    runs = _data_runs((1, 2, 4, 8, 16), central=True)
     published = {"MACE": {"force_mae_id": str(published_id), "force_mae_ood": "0.1"}}
     text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
     assert where in text and f"N ≈ {frames:,.0f} frames per molecule" in text
@@ -116,8 +127,6 @@ def test_power_law_drops_unusable_points_and_reports_its_fit():
     """Points with x or y at or below zero, or not finite, cannot be on a log-log line: they
     are dropped before counting; three points are enough; r, n, the x range and the text are
     the fit's; a flat law never reaches another value."""
-    from scipy import stats
-
     x = [100, 200, 0, 400, -5, 800, 1600, 300, 3200, float("inf")]
     y = [1.0, 0.8, 0.5, float("nan"), 0.7, 0.5, 0.45, 0.0, float("inf"), 0.3]
     law = fit_power_law(x, y)
@@ -137,8 +146,6 @@ def test_seeds_average_ratios_geometrically_and_errors_arithmetically():
     """x2 and x8 average to x4 (not 5); ID and OOD errors are plain means; a contrast names
     its level and counts its seeds; the learning curve starts at the first point at or after
     a tenth of the last epoch."""
-    from gmdbench.report.why_ratios import contrast, curve_series
-
     central = [_run(seed=0, iid=0.01, ood=0.02, curve=_curve([1.0, 2.0, 2.0, 2.0])),
                _run(seed=1, iid=0.03, ood=0.24, curve=_curve([1.0, 3.0, 8.0, 8.0]))]
     split = [_run(factor="split protocol", split="random-frames", seed=s, iid=i, ood=o)
@@ -160,10 +167,6 @@ def test_study_runs_read_metrics_configs_and_learning_curves(tmp_path):
     """A run's factor, trajectories and frames come from its config, its errors from the
     metrics rows, its status from the record, its size and curve from training.json (absent:
     none), and the runs come back central first."""
-    import json
-
-    from gmdbench.report.why_ratios import study_runs
-
     small = model_config("schnet", {}, size="small").model_dump(exclude={"name"})
     curve = [{"epoch": 5, "id_test_force_mae": 0.02, "ood_test_force_mae": 0.05}]
     (tmp_path / "a").mkdir()
@@ -189,8 +192,6 @@ def test_study_runs_read_metrics_configs_and_learning_curves(tmp_path):
 
 
 def test_the_training_budget_starts_a_tenth_of_the_last_epoch_in_and_fits_the_ratio():
-    from gmdbench.report.why_ratios import curve_series
-
     # the tenth is of the last epoch (100 -> from epoch 10), not of the one before it
     points = [{**point, "epoch": epoch} for point, epoch in
               zip(_curve([1.0, 2.0, 3.0, 4.0]), (5, 10, 20, 100), strict=True)]
@@ -210,8 +211,7 @@ def _section_runs():
                  else "data size", curve=_curve([2.0, 2.5, 2.5, 2.5]) if t == 4 else None)
             for t in (2, 4)]
     runs.append(_run(factor="model size", size="paper", iid=0.01, ood=0.033))
-    runs += [_run(model="schnet", trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
-                  factor="data size") for t in (1, 2, 3)]
+    runs += _data_runs((1, 2, 3), model="schnet")
     runs += [_run(model="schnet", trajectories=4, seed=s, iid=0.02, ood=0.05,
                   curve=_curve([2.0, 2.5, 2.5, 2.5])) for s in (0, 1)]
     runs[-1].status = "capped"
@@ -268,8 +268,6 @@ def test_runs_read_back_from_json_match_by_value_not_identity():
 
 
 def test_a_contrast_belongs_to_its_own_model_only():
-    from gmdbench.report.why_ratios import contrast
-
     runs = _section_runs()  # only mace has a paper-size run; schnet sorts after mace
     assert contrast(runs, "schnet", "model size") is None
     text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
@@ -282,8 +280,6 @@ def test_solve_inverts_rising_and_falling_laws():
 
 
 def test_numbers_are_written_with_their_digits_or_a_dash():
-    from gmdbench.report.why_ratios import _fmt
-
     assert [_fmt(None), _fmt(float("nan")), _fmt(float("inf"))] == ["-", "-", "-"]
     assert (_fmt(0.012345), _fmt(2.346, 2)) == ("0.0123", "2.35")
 
@@ -295,8 +291,7 @@ def test_three_points_at_two_distinct_sizes_are_enough_for_a_fit():
 
 
 def test_the_data_table_lists_every_size_and_the_authors_size_below_the_range_is_beyond():
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
-            for t in (16, 32, 64)]  # 1600-6400 frames per molecule, above the authors' 1000
+    runs = _data_runs((16, 32, 64))  # 1600-6400 frames per molecule, above the authors' 1000
     text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
     for run in runs:
         assert (f"| mace | {run.frames_per_molecule} | 1 | {run.id_mae:.4f} | "
@@ -305,8 +300,7 @@ def test_the_data_table_lists_every_size_and_the_authors_size_below_the_range_is
 
 
 def test_a_published_id_error_at_our_smallest_size_is_within_the_range_with_its_ratio():
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
-            for t in (1, 2, 4, 8, 16)]
+    runs = _data_runs((1, 2, 4, 8, 16))
     law = data_series(runs, "mace").id_law
     target = law.at(100)
     assert law.solve(target) == 100.0  # an exact round trip: the range's edge itself is tested
@@ -336,8 +330,7 @@ def test_the_section_shows_each_figure_only_when_it_is_given():
 
 @pytest.mark.parametrize("trajectories", [(4, 5, 10), (10, 20, 40)])
 def test_the_authors_size_at_either_edge_of_the_measured_range_is_within_it(trajectories):
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
-            for t in trajectories]  # 1000 frames per molecule is the last or the first size
+    runs = _data_runs(trajectories)  # 1000 frames per molecule is the last or the first size
     text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
     assert "At the authors' 1000 frames (within the measured range)" in text
 
@@ -368,8 +361,7 @@ def test_each_model_keeps_its_own_data_series_and_laws():
     schnet = data_series(runs, "schnet")
     assert [p[0] for p in schnet.points] == [100, 200, 300, 400]
     assert [p[4] for p in schnet.points] == [1, 1, 1, 2]
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
-            for t in (1, 2, 4, 8)]
+    runs = _data_runs((1, 2, 4, 8))
     series = data_series(runs, "mace")
     assert (series.id_law.slope, series.ood_law.slope, series.ratio_law.slope) == (
         pytest.approx(-0.5), pytest.approx(-0.2), pytest.approx(0.3))
@@ -392,8 +384,6 @@ def test_points_at_or_below_zero_on_either_axis_are_dropped():
 
 
 def test_a_prediction_of_exactly_three_counts_as_at_least_three():
-    from gmdbench.report.why_ratios import PowerLaw
-
     flat_three = PowerLaw(slope=0.0, slope_stderr=0.0, intercept=math.log10(3), r=0.0, n=3,
                           x_range=(0.01, 0.04))
     assert flat_three.at(0.0025) == 3.0
@@ -402,8 +392,6 @@ def test_a_prediction_of_exactly_three_counts_as_at_least_three():
 
 
 def test_contrasts_take_their_model_and_factor_by_value():
-    from gmdbench.report.why_ratios import contrast
-
     runs = [_run(), _run(model="schnet"),
             _run(model="schnet", factor="model size", size="paper", iid=0.01, ood=0.05)]
     assert contrast(runs, "mace", "model size") is None  # schnet sorts after mace
@@ -415,8 +403,7 @@ def test_the_verdict_lists_the_factors_not_measured_yet():
     runs = [_run(), _run(factor="model size", size="paper", iid=0.01, ood=0.05)]
     text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
     assert "Not measured yet: data size, training budget, split protocol." in text
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2,
-                 factor="central" if t == 4 else "data size") for t in (1, 2, 4, 8)]
+    runs = _data_runs((1, 2, 4, 8), central=True)
     runs[2].curve = _curve([2.0, 2.5, 2.4, 2.4])
     runs += [_run(factor="model size", size="paper", iid=0.01, ood=0.033),
              _run(factor="split protocol", split="random-frames", iid=0.004, ood=0.036)]
@@ -427,8 +414,7 @@ def test_the_verdict_lists_the_factors_not_measured_yet():
 
 
 def test_a_published_id_error_at_our_largest_size_is_within_the_range():
-    runs = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2, factor="data size")
-            for t in (1, 10, 100)]
+    runs = _data_runs((1, 10, 100))
     law = data_series(runs, "mace").id_law
     target = law.at(10000)
     assert law.solve(target) == 10000.0  # an exact round trip at the range's upper edge
@@ -446,8 +432,6 @@ def test_an_id_error_that_rises_with_data_predicts_no_size_for_the_published_err
 
 
 def test_a_prediction_between_two_and_three_is_not_counted_as_three():
-    from gmdbench.report.why_ratios import PowerLaw
-
     flat = PowerLaw(slope=0.0, slope_stderr=0.0, intercept=math.log10(2.5), r=0.0, n=3,
                     x_range=(0.01, 0.04))
     published = {"A": {"force_mae_id": "0.0025", "force_mae_ood": "0.25"}}
