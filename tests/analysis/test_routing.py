@@ -301,6 +301,32 @@ def test_deepset_has_a_gate_only_for_the_learned_router(router, experts):
         assert network.gate is None
 
 
+def test_spatial_router_counts_its_experts_from_the_bin_edges_not_num_experts():
+    """num_experts is the learned router's setting; a spatial router has one expert per
+    distance regime, len(bin_edges) + 1, whatever num_experts says (the defaults make both 4,
+    so they are set apart here)."""
+    network = _network(router="spatial", bin_edges=[1.5], num_experts=6, features=4, hidden=8)
+    assert network.num_experts == 2 and len(network.experts) == 2
+    assert network(_ethanol_batch().to(torch.float64))["routing"].shape[1] == 2
+
+
+def test_attention_pooling_is_stable_for_large_scores():
+    """Softmax is unchanged by a constant added to every score; the pooling subtracts each
+    structure's largest score before exp, so scores far beyond float32's exp range (exp(89)
+    overflows) give the same energies as small ones instead of inf / inf = nan."""
+    batch = _ethanol_batch()
+    network = DeepSetMoE(DeepSetMoEConfig(aggregation="attention"), [1, 6, 8])
+    torch.manual_seed(0)
+    for parameter in network.parameters():
+        parameter.data.normal_(0.0, 0.3)
+    reference = network(batch, compute_forces=False)["energy"].detach()
+    with torch.no_grad():
+        network.attention.bias += 100.0
+    shifted = network(batch, compute_forces=False)["energy"].detach()
+    assert torch.isfinite(shifted).all()
+    assert torch.allclose(shifted, reference, rtol=1e-5)
+
+
 def test_each_expert_computes_only_the_edges_routed_to_it():
     """The mixture is sparse: an expert's network sees its own edges, not every edge times a
     zero weight (same energies, K times the work)."""
