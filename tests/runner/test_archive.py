@@ -191,16 +191,86 @@ def test_user_report_says_why_reference_rows_are_missing(archive, trained_runs, 
     assert "the reference table is not shown: its dataset (ffffffffffff) is not yours" in table
 
 
-def test_runs_are_not_added_to_an_archive_made_on_another_dataset(archive, trained_runs):
+@pytest.mark.parametrize("factor, rebuild", [(1 + 1e-12, True), (1 + 1e-3, False)])
+def test_runs_are_added_to_an_archive_only_on_its_dataset_or_an_equivalent_rebuild(
+        archive, trained_runs, tiny_dataset, tmp_path, factor, rebuild):
+    """The archive's own dataset and a task it has no runs of pass unchanged; a rebuild whose
+    labels differ in their last bits (another CPU) keeps the archived run ids and records its
+    own hash; labels that really differ are refused."""
     from gmdbench.errors import GmdError
-    from gmdbench.pipeline.reference_table import _check_archive_hashes
+    from gmdbench.pipeline.reference_table import on_archived_datasets
+    from gmdbench.runner.runs import RunConfig
 
     results, _ = trained_runs
-    dataset_hash = results.runs()[0]["dataset_hash"]
-    _check_archive_hashes(archive, {("tiny_alkanes", dataset_hash)})
-    _check_archive_hashes(archive, {("another_task", "0" * 64)})  # a task it has no runs of
-    with pytest.raises(GmdError, match="not reproducing here"):
-        _check_archive_hashes(archive, {("tiny_alkanes", "0" * 64)})
+    run = RunConfig.model_validate(results.runs()[0]["config"])
+    assert run.run_id in archived_run_ids(archive)
+    elsewhere = run.model_copy(update={"task": "another_task", "dataset_hash": "0" * 64})
+    said = []
+    assert on_archived_datasets(archive, [(run, tiny_dataset), (elsewhere, tmp_path)],
+                                said.append) == [(run, tiny_dataset), (elsewhere, tmp_path)]
+    assert said == []
+    copy = _relabelled_copy(tiny_dataset, tmp_path / "rebuilt.db", factor)
+    planned = [(run.model_copy(update={"dataset_hash": copy.content_hash()}), copy.path)]
+    if not rebuild:
+        with pytest.raises(GmdError, match="not an equivalent rebuild either"):
+            on_archived_datasets(archive, planned, said.append)
+        return
+    [(placed, data)] = on_archived_datasets(archive, planned, said.append)
+    assert data == copy.path and placed.run_id == run.run_id
+    assert (placed.dataset_hash, placed.dataset_rebuild_hash) == (run.dataset_hash,
+                                                                  copy.content_hash())
+    assert len(said) == 1 and f"equivalent rebuild of the archived {run.dataset_hash[:16]}" \
+        in said[0]
+
+
+def test_a_run_on_an_equivalent_rebuild_trains_on_it_and_records_its_hash(tiny_dataset,
+                                                                           tmp_path):
+    """The rebuild's hash is in config.json (read back by evaluation) and training.json, not
+    in the run's id; a dataset that is neither the run's nor its rebuild is refused."""
+    from gmdbench.config import TrainConfig
+    from gmdbench.errors import DatasetMismatchError
+    from gmdbench.runner.executor import evaluate_run, train_run
+    from gmdbench.runner.results import ResultsStore
+    from gmdbench.runner.runs import RunConfig, read_run_config
+
+    copy = _relabelled_copy(tiny_dataset, tmp_path / "rebuilt.db", 1 + 1e-12)
+    run = RunConfig(task="tiny_alkanes", model="schnet",
+                    model_options={"hidden_channels": 8, "num_filters": 8},
+                    training=TrainConfig(epochs=1, batch_size=4), dataset_hash="e" * 64)
+    with pytest.raises(DatasetMismatchError, match="has hash"):
+        train_run(run, copy.path, tmp_path / "runs")
+    on_rebuild = run.model_copy(update={"dataset_rebuild_hash": copy.content_hash()})
+    assert on_rebuild.run_id == run.run_id and on_rebuild.resolved() == run.resolved()
+    run_dir = train_run(on_rebuild, copy.path, tmp_path / "runs")
+    stored, _ = read_run_config(run_dir)
+    assert (stored.run_id, stored.dataset_rebuild_hash) == (run.run_id, copy.content_hash())
+    summary = json.loads((run_dir / "training.json").read_text())
+    assert summary["dataset_content_hash"] == copy.content_hash()
+    results = ResultsStore(tmp_path / "results.db")
+    evaluate_run(run_dir, results)  # reads the rebuild's hash back from config.json
+    [record] = results.runs()
+    assert record["dataset_hash"] == "e" * 64
+    assert record["training"]["dataset_content_hash"] == copy.content_hash()
+
+
+def test_the_readme_names_runs_trained_on_an_equivalent_rebuild(archive, tmp_path):
+    """None while every run trained on the archived dataset itself (runs archived before the
+    hash was recorded count as such); else how many, and the rebuild's hash."""
+    from gmdbench.pipeline.reference_table import rebuild_note
+
+    copy = tmp_path / "copy"
+    shutil.copytree(archive, copy)
+    records = sorted(copy.glob("runs/*/record.json"))
+    first = json.loads(records[0].read_text())
+    first["training"]["dataset_content_hash"] = first["dataset_hash"]
+    records[0].write_text(json.dumps(first))
+    assert rebuild_note(copy) is None
+    first["training"]["dataset_content_hash"] = "ab" * 32
+    records[0].write_text(json.dumps(first))
+    note = rebuild_note(copy)
+    assert note is not None
+    assert note.startswith(f"1 of {len(records)} archived runs trained on an equivalent rebuild")
+    assert "content hash abababababababab:" in note and "within 1e-06 eV / 1e-06 eV/A" in note
 
 
 def test_an_unfinished_run_is_saved_and_resumed_by_the_next_session(trained_runs, tmp_path):

@@ -4,9 +4,11 @@ one run at a time, and rebuild its report from the archive alone.
 The matrix costs many hours on 2 cores (reference/README.md states the measured total), more
 than one working session: each run is exported to the archive (``runner/archive.py``) the
 moment it is evaluated, and a later session (on another machine, from a fresh clone) skips
-every run the archive holds. The archived runs'
-dataset hash must equal the hash of the dataset this machine builds, or the run is refused:
-numbers of two datasets never share a table.
+every run the archive holds. The dataset this machine builds must be the archived runs' own:
+the same content hash, or an equivalent rebuild (the same definition, test labels within
+``runner/dataset_match.py``'s tolerance: another CPU gives GFN2-xTB forces other last bits),
+whose runs keep the archived dataset's run ids and record the rebuild's hash. Anything else is
+refused: numbers of two datasets never share a table.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from gmdbench.config import load_preset
 from gmdbench.data.content_hash import definition_hash
 from gmdbench.data.generate import dataset_identity
+from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
 from gmdbench.files import write_text
 from gmdbench.pipeline.matrix import MatrixConfig, load_matrix, matrix_device, plan_matrix
@@ -62,7 +65,14 @@ from gmdbench.runner.archive import (
     restore_partial,
     save_partial,
 )
+from gmdbench.runner.dataset_match import (
+    ENERGY_TOLERANCE,
+    FORCE_TOLERANCE,
+    DatasetMatch,
+    archived_equivalent,
+)
 from gmdbench.runner.results import ResultsStore, model_label
+from gmdbench.runner.runs import RunConfig
 from gmdbench.tasks.spec import load_task
 
 COMPARISON_CHART = "comparison.png"
@@ -83,7 +93,7 @@ def run_reference_table(matrix: MatrixConfig, out_dir: Path, archive: Path,
     out_dir = Path(out_dir).resolve()
     results = ResultsStore(out_dir / "results.db")
     planned = plan_matrix(matrix, out_dir, on_event=say)
-    _check_archive_hashes(archive, {(run.task, run.dataset_hash) for run, _ in planned})
+    planned = on_archived_datasets(archive, planned, say)
     done = archived_run_ids(archive)
     remaining = [(run, data) for run, data in planned if run.run_id not in done]
     say(f"{len(planned) - len(remaining)} of {len(planned)} runs already archived in {archive}")
@@ -129,22 +139,42 @@ def record_matrix_definitions(archive: Path, results: ResultsStore,
                 record_dataset_definition(archive, dataset_hash, definition)
 
 
-def _check_archive_hashes(archive: Path, planned: set[tuple[str, str]]) -> None:
-    """Refuse to add runs of a task whose dataset here differs from the one its archived runs
-    were made on (the data generation is not reproducing on this machine)."""
-    archived = set()
+def on_archived_datasets(archive: Path, planned: list[tuple[RunConfig, Path]],
+                         say: Callable[[str], None]) -> list[tuple[RunConfig, Path]]:
+    """The planned runs, on the archive's datasets: a task whose dataset here has another
+    content hash than its archived runs' is refused unless it is an equivalent rebuild of one
+    (``runner/dataset_match.py``); then its runs take that archived dataset's hash, so their
+    ids are the ones the archive (and a saved partial run) knows, and record the rebuild's
+    hash (``RunConfig.dataset_rebuild_hash``)."""
+    archived: dict[str, set[str]] = {}
     for record in sorted(Path(archive).glob("runs/*/record.json")):
         if not record.parent.name.startswith("."):
-            run = json.loads(record.read_text())
-            archived.add((run["task"], run["dataset_hash"]))
-    for task, dataset_hash in sorted(planned):
-        theirs = sorted(h for t, h in archived if t == task)
-        if theirs and dataset_hash not in theirs:
-            raise GmdError(
-                f"reference archive {archive} holds {task} runs on dataset(s) "
-                f"{', '.join(h[:16] for h in theirs)} but this machine built "
-                f"{dataset_hash[:16]}: the data generation is not reproducing here; compare "
-                "`gmd data info` of both before adding runs")
+            stored = json.loads(record.read_text())
+            archived.setdefault(stored["task"], set()).add(stored["dataset_hash"])
+    matches: dict[tuple[str, str], DatasetMatch] = {}
+    placed = []
+    for run, data in planned:
+        theirs = archived.get(run.task, set())
+        if not theirs or run.dataset_hash in theirs:
+            placed.append((run, data))
+            continue
+        key = (run.task, run.dataset_hash)
+        if key not in matches:
+            match = archived_equivalent(DatasetStore(data, write=False), run.task, archive)
+            if match is None:
+                raise GmdError(
+                    f"reference archive {archive} holds {run.task} runs on dataset(s) "
+                    f"{', '.join(h[:16] for h in sorted(theirs))} but this machine built "
+                    f"{run.dataset_hash[:16]}, which is not an equivalent rebuild either (its "
+                    "definition or its test labels differ): the data generation is not "
+                    "reproducing here; compare `gmd data info` of both before adding runs")
+            say(f"dataset {data} ({run.dataset_hash[:16]}) is an equivalent rebuild of the "
+                f"archived {match.reference_hash[:16]}: {match.describe()}; its runs keep the "
+                "archived dataset's run ids")
+            matches[key] = match
+        placed.append((run.model_copy(update={"dataset_hash": matches[key].reference_hash,
+                                              "dataset_rebuild_hash": run.dataset_hash}), data))
+    return placed
 
 
 def rebuild_reference_report(archive: Path, out_dir: Path | None = None,
@@ -204,8 +234,30 @@ def _why_ratios(archive: Path, results: ResultsStore, study_db: Path, out_dir: P
     write_text(out_dir / WHY_RATIOS_PAGE, "\n".join(why_ratios_section(
         runs, published, PUBLISHED_NAMES, _reference_ratio_law(results),
         WHY_RATIOS_CHART if chart else None, matrix.n_runs,
-        WHY_RATIOS_CURVES if curves_chart else None)))
+        WHY_RATIOS_CURVES if curves_chart else None),
+        *filter(None, [rebuild_note(archive / STUDY_FOLDER)])))
     return runs
+
+
+def rebuild_note(archive: Path) -> str | None:
+    """A sentence naming the archived runs that trained on an equivalent rebuild of their
+    dataset (``on_archived_datasets``), from each record's ``dataset_content_hash``; None
+    where every run trained on the archived dataset itself."""
+    records = [json.loads(path.read_text())
+               for path in sorted(Path(archive).glob("runs/*/record.json"))
+               if not path.parent.name.startswith(".")]
+    rebuilt = [trained_on for record in records
+               if (trained_on := record["training"].get("dataset_content_hash",
+                                                        record["dataset_hash"]))
+               != record["dataset_hash"]]
+    if not rebuilt:
+        return None
+    hashes = ", ".join(h[:16] for h in sorted(set(rebuilt)))
+    return (f"{len(rebuilt)} of {len(records)} archived runs trained on an equivalent rebuild "
+            f"of their dataset made on another machine (content hash {hashes}: the same "
+            f"definition, test labels within {ENERGY_TOLERANCE:g} eV / {FORCE_TOLERANCE:g} "
+            "eV/A; another CPU gives GFN2-xTB labels other last bits); such a run's "
+            "`config.json` and `training.json` record the rebuild's hash.\n")
 
 
 def archived_study_runs(archive: Path, study_db: Path | None = None) -> list[StudyRun]:
@@ -361,6 +413,7 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
             load_matrix("why-ratios").n_runs,
             f"{report}/{WHY_RATIOS_CURVES}" if (report_dir / WHY_RATIOS_CURVES).exists()
             else None),
+        *filter(None, [rebuild_note(Path(archive) / STUDY_FOLDER)]),
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",
     ]

@@ -71,10 +71,27 @@ def _labels(run_dir: Path) -> dict[tuple[str, str, int], tuple[float, np.ndarray
     return labels
 
 
+def _dataset_labels(store: DatasetStore) -> dict[tuple[str, str, int], tuple[float, np.ndarray]]:
+    """(split, trajectory, frame) -> (energy, forces) of a dataset's test frames, keyed as
+    :func:`_labels` keys a run's predictions."""
+    return {(split, str(row.trajectory_id), int(row.frame)): (float(row.energy),
+                                                              np.asarray(row.forces))
+            for split in SPLITS for row in store.rows(split=split)}
+
+
 def compare_labels(mine: Path, theirs: Path) -> tuple[int, float, float] | None:
     """(frames, largest energy difference, largest force difference) between two runs' test
     labels; None when they did not predict the same frames."""
-    ours, reference = _labels(mine), _labels(theirs)
+    return _compare(_labels(mine), _labels(theirs))
+
+
+def _within_tolerance(compared: tuple[int, float, float]) -> bool:
+    return compared[1] <= ENERGY_TOLERANCE and compared[2] <= FORCE_TOLERANCE
+
+
+def _compare(ours: dict[tuple[str, str, int], tuple[float, np.ndarray]],
+             reference: dict[tuple[str, str, int], tuple[float, np.ndarray]]
+             ) -> tuple[int, float, float] | None:
     if not ours or ours.keys() != reference.keys():
         return None
     energy = force = 0.0
@@ -113,7 +130,30 @@ def equivalent_datasets(results: ResultsStore, reference: ResultsStore, archive:
                     definitions.get(theirs["dataset_hash"]) != definition:
                 continue
             compared = compare_labels(Path(run["run_dir"]), Path(theirs["run_dir"]))
-            if compared and compared[1] <= ENERGY_TOLERANCE and compared[2] <= FORCE_TOLERANCE:
+            if compared is not None and _within_tolerance(compared):
                 matches[dataset_hash] = DatasetMatch(theirs["dataset_hash"], *compared)
                 break
     return matches
+
+
+def archived_equivalent(store: DatasetStore, task: str, archive: Path) -> DatasetMatch | None:
+    """The archived dataset of ``task`` that a dataset built here is an equivalent rebuild of
+    (the module docstring's two conditions, the labels compared with an archived run's test
+    predictions), or None. What lets a study archived run by run continue on a machine whose
+    CPU gives its labels other last bits."""
+    definition = store.definition_hash()
+    if definition is None:
+        return None
+    definitions = dataset_definitions(archive)
+    ours: dict[tuple[str, str, int], tuple[float, np.ndarray]] | None = None
+    for record_path in sorted(Path(archive).glob("runs/*/record.json")):
+        if record_path.parent.name.startswith("."):
+            continue
+        record = json.loads(record_path.read_text())
+        if record["task"] != task or definitions.get(record["dataset_hash"]) != definition:
+            continue
+        ours = _dataset_labels(store) if ours is None else ours
+        compared = _compare(ours, _labels(record_path.parent))
+        if compared is not None and _within_tolerance(compared):
+            return DatasetMatch(record["dataset_hash"], *compared)
+    return None

@@ -82,7 +82,7 @@ def _check_dataset(store: DatasetStore, run: RunConfig, who: str) -> None:
     was made with (rebuilt in place)."""
     require_complete(store)
     actual = store.content_hash()
-    if actual != run.dataset_hash:
+    if not run.accepts_dataset(actual):
         raise DatasetMismatchError(
             f"dataset {store.path} has hash {actual[:16]} but {who} was made with "
             f"{run.dataset_hash[:16]} (the dataset changed since): train a new run on it")
@@ -92,7 +92,7 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
            on_epoch: Callable[[int, dict], None] | None, device: torch.device) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.json", json.dumps(
-        {**run.resolved(), "dataset_path": str(Path(store.path).resolve())}, indent=2))
+        {**run.stored(), "dataset_path": str(Path(store.path).resolve())}, indent=2))
     summary_path = run_dir / "training.json"
     dtype = DTYPES[run.training.dtype]
     with default_dtype(dtype):
@@ -117,6 +117,7 @@ def _train(run: RunConfig, store: DatasetStore, run_dir: Path,
             summary["learning_curve_frames"] = {split: len(graphs) for split, (graphs, _)
                                                 in curve_sets.items()}
     summary["wall_seconds"] = time.perf_counter() - started
+    summary["dataset_content_hash"] = store.content_hash()  # the file trained on, exactly
     summary["device"] = _device_name(device)
     summary.update(reference_energy_summary(run, potential, splits["train"][0],
                                             store.metadata.get("isolated_atom_energies")))

@@ -49,7 +49,8 @@ from gmdbench.training.reference_energies import (
 
 
 class RunConfig(BaseModel):
-    """A run; its id is the hash of everything here (the device it ran on is not part of it)."""
+    """A run; its id is the hash of everything here but ``dataset_rebuild_hash`` (the device it
+    ran on is not part of it either)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +67,12 @@ class RunConfig(BaseModel):
     train_trajectories: int | None = Field(
         None, ge=1, description="only the first N train trajectories of each training molecule")
     split: SplitProtocol = "trajectory"
+    dataset_rebuild_hash: str | None = Field(
+        None, description="the content hash of the dataset file the run trains on, where that "
+        "file is an equivalent rebuild of dataset_hash made on another machine (the same "
+        "definition, test labels within runner/dataset_match.py's tolerance: another CPU "
+        "changes GFN2-xTB's last bits, and so the exact hash). Recorded in config.json, not "
+        "part of the run's id: the runs of one study stay one experiment across machines")
 
     @model_validator(mode="before")
     @classmethod
@@ -81,7 +88,7 @@ class RunConfig(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """The run as its hash sees it. Options added after runs were archived enter it only
         where set away from their default, so every run made before them keeps its id."""
-        resolved = self.model_dump(mode="json")
+        resolved = self.model_dump(mode="json", exclude={"dataset_rebuild_hash"})
         for key, default in _HASHED_WHEN_SET.items():
             if resolved[key] == default:
                 del resolved[key]
@@ -94,6 +101,17 @@ class RunConfig(BaseModel):
                 resolved["training"].get("pretrained_offsets") == "fit":
             resolved["training"].pop("pretrained_offsets", None)
         return resolved
+
+    def stored(self) -> dict[str, Any]:
+        """What the run's config.json keeps: :meth:`resolved`, and the content hash of an
+        equivalent rebuild where the run trains on one."""
+        if self.dataset_rebuild_hash is None:
+            return self.resolved()
+        return {**self.resolved(), "dataset_rebuild_hash": self.dataset_rebuild_hash}
+
+    def accepts_dataset(self, content_hash: str) -> bool:
+        """Is a dataset of this content hash the run's (its own, or its equivalent rebuild)?"""
+        return content_hash in (self.dataset_hash, self.dataset_rebuild_hash)
 
     @property
     def run_id(self) -> str:
