@@ -327,6 +327,40 @@ def test_attention_pooling_is_stable_for_large_scores():
     assert torch.allclose(shifted, reference, rtol=1e-5)
 
 
+def test_phi_reads_enveloped_messages_and_their_unit_vector_sum_by_hand():
+    """phi_i = MLP([S_i, |V_i|^2]) with S_i = sum_j c(r_ij) m_ij[:F] and V_i = sum_j c(r_ij)
+    m_ij[F:] r_ij / |r_ij|, c the cosine envelope, m_ij the expert's message: checked on a
+    bent water, whose oxygen sums two unit vectors at an angle (so a vector scaled by its
+    length, or an envelope added instead of multiplied, gives other inputs)."""
+    import math
+
+    atoms = molecule("H2O")
+    atoms.positions[1] *= 1.3  # two O-H lengths, neither 1 A
+    batch = batch_from_atoms([atoms], 5.0, dtype=torch.float64)
+    network = _network(router="identity", features=4, hidden=8)
+    outputs, seen = {}, []
+    for index, expert in enumerate(network.experts):
+        expert.register_forward_hook(
+            lambda _m, _i, out, index=index: outputs.__setitem__(index, out.detach()))
+    network.atom_mlp.register_forward_hook(lambda _m, inputs, _o: seen.append(inputs[0]))
+    network(batch, compute_forces=False)
+    i, j = batch.edge_index
+    vectors = (batch.positions[j] - batch.positions[i]).detach()
+    lengths = vectors.norm(dim=1)
+    envelope = 0.5 * (torch.cos(math.pi * lengths / 5.0) + 1.0)
+    species = torch.tensor([network.elements.index(int(z)) for z in batch.numbers])
+    messages = torch.zeros((len(lengths), 8), dtype=torch.float64)
+    for index, out in outputs.items():
+        messages[species[i] == index] = out
+    messages = messages * envelope[:, None]
+    f = 4
+    scalar = torch.zeros((3, f), dtype=torch.float64).index_add(0, i, messages[:, :f])
+    vector = torch.zeros((3, f, 3), dtype=torch.float64).index_add(
+        0, i, messages[:, f:, None] * (vectors / lengths[:, None])[:, None, :])
+    expected = torch.cat([scalar, (vector**2).sum(-1)], dim=1)
+    assert torch.allclose(seen[0].detach(), expected, rtol=1e-12, atol=1e-14)
+
+
 def test_each_expert_computes_only_the_edges_routed_to_it():
     """The mixture is sparse: an expert's network sees its own edges, not every edge times a
     zero weight (same energies, K times the work)."""
