@@ -174,6 +174,8 @@ def test_deepset_building_blocks_by_hand():
                                  pytest.approx([0.0, 1.0, 0.0])]
     layers = [type(layer).__name__ for layer in _mlp([3, 4, 5, 2])]
     assert layers == ["Linear", "SiLU", "Linear", "SiLU", "Linear"]
+    layers = [type(layer).__name__ for layer in _mlp([3, 4, 5, 6, 2])]  # deeper: the same rule
+    assert layers == ["Linear", "SiLU", "Linear", "SiLU", "Linear", "SiLU", "Linear"]
 
 
 def test_deepset_router_config_defaults_and_bounds_are_the_documented_ones():
@@ -199,7 +201,8 @@ def test_deepset_router_config_defaults_and_bounds_are_the_documented_ones():
     DeepSetMoEConfig(router="learned", num_experts=3, top_k=3)
     with pytest.raises(ValidationError, match="top_k 4 exceeds num_experts 3"):
         DeepSetMoEConfig(router="learned", num_experts=3, top_k=4)
-    DeepSetMoEConfig(router="identity", num_experts=3, top_k=4)  # only the learned router keeps
+    for router in ("identity", "spatial"):  # only the learned router keeps top-k experts
+        DeepSetMoEConfig(router=router, num_experts=3, top_k=4)
     DeepSetMoEConfig(bin_edges=[1e-9, 1.0])
     for edges in ([0.0, 1.0], [-1.0, 1.0], [2.0, 1.0]):
         with pytest.raises(ValidationError, match="bin_edges must be positive and increasing"):
