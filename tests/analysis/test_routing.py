@@ -306,11 +306,29 @@ def test_deepset_has_a_gate_only_for_the_learned_router(router, experts):
 
 def test_spatial_router_counts_its_experts_from_the_bin_edges_not_num_experts():
     """num_experts is the learned router's setting; a spatial router has one expert per
-    distance regime, len(bin_edges) + 1, whatever num_experts says (the defaults make both 4,
-    so they are set apart here)."""
+    distance regime, len(bin_edges) + 1, whatever num_experts says, and a learned router
+    num_experts whatever the bin edges say (the defaults make both 4, so they are set apart
+    here)."""
     network = _network(router="spatial", bin_edges=[1.5], num_experts=6, features=4, hidden=8)
     assert network.num_experts == 2 and len(network.experts) == 2
     assert network(_ethanol_batch().to(torch.float64))["routing"].shape[1] == 2
+    learned = _network(router="learned", bin_edges=[1.5], num_experts=6, features=4, hidden=8)
+    assert learned.num_experts == 6 and learned.gate.out_features == 6
+
+
+def test_a_model_run_from_a_source_tree_says_so(monkeypatch):
+    """Without installed package metadata (a bare source tree), the recorded library version
+    is "source", not an error."""
+    import importlib.metadata
+
+    from gmdbench.models.deepset_moe import _own_version
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    assert _own_version() == importlib.metadata.version("gmd-bench")
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert _own_version() == "source"
 
 
 def test_attention_pooling_is_stable_for_large_scores():
