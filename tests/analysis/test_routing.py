@@ -233,6 +233,27 @@ def test_deepset_aggregations_by_hand():
     assert out["energy"].detach().tolist() == pytest.approx(expected, rel=1e-12)
 
 
+def test_sum_with_an_mlp_rho_is_rho_of_the_summed_phi():
+    """rho(sum_i phi_i), not sum_i rho(phi_i): the two agree only for a linear rho."""
+    batch = _ethanol_batch().to(torch.float64)
+    network = _network(aggregation="sum", rho="mlp")
+    out = network(batch, compute_forces=False)
+    phi = out["node_features"].detach()
+    expected = [network.readout(phi[batch.batch == structure].sum(0)).item()
+                for structure in range(batch.n_structures)]
+    assert out["energy"].detach().tolist() == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_energy_only_call_leaves_positions_without_a_gradient():
+    """Forces not asked for: no graph is kept through the positions (evaluation and the
+    routing metrics call the network this way)."""
+    batch = _ethanol_batch().to(torch.float64)
+    network = _network()
+    network(batch, compute_forces=False)
+    assert not batch.positions.requires_grad
+    assert "forces" in network(batch) and batch.positions.requires_grad
+
+
 def test_learned_router_weights_and_balance_loss_by_hand():
     """Top-k of the gate's softmax, renormalised; balance = K * sum_e (share of the edges'
     top-k slots that go to e) * (mean gate probability of e), times its weight, and no
