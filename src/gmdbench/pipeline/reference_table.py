@@ -13,7 +13,6 @@ refused: numbers of two datasets never share a table.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from gmdbench.report.why_ratios import (
     why_ratios_section,
 )
 from gmdbench.runner.archive import (
+    archived_records,
     archived_run_ids,
     drop_partial,
     export_run,
@@ -147,10 +147,8 @@ def on_archived_datasets(archive: Path, planned: list[tuple[RunConfig, Path]],
     ids are the ones the archive (and a saved partial run) knows, and record the rebuild's
     hash (``RunConfig.dataset_rebuild_hash``)."""
     archived: dict[str, set[str]] = {}
-    for record in sorted(Path(archive).glob("runs/*/record.json")):
-        if not record.parent.name.startswith("."):
-            stored = json.loads(record.read_text())
-            archived.setdefault(stored["task"], set()).add(stored["dataset_hash"])
+    for _, record in archived_records(archive):
+        archived.setdefault(record["task"], set()).add(record["dataset_hash"])
     matches: dict[tuple[str, str], DatasetMatch] = {}
     placed = []
     for run, data in planned:
@@ -243,9 +241,7 @@ def rebuild_note(archive: Path) -> str | None:
     """A sentence naming the archived runs that trained on an equivalent rebuild of their
     dataset (``on_archived_datasets``), from each record's ``dataset_content_hash``; None
     where every run trained on the archived dataset itself."""
-    records = [json.loads(path.read_text())
-               for path in sorted(Path(archive).glob("runs/*/record.json"))
-               if not path.parent.name.startswith(".")]
+    records = [record for _, record in archived_records(archive)]
     rebuilt = [trained_on for record in records
                if (trained_on := record["training"].get("dataset_content_hash",
                                                         record["dataset_hash"]))

@@ -95,14 +95,19 @@ def default_archive() -> Path | None:
     return REPOSITORY_ARCHIVE if (REPOSITORY_ARCHIVE / "runs").is_dir() else None
 
 
-def archived_run_ids(archive: Path) -> set[str]:
-    """Run ids the archive already holds (finished runs only: hidden folders are torn writes)."""
+def archived_records(archive: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Each finished archived run's folder and record.json (hidden folders are torn writes)."""
     folder = Path(archive) / "runs"
     if not folder.is_dir():
-        return set()
-    return {json.loads((path / "record.json").read_text())["run_id"]
+        return []
+    return [(path, json.loads((path / "record.json").read_text()))
             for path in sorted(folder.iterdir())
-            if not path.name.startswith(".") and (path / "record.json").exists()}
+            if not path.name.startswith(".") and (path / "record.json").exists()]
+
+
+def archived_run_ids(archive: Path) -> set[str]:
+    """Run ids the archive already holds (finished runs only)."""
+    return {record["run_id"] for _, record in archived_records(archive)}
 
 
 def export_run(run_dir: Path, results: ResultsStore, archive: Path) -> Path:

@@ -27,7 +27,11 @@ import numpy as np
 from gmdbench.data.store import DatasetStore
 from gmdbench.errors import GmdError
 from gmdbench.evaluation.evaluate import Predictions
-from gmdbench.runner.archive import dataset_definitions, resolve_dataset_path
+from gmdbench.runner.archive import (
+    archived_records,
+    dataset_definitions,
+    resolve_dataset_path,
+)
 from gmdbench.runner.results import ResultsStore
 
 ENERGY_TOLERANCE = 1e-6  # eV
@@ -146,14 +150,11 @@ def archived_equivalent(store: DatasetStore, task: str, archive: Path) -> Datase
         return None
     definitions = dataset_definitions(archive)
     ours: dict[tuple[str, str, int], tuple[float, np.ndarray]] | None = None
-    for record_path in sorted(Path(archive).glob("runs/*/record.json")):
-        if record_path.parent.name.startswith("."):
-            continue
-        record = json.loads(record_path.read_text())
+    for folder, record in archived_records(archive):
         if record["task"] != task or definitions.get(record["dataset_hash"]) != definition:
             continue
         ours = _dataset_labels(store) if ours is None else ours
-        compared = _compare(ours, _labels(record_path.parent))
+        compared = _compare(ours, _labels(folder))
         if compared is not None and _within_tolerance(compared):
             return DatasetMatch(record["dataset_hash"], *compared)
     return None
