@@ -180,6 +180,9 @@ def test_stored_run_configs_without_offsets_read_back_as_fit_and_keep_their_ids(
                           training=TrainConfig(pretrained_offsets=kind)).run_id
                 for kind in ("auto", "fit", "isolated")}
         assert len(runs) == 1
+        # and such a run reads back as it was made, the option at its default
+        made = RunConfig(task="t", model=model, regime=regime, dataset_hash="h")
+        assert RunConfig.model_validate(made.stored()) == made
 
 
 @pytest.mark.parametrize(("offsets", "kind", "deficient"), [

@@ -79,9 +79,12 @@ class RunConfig(BaseModel):
     def _stored_offsets_are_fit(cls, data: Any) -> Any:
         """A stored run config (config.json, an archive record) names its pretrained offsets
         unless they were ``fit``: :meth:`resolved` leaves that value out, as every run made
-        before the option had it, so reading one back must give ``fit``, not the default."""
+        before the option had it, so reading one back must give ``fit``, not the default.
+        A scratch or zero-shot run makes no offsets and never stores the option, so it reads
+        back with the default, as it was made."""
         if isinstance(data, dict) and isinstance(data.get("training"), dict) and \
-                "pretrained_offsets" not in data["training"]:
+                "pretrained_offsets" not in data["training"] and \
+                data.get("regime", "scratch") not in ("scratch", "zero-shot"):
             data = {**data, "training": {**data["training"], "pretrained_offsets": "fit"}}
         return data
 
