@@ -34,6 +34,7 @@ from gmdbench.files import storage_error
 from gmdbench.models.base import resolve_device
 from gmdbench.models.registry import model_config, model_sizes, registered_models
 from gmdbench.pipeline.active_learning import (
+    builtin_studies,
     load_study,
     rebuild_active_learning_report,
     run_active_learning,
@@ -607,7 +608,8 @@ def _median(within: dict) -> str:
 @app.command("active-learn")
 def active_learn_command(
     config: Annotated[str, typer.Argument(
-        help="a built-in study (fragment-duplication-quick) or an active-learning YAML")],
+        help=f"a built-in study ({', '.join(builtin_studies())}) or an active-learning "
+             "YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
     device: DeviceOption = "auto",
 ) -> None:

@@ -125,3 +125,18 @@ def test_run_help_names_every_builtin_matrix_and_each_exists():
     for name in on_disk:
         assert name in text, name
         assert load_matrix(name).name == name
+
+
+def test_active_learn_help_names_every_builtin_study_and_each_exists():
+    """`gmd active-learn --help` lists exactly the built-in studies (the powered one too),
+    and each name loads as the study of that name."""
+    from gmdbench.pipeline.active_learning import BUILTIN_STUDIES, load_study
+
+    shown = gmd("active-learn", "--help")
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split()).replace("│ ", "").replace(" │", "")
+    on_disk = sorted(path.stem for path in BUILTIN_STUDIES.glob("*.yaml"))
+    assert {"fragment-duplication-quick", "fragment-duplication-powered"} <= set(on_disk)
+    for name in on_disk:
+        assert name in text, name
+        assert load_study(name).name == name

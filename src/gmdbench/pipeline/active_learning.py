@@ -125,6 +125,12 @@ class ActiveLearningConfig(BaseModel):
         return self
 
 
+def builtin_studies() -> list[str]:
+    """The names of the built-in active-learning studies (``gmd active-learn NAME``), from
+    their folder, so the CLI's help cannot fall behind it."""
+    return sorted(path.stem for path in BUILTIN_STUDIES.glob("*.yaml"))
+
+
 def load_study(name_or_path: str) -> ActiveLearningConfig:
     """A built-in study by name or an active-learning YAML by path."""
     return load_named(name_or_path, BUILTIN_STUDIES, "{}.yaml", ActiveLearningConfig,
