@@ -611,6 +611,10 @@ def active_learn_command(
         help=f"a built-in study ({', '.join(builtin_studies())}) or an active-learning "
              "YAML")],
     out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    archive: Annotated[Path | None, typer.Option(
+        help="a folder to commit (e.g. reference/active-learning/NAME): each finished rule "
+             "and seed is written there at once, and those already there are not run again, "
+             "so the study continues on a fresh machine")] = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Active learning on a task's OOD molecules: per acquisition rule and seed, rounds of
@@ -620,7 +624,8 @@ def active_learn_command(
     out = out or Path("results") / "active-learning" / study.name
     started = time.perf_counter()
     summary = run_active_learning(study, out, device=str(resolve_device(device)),
-                                  on_event=lambda message: console.print(message, markup=False))
+                                  on_event=lambda message: console.print(message, markup=False),
+                                  archive=archive)
     console.print((out / "report" / "active_learning.md").read_text(), markup=False,
                   highlight=False)
     console.print(f"summary: {summary}; report: {out / 'report'}; "

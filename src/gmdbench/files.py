@@ -75,6 +75,12 @@ def write_text(path: Path, text: str) -> None:
         temporary.write_text(text)
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """``Path.write_bytes`` that a kill cannot tear."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
 def load_torch(path: Path, what: str = "checkpoint") -> Any:
     """``torch.load(weights_only=True)``; a torn or foreign file is one line naming it."""
     try:

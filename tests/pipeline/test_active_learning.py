@@ -243,3 +243,51 @@ def test_paired_study_with_control_and_seed_pools(tmp_path, tiny_task_path, tiny
     report = (tmp_path / "report" / "active_learning.md").read_text()
     assert "## Paired over seeds (decided by code)" in report
     assert "Labels to an OOD force MAE of 0.01 eV/A" in report
+
+
+def test_a_study_archived_unit_by_unit_continues_on_a_fresh_folder(tmp_path, tiny_task_path,
+                                                                   tiny_preset_path):
+    """With --archive, each finished (rule, seed) is written at once; a fresh output folder
+    (a new machine) takes those units from the archive and trains only the missing ones."""
+    from gmdbench.runner.study_archive import StudyArchive
+
+    config = ActiveLearningConfig(
+        name="tiny-archived", task=str(tiny_task_path), preset=str(tiny_preset_path),
+        model={"name": "schnet", "options": {"hidden_channels": 16, "num_filters": 16},
+               "training": {"epochs": 2, "batch_size": 4}},
+        fine_tune={"epochs": 1, "batch_size": 4}, seeds=[0], rounds=1, batch=2,
+        rules=["random", "ensemble"], ensemble_size=2,
+        pool={"trajectories": 2, "frames_per_trajectory": 4})
+    archive = tmp_path / "archive"
+    run_active_learning(config, tmp_path / "first", archive=archive)
+    first = json.loads((tmp_path / "first" / "curve.json").read_text())
+    saved = StudyArchive(archive)
+    unit = saved.unit("ensemble", 0)
+    assert unit is not None and unit.points == [p for p in first if p["rule"] == "ensemble"]
+    assert [len(p["pool_indices"]) for p in unit.picks] == [config.batch]
+    assert unit.base_dataset_hash != unit.pool_dataset_hash and unit.machine
+    assert (archive / "uncertainty" / "round0-seed0" / "frames.csv").exists()
+    assert json.loads((archive / "curve.json").read_text()) == first
+    assert (archive / "report" / "active_learning.md").exists()
+
+    # every unit archived: nothing is trained, the curve and uncertainty come back as saved
+    run_active_learning(config, tmp_path / "second", archive=archive)
+    assert not (tmp_path / "second" / "runs").exists()
+    assert json.loads((tmp_path / "second" / "curve.json").read_text()) == first
+    assert (tmp_path / "second" / "uncertainty" / "round0-seed0" / "frames.csv").read_bytes() \
+        == (archive / "uncertainty" / "round0-seed0" / "frames.csv").read_bytes()
+
+    # one unit missing: only its rounds are trained (round 0 and round 1 of random)
+    (archive / "units" / "random-seed0.json").unlink()
+    run_active_learning(config, tmp_path / "third", archive=archive)
+    trained = sorted(path.name for path in (tmp_path / "third" / "runs").iterdir())
+    assert len(trained) == 2 and not any("-s1000-" in name for name in trained)
+    again = json.loads((tmp_path / "third" / "curve.json").read_text())
+    assert [p["run_id"] for p in again] == [p["run_id"] for p in first]
+    assert StudyArchive(archive).unit("random", 0) is not None
+
+    # another study is refused, naming what differs, and the archive is left as it was
+    other = config.model_copy(update={"seeds": [0, 1]})
+    with pytest.raises(GmdError, match="holds another study .*seeds"):
+        run_active_learning(other, tmp_path / "fourth", archive=archive)
+    assert not (tmp_path / "fourth").exists()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
@@ -55,10 +56,12 @@ from gmdbench.models.base import DTYPES, default_dtype
 from gmdbench.names import SafeName
 from gmdbench.pipeline.runs import train_and_evaluate
 from gmdbench.pipeline.uncertainty import uncertainty_for_runs
+from gmdbench.provenance import package_versions
 from gmdbench.reference.registry import ReferenceConfig, label_with_retries, resolve_reference
 from gmdbench.report.active_learning import write_active_learning_report
 from gmdbench.runner.results import ResultsStore
 from gmdbench.runner.runs import graph_cutoff, load_potential, run_config
+from gmdbench.runner.study_archive import ArchivedUnit, StudyArchive, machine_name
 from gmdbench.tasks.spec import load_task
 
 BUILTIN_STUDIES = Path(__file__).parent / "builtin_active"
@@ -192,12 +195,20 @@ def _member_seed(seed: int, member: int) -> int:
     return seed + 1000 * member
 
 
+_VERSIONED = ("gmd-bench", "torch", "torch-geometric", "ase", "tblite", "numpy")
+
+
 def run_active_learning(config: ActiveLearningConfig, out_dir: Path,
                         on_event: Callable[[str], None] | None = None,
-                        device: str = "cpu") -> Path:
-    """Run (or resume) the study; write curve.csv, active_learning.json and the report."""
+                        device: str = "cpu", archive: Path | None = None) -> Path:
+    """Run (or resume) the study; write curve.json, active_learning.json and the report.
+
+    With ``archive`` (a folder to commit), each finished (rule, seed) is written there at once
+    and any unit already there is taken from it, not run again: a study longer than a session
+    continues on a fresh machine (``runner/study_archive.py``)."""
     say = on_event or (lambda message: None)
     out_dir = Path(out_dir).resolve()
+    study_archive = _open_archive(archive, config) if archive is not None else None
     task = load_task(config.task)
     reference = ReferenceConfig(name=config.reference)
     preset_name = load_preset(config.preset).name
@@ -222,15 +233,68 @@ def run_active_learning(config: ActiveLearningConfig, out_dir: Path,
     say(f"pool: {len(pool)} unlabelled frames of the OOD molecules")
     results = ResultsStore(out_dir / "results.db")
     curve: list[dict] = []
+    hashes = {"base_dataset_hash": base.content_hash(),
+              "pool_dataset_hash": pool.store.content_hash()}
     for seed in config.seeds:
         for rule in config.rules:
-            curve += _one_study(config, task.name, rule, seed, base_path, pool, results,
+            saved = study_archive.unit(rule, seed) if study_archive is not None else None
+            if saved is not None:
+                say(f"{rule} seed {seed}: archived (ran on {saved.machine}), not run again")
+                curve += saved.points
+                continue
+            started = time.perf_counter()
+            points = _one_study(config, task.name, rule, seed, base_path, pool, results,
                                 out_dir, say, device)
+            curve += points
+            if study_archive is not None:
+                uncertainty = None
+                if rule == "ensemble":  # its round-0 members are here now, not on a resume
+                    uncertainty = _uncertainty_of_seed(config, task.name, base_path, out_dir,
+                                                       seed, say)
+                path = study_archive.save_unit(ArchivedUnit(
+                    rule=rule, seed=seed, points=points,
+                    picks=_saved_picks(out_dir / "al" / rule / f"seed{seed}", config.rounds),
+                    device=device, machine=machine_name(),
+                    versions=package_versions(_VERSIONED),
+                    wall_seconds=round(time.perf_counter() - started, 1), **hashes),
+                    uncertainty)
+                say(f"{rule} seed {seed} archived -> {path}")
     write_text(out_dir / "curve.json", json.dumps(curve, indent=2))
-    _uncertainty_of_round_zero(config, task.name, base_path, out_dir, say)
+    if "ensemble" in config.rules:
+        for seed in config.seeds:
+            if study_archive is None or not study_archive.restore_uncertainty(seed, out_dir):
+                _uncertainty_of_seed(config, task.name, base_path, out_dir, seed, say)
     summary = write_active_learning_report(curve, config.model_dump(mode="json"), out_dir)
+    if study_archive is not None:
+        study_archive.save_finished(out_dir)
     say(f"report: {out_dir / 'report'}")
     return summary
+
+
+def _open_archive(folder: Path, config: ActiveLearningConfig) -> StudyArchive:
+    """The study's archive; refused where it holds another study (its units would mix)."""
+    archive = StudyArchive(folder)
+    saved = archive.saved_config()
+    if saved is not None:
+        try:
+            before = ActiveLearningConfig.model_validate(saved)  # defaults for newer fields
+        except ValueError as error:
+            raise GmdError(f"archive {folder}: its study.json is not a study config "
+                           f"({error})") from error
+        if before != config:
+            now = config.model_dump(mode="json")
+            differs = sorted(key for key, value in before.model_dump(mode="json").items()
+                             if now.get(key) != value)
+            raise GmdError(f"archive {folder} holds another study (differs in "
+                           f"{', '.join(differs)}): use another --archive")
+    archive.start(config.model_dump(mode="json"))
+    return archive
+
+
+def _saved_picks(folder: Path, rounds: int) -> list[dict]:
+    """Each round's picks.json of a finished unit (the control's name no frame)."""
+    return [json.loads((folder / f"round{index}" / "picks.json").read_text())
+            for index in range(1, rounds + 1)]
 
 
 def _one_study(config: ActiveLearningConfig, task: str, rule: str, seed: int, base_path: Path,
@@ -382,21 +446,19 @@ def grown_dataset(data: Path, pool: Pool, picks: np.ndarray, config: ActiveLearn
     return extended_dataset(data, labelled(), target)
 
 
-def _uncertainty_of_round_zero(config: ActiveLearningConfig, task: str, base_path: Path,
-                               out_dir: Path, say: Callable[[str], None]) -> None:
-    """The round-0 ensemble of each seed (the ensemble rule's members, trained on the task's
+def _uncertainty_of_seed(config: ActiveLearningConfig, task: str, base_path: Path,
+                         out_dir: Path, seed: int, say: Callable[[str], None]) -> Path:
+    """The round-0 ensemble of one seed (the ensemble rule's members, trained on the task's
     own training set): its uncertainty calibration on the ID and OOD test frames."""
-    if "ensemble" not in config.rules:
-        return
     dataset_hash = DatasetStore(base_path).content_hash()
-    for seed in config.seeds:
-        run_dirs = [run_config(config.model, task, _member_seed(seed, member),
-                               dataset_hash).run_dir(out_dir / "runs")
-                    for member in range(config.ensemble_size)]
-        out = out_dir / "uncertainty" / f"round0-seed{seed}"
-        summary = uncertainty_for_runs(run_dirs, out)
-        say(f"uncertainty of the round-0 ensemble, seed {seed}: best OOD signal "
-            f"{summary['best_ood_signal']} -> {out}")
+    run_dirs = [run_config(config.model, task, _member_seed(seed, member),
+                           dataset_hash).run_dir(out_dir / "runs")
+                for member in range(config.ensemble_size)]
+    out = out_dir / "uncertainty" / f"round0-seed{seed}"
+    summary = uncertainty_for_runs(run_dirs, out)
+    say(f"uncertainty of the round-0 ensemble, seed {seed}: best OOD signal "
+        f"{summary['best_ood_signal']} -> {out}")
+    return out
 
 
 def rebuild_active_learning_report(folder: Path) -> Path:
