@@ -355,7 +355,8 @@ def test_a_model_run_from_a_source_tree_says_so(monkeypatch):
 def test_attention_pooling_is_stable_for_large_scores():
     """Softmax is unchanged by a constant added to every score; the pooling subtracts each
     structure's largest score before exp, so scores far beyond float32's exp range (exp(89)
-    overflows) give the same energies as small ones instead of inf / inf = nan."""
+    overflows, exp(-104) underflows) give the same energies as small ones instead of
+    inf / inf or 0 / 0 = nan, for scores far above and far below zero alike."""
     batch = _ethanol_batch()
     network = DeepSetMoE(DeepSetMoEConfig(aggregation="attention"), [1, 6, 8])
     torch.manual_seed(0)
@@ -364,6 +365,11 @@ def test_attention_pooling_is_stable_for_large_scores():
     reference = network(batch, compute_forces=False)["energy"].detach()
     with torch.no_grad():
         network.attention.bias += 100.0
+    shifted = network(batch, compute_forces=False)["energy"].detach()
+    assert torch.isfinite(shifted).all()
+    assert torch.allclose(shifted, reference, rtol=1e-5)
+    with torch.no_grad():
+        network.attention.bias -= 300.0  # every score near -200: the largest is negative
     shifted = network(batch, compute_forces=False)["energy"].detach()
     assert torch.isfinite(shifted).all()
     assert torch.allclose(shifted, reference, rtol=1e-5)
