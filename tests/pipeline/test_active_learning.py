@@ -288,6 +288,6 @@ def test_a_study_archived_unit_by_unit_continues_on_a_fresh_folder(tmp_path, tin
 
     # another study is refused, naming what differs, and the archive is left as it was
     other = config.model_copy(update={"seeds": [0, 1]})
-    with pytest.raises(GmdError, match="holds another study .*seeds"):
+    with pytest.raises(GmdError, match=r"holds another study .*seeds"):
         run_active_learning(other, tmp_path / "fourth", archive=archive)
     assert not (tmp_path / "fourth").exists()

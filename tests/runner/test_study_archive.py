@@ -43,9 +43,9 @@ def test_uncertainty_is_saved_with_its_unit_and_restored(tmp_path):
 def test_torn_files_are_named_not_ignored(tmp_path):
     archive = StudyArchive(tmp_path)
     (tmp_path / "study.json").write_text('{"conf')
-    with pytest.raises(GmdError, match="study.json is not a study archive"):
+    with pytest.raises(GmdError, match=r"study\.json is not a study archive"):
         archive.saved_config()
     (tmp_path / "units").mkdir()
     (tmp_path / "units" / "random-seed0.json").write_text('{"rule": "random"}')
-    with pytest.raises(GmdError, match="random-seed0.json is not an archived study unit"):
+    with pytest.raises(GmdError, match=r"random-seed0\.json is not an archived study unit"):
         archive.unit("random", 0)
