@@ -680,7 +680,9 @@ def explore_command(
 
 @app.command("active-learn-report")
 def active_learn_report_command(
-    folder: Annotated[Path, typer.Argument(help="a finished study's output folder")],
+    folder: Annotated[Path, typer.Argument(
+        help="a finished study's output folder, or a study archive (--archive) still being "
+             "filled: an interim report over its seeds with every rule archived")],
 ) -> None:
     """Rebuild a finished active-learning study's report (curves, labels to target, paired
     comparisons over seeds) from its saved curve and config: no model, no label."""

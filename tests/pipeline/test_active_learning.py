@@ -291,3 +291,45 @@ def test_a_study_archived_unit_by_unit_continues_on_a_fresh_folder(tmp_path, tin
     with pytest.raises(GmdError, match=r"holds another study .*seeds"):
         run_active_learning(other, tmp_path / "fourth", archive=archive)
     assert not (tmp_path / "fourth").exists()
+
+
+def test_an_unfinished_archive_reports_its_complete_seeds_only(tmp_path):
+    """An archive still being filled gets an interim report, paired over the seeds whose every
+    rule is archived (a seed with one rule missing is left out), and says so at its head."""
+    from gmdbench.pipeline.active_learning import rebuild_active_learning_report
+    from gmdbench.runner.study_archive import ArchivedUnit, StudyArchive
+
+    config = ActiveLearningConfig(
+        name="interim", task="fragment_duplication", model={"name": "schnet"}, seeds=[0, 1, 2],
+        rounds=1, batch=2, rules=["random", "no_label"], target_ood_force_mae=0.05)
+    archive = StudyArchive(tmp_path)
+    archive.start(config.model_dump(mode="json"))
+    with pytest.raises(GmdError, match="0 of 6 rule-seed units and no seed"):
+        rebuild_active_learning_report(tmp_path)
+
+    def unit(rule, seed, ood):
+        points = [{"rule": rule, "seed": seed, "round": index, "labels": 2 * index * (
+            rule == "random"), "id_force_mae": 0.04, "ood_force_mae": value,
+            "run_id": f"{rule}{seed}{index}"} for index, value in enumerate(ood)]
+        return ArchivedUnit(rule=rule, seed=seed, points=points, picks=[], device="cpu",
+                            base_dataset_hash="b", pool_dataset_hash="p", machine="m",
+                            versions={}, wall_seconds=1.0)
+
+    for seed, (random_end, control_end) in enumerate([(0.06, 0.09), (0.05, 0.07)]):
+        archive.save_unit(unit("random", seed, [0.1, random_end]))
+        archive.save_unit(unit("no_label", seed, [0.1, control_end]))
+    archive.save_unit(unit("random", 2, [0.1, 0.01]))  # seed 2 lacks its control
+    summary = json.loads(rebuild_active_learning_report(tmp_path).read_text())
+    assert summary["config"]["seeds"] == [0, 1]
+    assert summary["curves"]["random"][1]["ood_mean"] == pytest.approx(0.055)
+    assert summary["comparisons"]["random"]["final vs no_label"]["n"] == 2
+    # the control adds no label: its area is over its rounds, as a rule's, not 0 / 0
+    assert summary["per_seed"]["no_label"]["0"]["area"] == pytest.approx((0.1 + 0.09) / 2)
+    area = summary["comparisons"]["random"]["area vs no_label"]
+    random_areas = [(0.1 + 0.06) / 2, (0.1 + 0.05) / 2]
+    control_areas = [(0.1 + 0.09) / 2, (0.1 + 0.07) / 2]
+    assert area["mean_difference"] == pytest.approx(
+        np.mean(np.subtract(random_areas, control_areas)))
+    report = (tmp_path / "report" / "active_learning.md").read_text()
+    assert "**Interim report**: 2 of 3 seeds have every rule archived (5 of 6" in report
+    assert not (tmp_path / "curve.json").exists()  # still an archive being filled

@@ -464,8 +464,14 @@ def _uncertainty_of_seed(config: ActiveLearningConfig, task: str, base_path: Pat
 def rebuild_active_learning_report(folder: Path) -> Path:
     """The report of a finished study rebuilt from its saved files alone (``curve.json`` and
     the config inside ``active_learning.json``; the round-0 uncertainty folders as saved): no
-    model, no label. Used when the analysis changes after the study ran."""
+    model, no label. Used when the analysis changes after the study ran.
+
+    A study archive still being filled (``study.json`` and ``units/``, no ``curve.json``) gets
+    an *interim* report over the seeds whose every rule is archived, so the comparisons stay
+    paired; its header says how many seeds of how many it rests on."""
     folder = Path(folder)
+    if not (folder / "curve.json").exists() and StudyArchive(folder).saved_config() is not None:
+        return _interim_report(folder)
     for name in ("curve.json", "active_learning.json"):
         if not (folder / name).exists():
             raise GmdError(f"{folder / name} does not exist: {folder} is not a finished "
@@ -474,3 +480,23 @@ def rebuild_active_learning_report(folder: Path) -> Path:
     saved = json.loads((folder / "active_learning.json").read_text())["config"]
     config = ActiveLearningConfig.model_validate(saved)  # defaults for fields added since
     return write_active_learning_report(curve, config.model_dump(mode="json"), folder)
+
+
+def _interim_report(folder: Path) -> Path:
+    """The report of an unfinished study archive, over its complete seeds only."""
+    archive = StudyArchive(folder)
+    config = ActiveLearningConfig.model_validate(archive.saved_config())
+    expected = [(rule, seed) for seed in config.seeds for rule in config.rules]
+    done = {key: unit for key in expected if (unit := archive.unit(*key)) is not None}
+    complete = [seed for seed in config.seeds
+                if all((rule, seed) in done for rule in config.rules)]
+    if not complete:
+        raise GmdError(f"archive {folder} holds {len(done)} of {len(expected)} rule-seed units "
+                       "and no seed with every rule yet: no paired comparison to report")
+    curve = [point for seed in complete for rule in config.rules
+             for point in done[rule, seed].points]
+    note = (f"**Interim report**: {len(complete)} of {len(config.seeds)} seeds have every rule "
+            f"archived ({len(done)} of {len(expected)} rule-seed units); the tables and tests "
+            "below rest on those seeds alone and will change as the study goes on.")
+    shown = config.model_copy(update={"seeds": complete}).model_dump(mode="json")
+    return write_active_learning_report(curve, shown, folder, note=note)

@@ -58,8 +58,12 @@ def labels_to_target(rows: list[dict], target: float) -> int | None:
 
 
 def per_seed(curve: list[dict], target: float | None) -> dict[str, dict[int, dict]]:
-    """Per rule and seed: the mean OOD force MAE over the label budget (trapezoid), the final
-    OOD force MAE, and the labels to reach ``target`` (absolute, eV/A)."""
+    """Per rule and seed: the mean OOD force MAE over the rounds (trapezoid), the final OOD
+    force MAE, and the labels to reach ``target`` (absolute, eV/A).
+
+    The area runs over rounds, not labels: a rule adds ``batch`` labels a round, so for it the
+    two are the same mean, but the no-label control adds none (its label range is 0, and an
+    area over it is 0 / 0) while training as much, round for round."""
     grouped: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for point in curve:
         grouped[point["rule"]][point["seed"]].append(point)
@@ -71,7 +75,7 @@ def per_seed(curve: list[dict], target: float | None) -> dict[str, dict[int, dic
             labels = [p["labels"] for p in points]
             ood = [p["ood_force_mae"] for p in points]
             result[rule][seed] = {
-                "area": trapezoid_mean(labels, ood), "final": ood[-1],
+                "area": trapezoid_mean([p["round"] for p in points], ood), "final": ood[-1],
                 "labels_to_target": None if target is None else
                 first_reaching(labels, ood, target)}
     return result
@@ -101,7 +105,8 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
     """The paired table and its verdicts, with the caveats that belong beside them."""
     lines = ["## Paired over seeds (decided by code)\n",
              "Each rule minus the other, seed by seed: *area* is the mean OOD force MAE over "
-             "the label budget (trapezoid; lower is better, no target needed), *final* the "
+             "the rounds (trapezoid, the same as over the label budget for a rule that adds a "
+             "batch a round; lower is better, no target needed), *final* the "
              "OOD force MAE after the last round. 95% t interval of the mean difference, "
              "paired t-test and Wilcoxon signed-rank (6 or more seeds) p-values; *detectable*: "
              "the difference these seeds detect with 80% power; *seeds needed*: paired seeds "
@@ -178,9 +183,11 @@ def plot_curves(aggregated: dict[str, list[dict]], title: str, out: Path,
     return out
 
 
-def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path) -> Path:
+def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path,
+                                 note: str | None = None) -> Path:
     """active_learning.json (the aggregated curves, labels to target) and report/ (markdown,
-    plots, the round-0 uncertainty tables, index.html); returns the json path."""
+    plots, the round-0 uncertainty tables, index.html); returns the json path. ``note``, where
+    given (an interim report), heads the markdown and is kept in the json."""
     aggregated = aggregate(curve)
     target = config["target_ratio"]
     ratios = [target, *sorted(set(config.get("other_ratios", [])) - {target}, reverse=True)]
@@ -198,6 +205,8 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path)
     summary |= {"per_seed": {rule: {str(seed): values for seed, values in by_seed.items()}
                              for rule, by_seed in seeds.items()},
                 "comparisons": compared, "baseline_rule": baseline, "control": control}
+    if note is not None:
+        summary["note"] = note
     path = out_dir / "active_learning.json"
     write_text(path, json.dumps(summary, indent=2))
     report = out_dir / "report"
@@ -208,7 +217,7 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path)
                 f"{config['batch']} labels per round, update {config['update']}",
                 report / "active_learning.png", target=target)
     most = config["rounds"] * config["batch"]
-    lines = [f"# Active learning: {config['name']}\n",
+    lines = [f"# Active learning: {config['name']}\n", *([f"{note}\n"] if note else []),
              f"{model['name']} on {Path(config['task']).stem} ({Path(config['preset']).stem} "
              "preset); pool: OOD "
              f"molecules' MD frames from data seed {config['data_seed']} + "
