@@ -20,6 +20,11 @@ commit_units() {
   # archive (other staged work is left alone); retried when another git command holds the
   # index lock
   if [[ -z "$(git status --porcelain -- "$ARCHIVE")" ]]; then return 0; fi
+  # an interim report over the seeds with every rule archived (none yet: nothing to write);
+  # the finished study's own report replaces it at the end
+  if [[ ! -f "$ARCHIVE/curve.json" ]]; then
+    .venv/bin/gmd active-learn-report "$ARCHIVE" >/dev/null 2>&1 || true
+  fi
   for _ in 1 2 3 4 5; do
     git add "$ARCHIVE" 2>/dev/null || true
     if git diff --cached --quiet -- "$ARCHIVE"; then return 0; fi
