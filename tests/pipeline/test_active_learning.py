@@ -93,6 +93,8 @@ def test_loop_writes_a_curve_per_rule_and_a_report(study):
     # round 0 is one shared run: every rule starts from the same model
     curve = json.loads((out / "curve.json").read_text())
     assert len({p["run_id"] for p in curve if p["round"] == 0}) == 1
+    assert summary["seeds_with_unshared_round_0"] == []
+    assert "Caveat: in seed(s)" not in (out / "report" / "active_learning.md").read_text()
     # a round's run is cached by its dataset: rules that picked the same frames share it
     picks = {rule: tuple(json.loads((out / "al" / rule / "seed0" / "round1" / "picks.json")
                                     .read_text())["pool_indices"]) for rule in config.rules}
@@ -333,3 +335,6 @@ def test_an_unfinished_archive_reports_its_complete_seeds_only(tmp_path):
     report = (tmp_path / "report" / "active_learning.md").read_text()
     assert "**Interim report**: 2 of 3 seeds have every rule archived (5 of 6" in report
     assert not (tmp_path / "curve.json").exists()  # still an archive being filled
+    # the hand-made units' round-0 run ids differ per rule: not one shared start, and said so
+    assert summary["seeds_with_unshared_round_0"] == [0, 1]
+    assert "Caveat: in seed(s) 0, 1 the rules did not start from one round-0 model" in report

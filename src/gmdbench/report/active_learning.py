@@ -81,6 +81,17 @@ def per_seed(curve: list[dict], target: float | None) -> dict[str, dict[int, dic
     return result
 
 
+def seeds_with_unshared_round_zero(curve: list[dict]) -> list[int]:
+    """Seeds whose rules' round-0 points differ. Within a seed every rule starts from the same
+    model (one run id), which is what makes the comparison paired; a study continued on
+    another machine retrains round 0 there, and other CPUs round differently."""
+    starts: dict[int, set[tuple[str, float]]] = defaultdict(set)
+    for point in curve:
+        if point["round"] == 0:
+            starts[point["seed"]].add((point["run_id"], point["ood_force_mae"]))
+    return sorted(seed for seed, found in starts.items() if len(found) > 1)
+
+
 def comparisons(seeds: dict[str, dict[int, dict]], baseline: str, control: str | None
                 ) -> dict[str, dict[str, dict]]:
     """Every rule against the baseline rule and the no-label control, seed by seed, on the
@@ -207,6 +218,8 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path,
                 "comparisons": compared, "baseline_rule": baseline, "control": control}
     if note is not None:
         summary["note"] = note
+    unshared = seeds_with_unshared_round_zero(curve)
+    summary["seeds_with_unshared_round_0"] = unshared
     path = out_dir / "active_learning.json"
     write_text(path, json.dumps(summary, indent=2))
     report = out_dir / "report"
@@ -260,6 +273,11 @@ def write_active_learning_report(curve: list[dict], config: dict, out_dir: Path,
                          f"{len(by_seed)} |")
         lines.append("")
     lines += paired_section(compared, config)
+    if unshared:
+        lines += ["", f"Caveat: in seed(s) {', '.join(map(str, unshared))} the rules did not "
+                  "start from one round-0 model (their round-0 OOD errors differ: units of one "
+                  "seed trained on different machines or dataset rebuilds), so those seeds' "
+                  "differences carry round-0 noise too and the pairing is looser there.", ""]
     (report / "active_learning.md").write_text("\n".join(lines))
     write_uncertainty(out_dir / "uncertainty", report)
     for png in sorted((out_dir / "uncertainty").glob("*/uncertainty.png")):
