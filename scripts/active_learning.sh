@@ -30,7 +30,10 @@ commit_units() {
     if git diff --cached --quiet -- "$ARCHIVE"; then return 0; fi
     names=$(git diff --cached --name-only -- "$ARCHIVE/units" | xargs -rn1 basename |
             sed 's/\.json$//' | tr '\n' ' ')
-    message="Active-learning study $NAME: archived ${names:-its curve and report}"
+    if [[ -n "${names// /}" ]]; then message="archived ${names% }"
+    elif git diff --cached --quiet -- "$ARCHIVE/curve.json"; then message="its config"
+    else message="its finished curve and report"; fi
+    message="Active-learning study $NAME: $message"
     if git commit -q -m "$message" -- "$ARCHIVE"; then return 0; fi
     sleep 7
   done
