@@ -271,6 +271,9 @@ def test_a_study_archived_unit_by_unit_continues_on_a_fresh_folder(tmp_path, tin
     assert (archive / "uncertainty" / "round0-seed0" / "frames.csv").exists()
     assert json.loads((archive / "curve.json").read_text()) == first
     assert (archive / "report" / "active_learning.md").exists()
+    # the archive keeps numbers; figures are remade from them, not committed per seed
+    assert not list((archive / "uncertainty").rglob("*.png"))
+    assert not list((archive / "report").glob("uncertainty_*.png"))
 
     # every unit archived: nothing is trained, the curve and uncertainty come back as saved
     run_active_learning(config, tmp_path / "second", archive=archive)

@@ -32,6 +32,7 @@ def test_uncertainty_is_saved_with_its_unit_and_restored(tmp_path):
     made.mkdir()
     (made / "frames.csv").write_text("frame,sigma\n0,0.1\n")
     (made / "uncertainty.json").write_text("{}")
+    (made / "uncertainty.png").write_bytes(b"\x89PNG")  # a figure: not archived
     archive = StudyArchive(tmp_path / "archive")
     archive.save_unit(_unit("ensemble"), uncertainty=made)
     assert archive.restore_uncertainty(3, tmp_path / "out")

@@ -267,6 +267,7 @@ def run_active_learning(config: ActiveLearningConfig, out_dir: Path,
     summary = write_active_learning_report(curve, config.model_dump(mode="json"), out_dir)
     if study_archive is not None:
         study_archive.save_finished(out_dir)
+        rebuild_active_learning_report(study_archive.folder)
     say(f"report: {out_dir / 'report'}")
     return summary
 
@@ -470,8 +471,13 @@ def rebuild_active_learning_report(folder: Path) -> Path:
     an *interim* report over the seeds whose every rule is archived, so the comparisons stay
     paired; its header says how many seeds of how many it rests on."""
     folder = Path(folder)
-    if not (folder / "curve.json").exists() and StudyArchive(folder).saved_config() is not None:
-        return _interim_report(folder)
+    archived = StudyArchive(folder).saved_config()
+    if archived is not None:  # a study archive: its config is study.json
+        if not (folder / "curve.json").exists():
+            return _interim_report(folder)
+        curve = json.loads((folder / "curve.json").read_text())
+        config = ActiveLearningConfig.model_validate(archived)
+        return write_active_learning_report(curve, config.model_dump(mode="json"), folder)
     for name in ("curve.json", "active_learning.json"):
         if not (folder / name).exists():
             raise GmdError(f"{folder / name} does not exist: {folder} is not a finished "

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,10 @@ from gmdbench.errors import GmdError
 from gmdbench.files import write_bytes, write_text
 
 STUDY_FILE = "study.json"
-# what a finished study leaves in its output folder, copied into the archive at the end
-FINISHED_OUTPUTS = ("curve.json", "active_learning.json")
+# what a finished study leaves in its output folder that the archive keeps, at the end
+FINISHED_CURVE = "curve.json"
+# what of a round-0 uncertainty folder is archived: its numbers, not its figures
+ARCHIVED_SUFFIXES = (".json", ".csv")
 
 
 class ArchivedUnit(BaseModel):
@@ -101,12 +102,14 @@ class StudyArchive:
 
     def save_unit(self, unit: ArchivedUnit, uncertainty: Path | None = None) -> Path:
         """Write a finished unit (and the round-0 uncertainty folder it made, first: a unit on
-        disk means its files are complete)."""
+        disk means its files are complete). Of that folder only the numbers are kept (the
+        per-frame table and the summary, ~0.3 MB a seed): its figures (~0.5 MB a seed, which
+        git cannot compress) would make the clone heavy for nothing the checks read."""
         if uncertainty is not None:
             target = self.uncertainty_dir(unit.seed)
             target.mkdir(parents=True, exist_ok=True)
             for path in sorted(uncertainty.iterdir()):
-                if path.is_file():
+                if path.is_file() and path.suffix in ARCHIVED_SUFFIXES:
                     write_bytes(target / path.name, path.read_bytes())
         path = self._unit_path(unit.rule, unit.seed)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,14 +130,6 @@ class StudyArchive:
         return True
 
     def save_finished(self, out_dir: Path) -> None:
-        """The finished study's curve, summary and report, copied beside its units."""
-        for name in FINISHED_OUTPUTS:
-            write_bytes(self.folder / name, (out_dir / name).read_bytes())
-        # built aside, then swapped in: the report is rebuilt from the files above anyway
-        # (`gmd active-learn-report`), so a kill mid-swap loses nothing that cannot be remade
-        report, fresh = self.folder / "report", self.folder / "report.new"
-        shutil.rmtree(fresh, ignore_errors=True)
-        shutil.copytree(out_dir / "report", fresh)
-        shutil.rmtree(report, ignore_errors=True)
-        fresh.rename(report)
-
+        """The finished study's curve, beside its units (its report is then rebuilt from the
+        archive's own files, so it shows what a clone can recompute and nothing more)."""
+        write_bytes(self.folder / FINISHED_CURVE, (out_dir / FINISHED_CURVE).read_bytes())
