@@ -1,5 +1,7 @@
 """Routing of DeepSet-MoE: the routers do what they say, the metrics measure what they claim."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -204,7 +206,7 @@ def test_deepset_router_config_defaults_and_bounds_are_the_documented_ones():
     for router in ("identity", "spatial"):  # only the learned router keeps top-k experts
         DeepSetMoEConfig(router=router, num_experts=3, top_k=4)
     DeepSetMoEConfig(bin_edges=[1e-9, 1.0])
-    for edges in ([0.0, 1.0], [-1.0, 1.0], [2.0, 1.0]):
+    for edges in ([0.0, 1.0], [-1.0, 1.0], [2.0, 1.0], [math.nan, 1.0], [1.0, math.nan]):
         with pytest.raises(ValidationError, match="bin_edges must be positive and increasing"):
             DeepSetMoEConfig(bin_edges=edges)
 

@@ -74,7 +74,7 @@ class DeepSetMoEConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> DeepSetMoEConfig:
-        if self.bin_edges != sorted(self.bin_edges) or any(e <= 0 for e in self.bin_edges):
+        if self.bin_edges != sorted(self.bin_edges) or not all(e > 0 for e in self.bin_edges):
             raise ValueError("bin_edges must be positive and increasing")
         if self.router == "learned" and self.top_k > self.num_experts:
             raise ValueError(f"top_k {self.top_k} exceeds num_experts {self.num_experts}")
