@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy.stats import t, ttest_rel, wilcoxon
 
-from gmdbench.evaluation.paired import first_reaching, paired_comparison, trapezoid_mean
+from gmdbench.evaluation.paired import (
+    adjust_for_multiplicity,
+    first_reaching,
+    paired_comparison,
+    trapezoid_mean,
+)
 
 
 def test_trapezoid_mean_is_the_area_over_the_label_range():
@@ -155,3 +160,30 @@ def test_the_seeds_needed_search_stops_at_its_cap_and_not_before():
         mean = (detectable(needed) + detectable(needed - 1)) / 2
         result = paired_comparison({0: mean + 1.0, 1: mean - 1.0}, {0: 0.0, 1: 0.0})
         assert result["seeds_needed"] == expected
+
+
+def test_verdicts_are_adjusted_over_the_table_by_benjamini_hochberg():
+    """Hand-worked Benjamini-Hochberg: p (0.01, 0.04, 0.03, 0.20) of m = 4 sort to 0.01, 0.03,
+    0.04, 0.20; m p_(i) / i gives 0.04, 0.06, 0.0533, 0.20 and the running minimum from the
+    top 0.04, 0.0533, 0.0533, 0.20. A row whose own interval excludes 0 (p 0.03, 0.04) is not
+    called once adjusted; Holm or Bonferroni would give other numbers (0.04 -> 0.06, 0.08)."""
+    rows = [{"t_test_p": p, "level": 0.95, "verdict": verdict} for p, verdict in
+            ((0.01, "lower"), (0.04, "higher"), (0.03, "lower"),
+             (0.20, "not distinguishable"))]
+    untested = {"t_test_p": None, "level": 0.95, "verdict": "lower"}  # equal shifts: no test
+    adjust_for_multiplicity([*rows, untested])
+    assert [row["adjusted_p"] for row in rows] == pytest.approx([0.04, 0.16 / 3, 0.16 / 3,
+                                                                 0.20])
+    assert [row["verdict"] for row in rows] == ["lower", "not distinguishable",
+                                                "not distinguishable", "not distinguishable"]
+    assert [row["unadjusted_verdict"] for row in rows] == ["lower", "higher", "lower",
+                                                           "not distinguishable"]
+    assert untested["adjusted_p"] is None and untested["verdict"] == "lower"
+    alone = [{"t_test_p": 0.03, "level": 0.95, "verdict": "lower"}]
+    adjust_for_multiplicity(alone)  # a family of one: nothing to adjust
+    assert alone[0]["adjusted_p"] == pytest.approx(0.03) and alone[0]["verdict"] == "lower"
+    loose = [{"t_test_p": 0.06, "level": 0.9, "verdict": "lower"},
+             {"t_test_p": 0.5, "level": 0.9, "verdict": "not distinguishable"}]
+    adjust_for_multiplicity(loose)  # decided at the comparisons' own level (0.06 * 2 > 0.1)
+    assert loose[0]["adjusted_p"] == pytest.approx(0.12)
+    assert loose[0]["verdict"] == "not distinguishable"

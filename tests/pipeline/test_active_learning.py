@@ -242,6 +242,11 @@ def test_paired_study_with_control_and_seed_pools(tmp_path, tiny_task_path, tiny
     assert set(compared["distance"]) == {"area vs random", "final vs random",
                                          "area vs no_label", "final vs no_label"}
     assert compared["distance"]["area vs random"]["n"] == 2
+    assert set(compared["random"]) == set()  # against the control: the control's own row
+    assert set(compared["no_label"]) == {"area vs random", "final vs random"}
+    family = [test for tests in compared.values() for test in tests.values()]
+    # distance: 2 metrics x (random, control); the control: 2 x random
+    assert len(family) == 6 and all("adjusted_p" in test for test in family)
     report = (tmp_path / "report" / "active_learning.md").read_text()
     assert "## Paired over seeds (decided by code)" in report
     assert "Labels to an OOD force MAE of 0.01 eV/A" in report
@@ -327,14 +332,16 @@ def test_an_unfinished_archive_reports_its_complete_seeds_only(tmp_path):
     summary = json.loads(rebuild_active_learning_report(tmp_path).read_text())
     assert summary["config"]["seeds"] == [0, 1]
     assert summary["curves"]["random"][1]["ood_mean"] == pytest.approx(0.055)
-    assert summary["comparisons"]["random"]["final vs no_label"]["n"] == 2
+    # random against the control is stated once: the control's row against random
+    assert set(summary["comparisons"]["random"]) == set()
+    assert summary["comparisons"]["no_label"]["final vs random"]["n"] == 2
     # the control adds no label: its area is over its rounds, as a rule's, not 0 / 0
     assert summary["per_seed"]["no_label"]["0"]["area"] == pytest.approx((0.1 + 0.09) / 2)
-    area = summary["comparisons"]["random"]["area vs no_label"]
+    area = summary["comparisons"]["no_label"]["area vs random"]
     random_areas = [(0.1 + 0.06) / 2, (0.1 + 0.05) / 2]
     control_areas = [(0.1 + 0.09) / 2, (0.1 + 0.07) / 2]
     assert area["mean_difference"] == pytest.approx(
-        np.mean(np.subtract(random_areas, control_areas)))
+        np.mean(np.subtract(control_areas, random_areas)))
     report = (tmp_path / "report" / "active_learning.md").read_text()
     assert "**Interim report**: 2 of 3 seeds have every rule archived (5 of 6" in report
     assert not (tmp_path / "curve.json").exists()  # still an archive being filled

@@ -149,5 +149,17 @@ def test_paired_test_recomputed_from_the_committed_curve(path: Path):
             assert stored["ci"] == pytest.approx([differences.mean() - half,
                                                   differences.mean() + half], rel=1e-9)
             excludes_zero = differences.mean() + half < 0 or differences.mean() - half > 0
-            assert (stored["verdict"] != "not distinguishable") == excludes_zero
+            assert (stored["unadjusted_verdict"] != "not distinguishable") == excludes_zero
     assert checked, f"{path}: no rule was compared with random or the control"
+    # the verdicts: Benjamini-Hochberg over every tested row of the table, by hand
+    family = [test for tests in summary["comparisons"].values() for test in tests.values()
+              if test["t_test_p"] is not None]
+    p = np.array([test["t_test_p"] for test in family])
+    order = np.argsort(p)
+    scaled = p[order] * len(p) / np.arange(1, len(p) + 1)
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    for test, value in zip(family, adjusted, strict=True):
+        assert test["adjusted_p"] == pytest.approx(value, rel=1e-9)
+        called = test["verdict"] != "not distinguishable"
+        assert called == (value < 0.05 and test["unadjusted_verdict"] != "not distinguishable")

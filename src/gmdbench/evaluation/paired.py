@@ -6,6 +6,12 @@ rule, decides. A verdict is "lower" or "higher" only where the confidence interv
 difference excludes 0; otherwise "not distinguishable", with the number of paired seeds that
 would detect the observed difference at 80% power (two-sided, at the same level), so a reader
 sees whether the study was too small or the difference too small.
+
+A table of comparisons is one family: with eight rows at 5% each, one "significant" row is
+what chance alone gives a third of the time. ``adjust_for_multiplicity`` holds the false
+discovery rate of a table's verdicts at the same level (Benjamini-Hochberg, scipy's own
+``false_discovery_control``; it holds under the positive dependence of comparisons that share
+a baseline), and a verdict is "lower" or "higher" only where the adjusted p-value says so.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import t, ttest_rel, wilcoxon
+from scipy.stats import false_discovery_control, t, ttest_rel, wilcoxon
 
 POWER = 0.8
 MAX_SEEDS = 1000  # the seeds-needed search gives up here (a difference of ~0)
@@ -74,3 +80,20 @@ def paired_comparison(values: dict[int, float], baseline: dict[int, float],
     elif mean - half > 0:
         result["verdict"] = "higher"
     return result
+
+
+def adjust_for_multiplicity(comparisons: list[dict]) -> None:
+    """Benjamini-Hochberg adjusted p-values over ``comparisons`` (results of
+    ``paired_comparison``, one family), in place: each gains ``adjusted_p`` (None where it has
+    no test) and ``unadjusted_verdict`` (its own interval's verdict), and its ``verdict`` is
+    "not distinguishable" unless its adjusted p-value is below 1 - level. Comparisons whose
+    differences were all equal (no test, no spread) keep their verdict."""
+    tested = [c for c in comparisons if c["t_test_p"] is not None]
+    adjusted = false_discovery_control([c["t_test_p"] for c in tested]) if tested else []
+    for comparison in comparisons:
+        comparison["unadjusted_verdict"] = comparison["verdict"]
+        comparison["adjusted_p"] = None
+    for comparison, p in zip(tested, adjusted, strict=True):
+        comparison["adjusted_p"] = float(p)
+        if p >= 1 - comparison["level"]:
+            comparison["verdict"] = "not distinguishable"
