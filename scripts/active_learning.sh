@@ -31,8 +31,10 @@ commit_units() {
     names=$(git diff --cached --name-only -- "$ARCHIVE/units" | xargs -rn1 basename |
             sed 's/\.json$//' | tr '\n' ' ')
     if [[ -n "${names// /}" ]]; then message="archived ${names% }"
-    elif git diff --cached --quiet -- "$ARCHIVE/curve.json"; then message="its config"
-    else message="its finished curve and report"; fi
+    elif ! git diff --cached --quiet -- "$ARCHIVE/curve.json"; then
+      message="its finished curve and report"
+    elif ! git diff --cached --quiet -- "$ARCHIVE/study.json"; then message="its config"
+    else message="its report rebuilt"; fi
     message="Active-learning study $NAME: $message"
     if git commit -q -m "$message" -- "$ARCHIVE"; then return 0; fi
     sleep 7
