@@ -187,3 +187,11 @@ def test_verdicts_are_adjusted_over_the_table_by_benjamini_hochberg():
     adjust_for_multiplicity(loose)  # decided at the comparisons' own level (0.06 * 2 > 0.1)
     assert loose[0]["adjusted_p"] == pytest.approx(0.12)
     assert loose[0]["verdict"] == "not distinguishable"
+    # significance is p < 1 - level: at a 75% level p = 0.25 exactly is not called; at 30%
+    # (alpha 0.7, where 1 - level and 1 % level part) p = 0.5 is
+    edge = [{"t_test_p": 0.25, "level": 0.75, "verdict": "lower"}]
+    adjust_for_multiplicity(edge)
+    assert edge[0]["verdict"] == "not distinguishable"
+    wide = [{"t_test_p": 0.5, "level": 0.3, "verdict": "higher"}]
+    adjust_for_multiplicity(wide)
+    assert wide[0]["verdict"] == "higher"
