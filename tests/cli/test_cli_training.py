@@ -123,7 +123,8 @@ def test_uncertainty_command_and_its_table_in_the_report(trained_runs, tmp_path)
     reported = gmd("report", tmp_path / "results.db", "--out", tmp_path / "report")
     assert reported.returncode == 0, reported.stderr
     table = (tmp_path / "report" / "uncertainty.md").read_text()
-    assert "| schnet | scratch | 0, 1 |" in table
+    assert "| schnet | scratch | 0, 1 | ensemble_force_std |" in table  # ranking skill
+    assert "| schnet | scratch | 0, 1 | ood_test |" in table  # calibration, seeds named too
     mixed = gmd("uncertainty", run_dirs[0], run_dirs[2])  # schnet and mace
     assert mixed.returncode == 2 and "differs in" in mixed.stderr
     assert len(mixed.stderr.strip().splitlines()) == 1

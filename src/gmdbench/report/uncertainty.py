@@ -161,9 +161,10 @@ def _signal_table(summaries: list[dict]) -> list[str]:
 def _calibration_table(summaries: list[dict]) -> list[str]:
     """Observed coverage, ENCE and NLL beside a calibrated M-member ensemble's and after
     recalibration fitted on held-out ID frames."""
-    lines = ["| Model | Regime | Split | within 1σ / 2σ | calibrated M-ensemble | variance "
-             "scale | recalibrated 1σ / 2σ | conformal 68% / 95% | ENCE (calibrated M) -> "
-             "recalibrated | NLL -> recalibrated |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Model | Regime | Seeds | Split | within 1σ / 2σ | calibrated M-ensemble | "
+             "variance scale | recalibrated 1σ / 2σ | conformal 68% / 95% | ENCE (calibrated "
+             "M) -> recalibrated | NLL -> recalibrated |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for summary in summaries:
         calibration = summary.get("calibration")
         if not calibration:
@@ -172,6 +173,7 @@ def _calibration_table(summaries: list[dict]) -> list[str]:
             variant = _variant(summary, summaries)
             lines.append("| " + " | ".join([
                 summary["model"] + (f" ({variant})" if variant else ""), summary["regime"],
+                ", ".join(str(seed) for seed in summary["seeds"]),
                 calibration["scored_on"][split],
                 f"{scores['within_1_sigma']:.2f} / {scores['within_2_sigma']:.2f}",
                 f"{calibration['expected_within_1_sigma']:.2f} / "
