@@ -150,15 +150,14 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
             detectable = "-" if test["detectable_difference"] is None else \
                 f"{test['detectable_difference']:.4f}"
             lines.append(f"| {rule} | {name} | {test['n']} | {test['mean_difference']:+.4f} "
-                         f"{ci} | {_p(test['t_test_p'])} | {_p(test.get('adjusted_p'))} | "
+                         f"{ci} | {_p(test['t_test_p'])} | {_p(test['adjusted_p'])} | "
                          f"{_p(test['wilcoxon_p'])} | "
                          f"{detectable} | {test['seeds_needed'] or '-'} | {test['verdict']} |")
             if name.startswith("area"):
                 verdicts.append((rule, name.split(" vs ")[1], test))
     lines.append("")
     for rule, other, test in verdicts:
-        if test["verdict"] == "not distinguishable" and \
-                test.get("unadjusted_verdict", test["verdict"]) != test["verdict"]:
+        if test["verdict"] != test["unadjusted_verdict"]:
             lines.append(
                 f"- {rule} against {other}: not distinguishable once the table's {family} "
                 f"comparisons are accounted for (mean area difference "
@@ -176,7 +175,7 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
             lines.append(f"- {rule} against {other}: {test['verdict']} OOD error over the "
                          f"budget by {abs(test['mean_difference']):.4f} eV/A (95% CI "
                          f"{test['ci'][0]:+.4f} to {test['ci'][1]:+.4f}, {test['n']} seeds, "
-                         f"adjusted p = {_p(test.get('adjusted_p'))}).")
+                         f"adjusted p = {_p(test['adjusted_p'])}).")
     deterministic = [rule for rule in compared if rule in ("distance", "farthest_point")]
     if config.get("pool", {}).get("per_seed") is None and deterministic:
         lines.append(f"- Caveat: {', '.join(deterministic)} chose from the whole pool for every "
