@@ -129,7 +129,9 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
              "Each rule minus the other, seed by seed: *area* is the mean OOD force MAE over "
              "the rounds (trapezoid, the same as over the label budget for a rule that adds a "
              "batch a round; lower is better, no target needed), *final* the "
-             "OOD force MAE after the last round. 95% t interval of the mean difference, "
+             "OOD force MAE after the last round. 95% t interval of the mean difference (each "
+             "row's own, not adjusted: a row whose interval excludes 0 can still be not "
+             "distinguishable once the table is adjusted), "
              "paired t-test and Wilcoxon signed-rank (6 or more seeds) p-values; *detectable*: "
              "the difference these seeds detect with 80% power; *seeds needed*: paired seeds "
              "that would detect the observed difference with 80% power (each row at 5% on its "
@@ -153,29 +155,37 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
                          f"{ci} | {_p(test['t_test_p'])} | {_p(test['adjusted_p'])} | "
                          f"{_p(test['wilcoxon_p'])} | "
                          f"{detectable} | {test['seeds_needed'] or '-'} | {test['verdict']} |")
-            if name.startswith("area"):
-                verdicts.append((rule, name.split(" vs ")[1], test))
+            # every area row, and any row (a final one too) whose verdict the adjustment
+            # removed: a reader who sees its interval exclude 0 learns why it is not called
+            if name.startswith("area") or test["verdict"] != test["unadjusted_verdict"]:
+                metric, other = name.split(" vs ")
+                verdicts.append((rule, metric, other, test))
     lines.append("")
-    for rule, other, test in verdicts:
+    difference = {"area": "mean area difference", "final": "mean final difference"}
+    span = {"area": "over the budget", "final": "after the last round"}
+    for rule, metric, other, test in verdicts:
+        p_values = f"p = {_p(test['t_test_p'])}"
+        if test["adjusted_p"] is not None:
+            p_values += f", adjusted p = {_p(test['adjusted_p'])}"
         if test["verdict"] != test["unadjusted_verdict"]:
             lines.append(
-                f"- {rule} against {other}: not distinguishable once the table's {family} "
-                f"comparisons are accounted for (mean area difference "
+                f"- {rule} against {other} ({metric}): not distinguishable once the table's "
+                f"{family} comparisons are accounted for ({difference[metric]} "
                 f"{test['mean_difference']:+.4f} eV/A over {test['n']} paired seeds; its own "
-                f"95% CI {test['ci'][0]:+.4f} to {test['ci'][1]:+.4f} excludes 0, p = "
-                f"{_p(test['t_test_p'])}, adjusted p = {_p(test['adjusted_p'])}).")
+                f"95% CI {test['ci'][0]:+.4f} to {test['ci'][1]:+.4f} excludes 0, "
+                f"{p_values}).")
         elif test["verdict"] == "not distinguishable":
             lines.append(
-                f"- {rule} against {other}: not distinguishable over {test['n']} paired seeds "
-                f"(mean area difference {test['mean_difference']:+.4f} eV/A, p = "
-                f"{_p(test['t_test_p'])}); "
+                f"- {rule} against {other} ({metric}): not distinguishable over {test['n']} "
+                f"paired seeds ({difference[metric]} {test['mean_difference']:+.4f} eV/A, "
+                f"{p_values}); "
                 + (f"about {test['seeds_needed']} seeds would detect a difference this size."
                    if test["seeds_needed"] else "the difference is too small to chase."))
         else:
-            lines.append(f"- {rule} against {other}: {test['verdict']} OOD error over the "
-                         f"budget by {abs(test['mean_difference']):.4f} eV/A (95% CI "
+            lines.append(f"- {rule} against {other} ({metric}): {test['verdict']} OOD error "
+                         f"{span[metric]} by {abs(test['mean_difference']):.4f} eV/A (95% CI "
                          f"{test['ci'][0]:+.4f} to {test['ci'][1]:+.4f}, {test['n']} seeds, "
-                         f"adjusted p = {_p(test['adjusted_p'])}).")
+                         f"{p_values}).")
     deterministic = [rule for rule in compared if rule in ("distance", "farthest_point")]
     if config.get("pool", {}).get("per_seed") is None and deterministic:
         lines.append(f"- Caveat: {', '.join(deterministic)} chose from the whole pool for every "
