@@ -136,8 +136,10 @@ def test_power_law_drops_unusable_points_and_reports_its_fit():
     assert law.slope == pytest.approx(expected.slope)
     assert law.slope_stderr == pytest.approx(expected.stderr)
     assert law.r == pytest.approx(expected.rvalue) and law.r < 0
-    assert law.text() == (f"{expected.slope:+.2f} ± {expected.stderr:.2f} "
-                          f"(r = {expected.rvalue:+.2f}, n = 4)")
+    half = stats.t.ppf(0.975, 2) * expected.stderr  # n - 2 = 2 degrees of freedom
+    assert law.slope_interval() == pytest.approx((expected.slope - half, expected.slope + half))
+    assert law.text() == (f"{expected.slope:+.2f} (95% CI {expected.slope - half:+.2f} to "
+                          f"{expected.slope + half:+.2f}; r = {expected.rvalue:+.2f}, n = 4)")
     assert fit_power_law([1, 2, 4], [3.0, 3.0, 3.0]).solve(2.0) == math.inf
     assert fit_power_law([1, 2, 4], [1.0, 2.0, 4.0]).slope == pytest.approx(1.0)
 
@@ -240,6 +242,10 @@ def test_the_reference_law_says_the_ratio_grows_only_when_its_slope_is_negative(
     assert grows in "\n".join(why_ratios_section([], {}, {}, falling, None, 18))
     text = "\n".join(why_ratios_section([], {}, {}, rising, None, 18))
     assert grows not in text and f"OOD/ID ~ ID^{rising.text()}." in text
+    # a falling slope whose interval reaches 0 shows no growth either
+    loose = dataclasses.replace(falling, slope=-0.3, slope_stderr=0.05)  # n = 3: t = 12.7
+    text = "\n".join(why_ratios_section([], {}, {}, loose, None, 18))
+    assert grows not in text and f"OOD/ID ~ ID^{loose.text()}." in text
 
 
 def test_finding_one_counts_only_published_architectures_that_we_ran():
@@ -375,7 +381,8 @@ def test_a_model_without_a_curve_does_not_hide_the_next_models_curve():
     assert "- mace: " not in text.split("### Verdict")[1]  # nothing measured for mace
     assert "- schnet: training budget moves the ratio most." in text
     assert f"- schnet (1 seed): OOD/ID 2.50 after the first tenth of training, 2.50 at the end; " \
-        f"along training OOD/ID ~ ID^{law.text()}." in text
+        f"along training OOD/ID ~ ID^{law.text()}; the points of one curve are not " \
+        "independent" in text
 
 
 def test_points_at_or_below_zero_on_either_axis_are_dropped():
@@ -443,3 +450,35 @@ def test_a_config_read_back_from_json_names_its_split_by_value():
     config = json.loads(json.dumps({"model_options": small, "train_trajectories": 4,
                                     "split": "trajectory"}))
     assert factor_of(config, small) == ("central", "small")
+
+
+def test_a_slope_interval_uses_the_t_quantile_of_its_degrees_of_freedom():
+    """At three points one degree of freedom is left: t = 12.71, not 1.96 and not 1, so a
+    small standard error can still leave a trend unshown; more points narrow it."""
+    three = PowerLaw(slope=0.14, slope_stderr=0.04, intercept=0.0, r=0.96, n=3,
+                     x_range=(100.0, 400.0))
+    assert three.slope_interval() == pytest.approx(
+        (0.14 - 12.7062 * 0.04, 0.14 + 12.7062 * 0.04), rel=1e-5)
+    assert not three.trend_shown
+    five = dataclasses.replace(three, n=5)  # t(0.975, 3) = 3.18245
+    assert five.slope_interval()[0] == pytest.approx(0.14 - 3.18245 * 0.04, abs=1e-6)
+    assert five.trend_shown
+    falling = dataclasses.replace(five, slope=-0.14)
+    assert falling.trend_shown and falling.slope_interval()[1] < 0
+    flat = fit_power_law([1, 2, 4], [3.0, 3.0, 3.0])
+    assert not flat.trend_shown
+
+
+def test_a_ratio_trend_over_data_that_its_interval_does_not_show_is_said_so():
+    noisy = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
+                  factor="central" if t == 4 else "data size")
+             for t, wobble in ((1, 1.0), (2, 0.8), (4, 1.1))]
+    law = data_series(noisy, "mace").ratio_law
+    assert not law.trend_shown
+    text = "\n".join(why_ratios_section(noisy, {}, {}, None, None, 18))
+    assert "The ratio's slope interval includes 0: over 3 sizes its change with data is not " \
+        "distinguishable from none." in text
+    assert "frames per molecule; its slope's 95% CI includes 0)" in text
+    clean = "\n".join(why_ratios_section(_data_runs((1, 2, 4), central=True), {}, {}, None,
+                                         None, 18))
+    assert "slope interval includes 0" not in clean and "slope's 95% CI" not in clean

@@ -10,8 +10,10 @@ here from the records it is given, so a rebuild after more runs land re-decides 
 nothing here knows what the answer should be.
 
 Fits are power laws, log10(y) = a + b log10(x), by ordinary least squares (scipy's
-``linregress``), with the slope's standard error; a series of fewer than three points gets no
-fit, and every extrapolation says how far it reaches beyond the measured range.
+``linregress``), each slope shown with its 95% t interval (n - 2 degrees of freedom: three
+points leave one, so t = 12.7 and a slope of small standard error can still be no evidence of a
+trend); a series of fewer than three points gets no fit, and every extrapolation says how far
+it reaches beyond the measured range.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import stats
@@ -58,6 +60,8 @@ class StudyRun:
 class PowerLaw:
     """log10(y) = intercept + slope log10(x), with the slope's standard error and range."""
 
+    LEVEL: ClassVar[float] = 0.95
+
     slope: float
     slope_stderr: float
     intercept: float
@@ -74,8 +78,23 @@ class PowerLaw:
             return math.inf
         return float(10 ** ((math.log10(y) - self.intercept) / self.slope))
 
+    def slope_interval(self) -> tuple[float, float]:
+        """The slope's two-sided t interval at ``LEVEL``, on the fit's n - 2 degrees of
+        freedom (a standard error alone reads as an interval it is not, at n = 3 by 12.7x)."""
+        half = float(stats.t.ppf((1 + self.LEVEL) / 2, self.n - 2)) * self.slope_stderr
+        return self.slope - half, self.slope + half
+
+    @property
+    def trend_shown(self) -> bool:
+        """Whether the slope's interval excludes 0: the points show a trend, not a flat law
+        (points exactly on a flat line fit a slope of rounding size with no error: no trend)."""
+        low, high = self.slope_interval()
+        return (low > 0 or high < 0) and not math.isclose(self.slope, 0.0, abs_tol=1e-12)
+
     def text(self) -> str:
-        return f"{self.slope:+.2f} ± {self.slope_stderr:.2f} (r = {self.r:+.2f}, n = {self.n})"
+        low, high = self.slope_interval()
+        return (f"{self.slope:+.2f} ({self.LEVEL:.0%} CI {low:+.2f} to {high:+.2f}; "
+                f"r = {self.r:+.2f}, n = {self.n})")
 
 
 def fit_power_law(x: list[float], y: list[float]) -> PowerLaw | None:
@@ -239,7 +258,9 @@ def factor_effects(runs: list[StudyRun], model: str) -> dict[str, tuple[float, s
     if data.ratio_law is not None:
         low, high = data.ratio_law.x_range
         effects["data size"] = (data.ratio_law.at(high) / data.ratio_law.at(low),
-                                f"{low:.0f} -> {high:.0f} frames per molecule")
+                                f"{low:.0f} -> {high:.0f} frames per molecule"
+                                + ("" if data.ratio_law.trend_shown else
+                                   "; its slope's 95% CI includes 0"))
     curve = curve_series(runs, model)
     if curve.curves:
         effects["training budget"] = (curve.final_ratio / curve.early_ratio,
@@ -311,7 +332,10 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
             f"OOD/ID ~ N^{series.ratio_law.text()} over N = {low:.0f}-{high:.0f} frames per "
             f"molecule. At the authors' {at} frames ({beyond} the measured range) the fits "
             f"give ID {_fmt(series.id_law.at(at))}, OOD {_fmt(series.ood_law.at(at))}, "
-            f"OOD/ID {series.ratio_law.at(at):.2f}.")
+            f"OOD/ID {series.ratio_law.at(at):.2f}."
+            + ("" if series.ratio_law.trend_shown else
+               f" The ratio's slope interval includes 0: over {series.ratio_law.n} sizes its "
+               "change with data is not distinguishable from none."))
         name = published_names.get(model)
         if name in published and series.id_law.slope < 0:
             target = float(published[name]["force_mae_id"])
@@ -344,7 +368,9 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
         if not curve.curves:
             lines.append(f"- {model}: no learning curve archived yet.")
             continue
-        law = f"; along training OOD/ID ~ ID^{curve.law.text()}" if curve.law else ""
+        law = (f"; along training OOD/ID ~ ID^{curve.law.text()}; the points of one curve "
+               "are not independent (each epoch continues the last), so that interval is "
+               "narrower than the truth" if curve.law else "")
         lines.append(f"- {model} ({len(curve.curves)} seed{'s' if len(curve.curves) != 1 else ''}"
                      f"): OOD/ID {curve.early_ratio:.2f} after the first tenth of training, "
                      f"{curve.final_ratio:.2f} at the end{law}.")
@@ -388,7 +414,8 @@ def _reference_law_lines(law: PowerLaw | None, published: dict[str, dict[str, st
     if law is None:
         return []
     return [f"- Across the reference matrix's scratch runs (every architecture), OOD/ID ~ ID^"
-            f"{law.text()}" + (": the ratio grows as ID error falls." if law.slope < 0 else "."),
+            f"{law.text()}" + (": the ratio grows as ID error falls."
+                               if law.slope < 0 and law.trend_shown else "."),
             finding_one_restated(law, published, published_names)]
 
 
