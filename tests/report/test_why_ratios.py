@@ -467,6 +467,17 @@ def test_a_slope_interval_uses_the_t_quantile_of_its_degrees_of_freedom():
     assert falling.trend_shown and falling.slope_interval()[1] < 0
     flat = fit_power_law([1, 2, 4], [3.0, 3.0, 3.0])
     assert not flat.trend_shown
+    # a flat series fitted to a rounding-size slope with no error is no trend; a real slope
+    # with no error is one
+    exact = dataclasses.replace(three, slope=-1e-17, slope_stderr=0.0)
+    assert exact.slope_interval() == (-1e-17, -1e-17) and not exact.trend_shown
+    assert dataclasses.replace(exact, slope=-1e-9).trend_shown
+    # an interval that ends exactly at 0 does not exclude it
+    t_three = stats.t.ppf(0.975, 1)
+    touching = dataclasses.replace(three, slope=t_three * 0.01, slope_stderr=0.01)
+    assert touching.slope_interval()[0] == 0.0 and not touching.trend_shown
+    touching = dataclasses.replace(touching, slope=-t_three * 0.01)
+    assert touching.slope_interval()[1] == 0.0 and not touching.trend_shown
 
 
 def test_a_ratio_trend_over_data_that_its_interval_does_not_show_is_said_so():
