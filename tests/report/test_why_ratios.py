@@ -13,6 +13,7 @@ from gmdbench.report.why_ratios import (
     PowerLaw,
     StudyRun,
     _fmt,
+    _geometric_mean_ratio,
     contrast,
     curve_series,
     data_series,
@@ -20,8 +21,11 @@ from gmdbench.report.why_ratios import (
     factor_of,
     finding_one_restated,
     fit_power_law,
+    noise_band,
+    pooled_log_spread,
     study_runs,
     why_ratios_section,
+    within_noise,
 )
 
 
@@ -493,3 +497,130 @@ def test_a_ratio_trend_over_data_that_its_interval_does_not_show_is_said_so():
     clean = "\n".join(why_ratios_section(_data_runs((1, 2, 4), central=True), {}, {}, None,
                                          None, 18))
     assert "slope interval includes 0" not in clean and "slope's 95% CI" not in clean
+
+
+def test_seed_noise_pools_log_ratios_within_configurations():
+    """Hand-worked: log deviations of +-0.1 in a pair and -0.1, 0, +0.1 in a triple give
+    0.04 over 1 + 2 degrees of freedom; a single seed adds nothing; scale does not matter."""
+    groups = [[1.0, math.exp(0.2)], [math.e, math.exp(1.1), math.exp(1.2)], [5.0]]
+    sigma, dof = pooled_log_spread(groups)
+    assert dof == 3 and sigma == pytest.approx(math.sqrt(0.04 / 3))
+    assert pooled_log_spread([[10 * x for x in g] for g in groups])[0] == pytest.approx(sigma)
+    assert pooled_log_spread([[3.0], [4.0]]) is None and pooled_log_spread([]) is None
+    assert noise_band(0.05, 1) == pytest.approx(math.exp(2 * 0.05 * math.sqrt(2)))
+    assert noise_band(0.05, 3) == pytest.approx(math.exp(2 * 0.05 * math.sqrt(4 / 3)))
+
+
+def _noisy_central(ratios=(3.0, 3.3, 2.7)):
+    return [_run(iid=0.01, ood=0.01 * r, seed=seed) for seed, r in enumerate(ratios)]
+
+
+def test_the_verdict_reads_each_factor_against_the_measured_seed_noise():
+    central = _noisy_central()
+    sigma, dof = pooled_log_spread([[r.ratio for r in central]])
+    band = noise_band(sigma, 3)
+    base = _geometric_mean_ratio(central)
+    small_change, large_change = 1.05, 2.0
+    assert 1 / band < small_change < band < large_change
+    runs = [*central,
+            _run(factor="split protocol", split="random-frames", iid=0.01,
+                 ood=0.01 * base * small_change),
+            _run(factor="model size", size="paper", iid=0.01, ood=0.01 * base * large_change)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    verdict = text.split("### Verdict")[1]
+    assert "- mace: model size moves the ratio most." in verdict
+    assert f"OOD/ID varies x{math.exp(sigma):.3f} from seed to seed (pooled over {dof} degrees " \
+        "of freedom: the reference matrix's seeds of mace and the study's 3 central seeds)" \
+        in verdict
+    assert f"only past x{band:.2f} either way; beyond noise: model size; not beyond: split " \
+        "protocol." in verdict
+    # only the small change: nothing is beyond noise, and the headline says so
+    text = "\n".join(why_ratios_section(runs[:4], {}, {}, None, None, 18))
+    assert "- mace: no factor moves the ratio beyond noise." in text
+    # the reference matrix's seeds pool in; a diverged central seed does not
+    wild = _run(iid=0.01, ood=0.5, seed=3)
+    wild.status = "diverged"
+    reference = {"mace": [[2.0, 2.0 * math.exp(0.02)]], "schnet": [[1.0, 9.0]]}
+    text = "\n".join(why_ratios_section([*runs, wild], {}, {}, None, None, 18,
+                                        reference_ratio_groups=reference))
+    pooled = pooled_log_spread([[2.0, 2.0 * math.exp(0.02)], [r.ratio for r in central]])
+    assert pooled[1] == dof + 1
+    assert f"OOD/ID varies x{math.exp(pooled[0]):.3f} from seed to seed (pooled over " \
+        f"{dof + 1} degrees" in text
+
+
+def test_a_data_size_change_is_beyond_noise_only_where_its_slope_interval_shows_it():
+    central = _noisy_central((3.0, 3.03, 2.97))
+    wobbly = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
+                   factor="data size") for t, wobble in ((1, 1.0), (2, 0.8), (8, 1.3))]
+    text = "\n".join(why_ratios_section(central + wobbly, {}, {}, None, None, 18))
+    assert not data_series(central + wobbly, "mace").ratio_law.trend_shown
+    assert "not beyond: data size (data size is judged by its fitted slope's 95% interval" \
+        in text
+    assert "- mace: no factor moves the ratio beyond noise." in text
+    steady = _data_runs((1, 2, 8, 16))
+    text = "\n".join(why_ratios_section(central + steady, {}, {}, None, None, 18))
+    assert "beyond noise: data size; not beyond: none (data size is judged" in text
+    assert "- mace: data size moves the ratio most." in text
+
+
+class _Store:
+    """The two queries of a results store that the seed-noise groups read."""
+
+    def __init__(self, runs, ratios):
+        self._runs = runs
+        self._metrics = [m for run, ratio in zip(runs, ratios, strict=True) for m in (
+            {"run_id": run["run_id"], "split": "id_test", "metric": "force_mae", "value": 0.01},
+            {"run_id": run["run_id"], "split": "ood_test", "metric": "force_mae",
+             "value": 0.01 * ratio},
+            {"run_id": run["run_id"], "split": "ood_test", "metric": "energy_mae",
+             "value": 99.0})]
+
+    def runs(self):
+        return self._runs
+
+    def metrics(self, molecule):
+        assert molecule == "all"
+        return self._metrics
+
+
+def test_the_reference_seed_groups_keep_configurations_apart_and_leave_diverged_seeds_out():
+    from gmdbench.pipeline.reference_table import _reference_ratio_groups
+
+    def run(run_id, model="mace", e0="isolated", task="fragment_duplication",
+            regime="scratch", status="capped", variant=None):
+        return {"run_id": run_id, "model": model, "task": task, "regime": regime,
+                "model_metadata": {"variant": variant} if variant else {},
+                "config": {}, "training": {"status": status, "reference_energies_kind": e0}}
+
+    runs = [run("a"), run("b"), run("c", e0="fit"), run("d", e0="fit"),
+            run("e", status="diverged"), run("f", task="other_task"),
+            run("g", regime="fine-tune"), run("h", model="schnet"),
+            run("i", model="deepset_moe", variant="spatial"),
+            run("j", model="deepset_moe", variant="learned")]
+    ratios = [2.0, 2.2, 3.0, 3.3, 40.0, 5.0, 6.0, 1.5, 1.7, 2.5]
+    groups = _reference_ratio_groups(_Store(runs, ratios))
+    assert groups == {"deepset_moe": [[pytest.approx(1.7)], [pytest.approx(2.5)]],
+                      "mace": [[pytest.approx(2.0), pytest.approx(2.2)],
+                               [pytest.approx(3.0), pytest.approx(3.3)]],
+                      "schnet": [[pytest.approx(1.5)]]}
+
+
+def test_a_change_is_within_noise_up_to_the_bands_edge_either_way():
+    assert within_noise(1.2, 1.2) and within_noise(1 / 1.19, 1.2) and within_noise(1.0, 1.2)
+    assert not within_noise(1.21, 1.2) and not within_noise(1 / 1.21, 1.2)
+
+
+def test_one_central_seed_reads_its_band_from_the_reference_seeds_alone():
+    """With one central seed, the band is a one-seed point against one seed (sqrt 2 spreads),
+    and the seeds it was measured on are the reference matrix's only."""
+    reference = {"mace": [[2.0, 2.0 * math.exp(0.1)], [3.0, 3.0 * math.exp(0.1)]]}
+    sigma, dof = pooled_log_spread(reference["mace"])
+    runs = [_run(iid=0.01, ood=0.03),
+            _run(factor="split protocol", split="random-frames", iid=0.01, ood=0.06)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18,
+                                        reference_ratio_groups=reference))
+    assert f"(pooled over {dof} degrees of freedom: the reference matrix's seeds of mace), " \
+        f"so a one-seed point against 1 central seed(s) is beyond noise (2 sigma) only past " \
+        f"x{noise_band(sigma, 1):.2f} either way" in text
+    assert noise_band(sigma, 1) != pytest.approx(noise_band(sigma, 2), abs=0.005)

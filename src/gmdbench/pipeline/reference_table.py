@@ -232,7 +232,7 @@ def _why_ratios(archive: Path, results: ResultsStore, study_db: Path, out_dir: P
     write_text(out_dir / WHY_RATIOS_PAGE, "\n".join(why_ratios_section(
         runs, published, PUBLISHED_NAMES, _reference_ratio_law(results),
         WHY_RATIOS_CHART if chart else None, matrix.n_runs,
-        WHY_RATIOS_CURVES if curves_chart else None),
+        WHY_RATIOS_CURVES if curves_chart else None, _reference_ratio_groups(results)),
         *filter(None, [rebuild_note(archive / STUDY_FOLDER)])))
     return runs
 
@@ -275,6 +275,26 @@ def _reference_ratio_law(results: ResultsStore) -> PowerLaw | None:
     """OOD/ID against ID force MAE over the reference archive's scratch runs, as a power law."""
     points = _reference_ratio_points(results)
     return fit_power_law([x for x, _ in points], [y for _, y in points])
+
+
+def _reference_ratio_groups(results: ResultsStore) -> dict[str, list[list[float]]]:
+    """Per model, the OOD/ID force-MAE ratios of each configuration's seeds among the
+    reference archive's trained scratch runs of the published task (a configuration: the
+    model's table label and its E0; diverged seeds left out): the seed noise the why-ratios
+    verdicts are read against."""
+    values = {(m["run_id"], m["split"]): m["value"] for m in results.metrics("all")
+              if m["metric"] == "force_mae"}
+    groups: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for run in results.runs():
+        key = run["run_id"]
+        if run["task"] != PUBLISHED_TASK or run["regime"] != "scratch" or \
+                (run.get("training") or {}).get("status") == "diverged" or \
+                (key, "id_test") not in values or (key, "ood_test") not in values:
+            continue
+        groups.setdefault(run["model"], {}).setdefault(
+            (model_label(run), e0_label(run)), []).append(
+            values[(key, "ood_test")] / values[(key, "id_test")])
+    return {model: list(found.values()) for model, found in sorted(groups.items())}
 
 
 def _reference_ratio_points(results: ResultsStore) -> list[tuple[float, float]]:
@@ -408,7 +428,7 @@ def reference_readme(results: ResultsStore, matrix: MatrixConfig, archive: Path,
             f"{report}/{WHY_RATIOS_CHART}" if (report_dir / WHY_RATIOS_CHART).exists() else None,
             load_matrix("why-ratios").n_runs,
             f"{report}/{WHY_RATIOS_CURVES}" if (report_dir / WHY_RATIOS_CURVES).exists()
-            else None),
+            else None, _reference_ratio_groups(results)),
         *filter(None, [rebuild_note(Path(archive) / STUDY_FOLDER)]),
         f"Full table (RMSE, per-atom energy, EFwT, *E0 only* rows): `{report}/table.md`; "
         f"figures: `{report}/figures.md`; HTML: `{report}/index.html`.\n",

@@ -274,16 +274,45 @@ def factor_effects(runs: list[StudyRun], model: str) -> dict[str, tuple[float, s
     return effects
 
 
+def pooled_log_spread(groups: list[list[float]]) -> tuple[float, int] | None:
+    """Seed noise of a ratio: the pooled within-group standard deviation of its logarithm
+    (each group: one configuration's seeds; groups of one add nothing) and its degrees of
+    freedom, or None where no group has two seeds. On a log scale, so x1.1 and x0.9 count
+    alike and groups at different ratios pool."""
+    logs = [np.log(np.asarray(group, dtype=float)) for group in groups if len(group) >= 2]
+    dof = sum(len(group) - 1 for group in logs)
+    if dof == 0:
+        return None
+    return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in logs) / dof)), dof
+
+
+def noise_band(spread: float, central_seeds: int) -> float:
+    """The factor beyond which a one-seed point's ratio differs from the mean of
+    ``central_seeds`` central seeds by more than two standard deviations of that difference
+    (log scale: sqrt(1 + 1/k) seed spreads)."""
+    return math.exp(2 * spread * math.sqrt(1 + 1 / central_seeds))
+
+
+def within_noise(change: float, band: float) -> bool:
+    """Whether a multiplicative change lies inside the noise band, either way (x1.2 and
+    x1/1.2 alike); a change exactly at the band's edge is not beyond it."""
+    return abs(math.log(change)) <= math.log(band)
+
+
 def _fmt(value: float, digits: int = 4) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]],
                        published_names: dict[str, str], reference_ratio_law: PowerLaw | None,
-                       figure: str | None, planned: int, curves_figure: str | None = None
+                       figure: str | None, planned: int, curves_figure: str | None = None,
+                       reference_ratio_groups: dict[str, list[list[float]]] | None = None
                        ) -> list[str]:
     """reference/README.md's section on the study: status, per-factor tables and fits, the
-    verdicts and the seed's finding 1 restated with them."""
+    verdicts and the seed's finding 1 restated with them. ``reference_ratio_groups``: per
+    model, the OOD/ID ratios of each multi-seed configuration of the reference matrix (its
+    seeds' spread, pooled with the central runs', is the seed noise a verdict is read
+    against)."""
     models = sorted({r.model for r in runs})
     lines = ["## Why our OOD/ID ratios are not the paper's (matrix `why-ratios`)\n"]
     if not runs:
@@ -399,11 +428,39 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
                           for factor, (value, span) in ranked)
         missing = [f for f in ("data size", "training budget", "model size", "split protocol")
                    if f not in effects]
-        lines.append(f"- {model}: {ranked[0][0]} moves the ratio most. Ratio change per factor "
-                     f"over its measured range: {words}."
-                     + (f" Not measured yet: {', '.join(missing)}." if missing else "")
-                     + " One seed per point except the central one (3 seeds where archived), "
-                     "so a change under about 10% is within seed noise.")
+        central = [r for r in _central(runs, model) if r.status != "diverged"]
+        spread = pooled_log_spread([*(reference_ratio_groups or {}).get(model, []),
+                                    [r.ratio for r in central]])
+        headline = f"{ranked[0][0]} moves the ratio most."
+        if spread is None:
+            noise = (" One seed per point except the central one; seed noise is not measured "
+                     f"yet (no configuration of {model} has two seeds archived), so no change "
+                     "here is tested against it.")
+        else:
+            sigma, dof = spread
+            band = noise_band(sigma, max(len(central), 1))
+            ratio_law = data_series(runs, model).ratio_law
+            # the data-size change is a fit's: its own slope interval decides it
+            unshown = [factor for factor, (value, _) in ranked
+                       if (factor == "data size" and ratio_law is not None
+                           and not ratio_law.trend_shown)
+                       or (factor != "data size" and within_noise(value, band))]
+            beyond = [factor for factor, _ in ranked if factor not in unshown]
+            if ranked[0][0] in unshown:
+                headline = (f"{beyond[0]} moves the ratio most beyond noise." if beyond else
+                            "no factor moves the ratio beyond noise.")
+            sources = f"the reference matrix's seeds of {model}" + (
+                f" and the study's {len(central)} central seeds" if len(central) >= 2 else "")
+            noise = (f" Seed noise, measured: OOD/ID varies x{math.exp(sigma):.3f} from seed "
+                     f"to seed (pooled over {dof} degrees of freedom: {sources}), so a one-seed "
+                     f"point against {max(len(central), 1)} central seed(s) is beyond noise "
+                     f"(2 sigma) only past x{band:.2f} either way; beyond noise: "
+                     f"{', '.join(beyond) or 'none'}; not beyond: {', '.join(unshown) or 'none'}"
+                     + (" (data size is judged by its fitted slope's 95% interval, not by this "
+                        "band)." if "data size" in effects else "."))
+        lines.append(f"- {model}: {headline} Ratio change per factor over its measured range: "
+                     f"{words}." + (f" Not measured yet: {', '.join(missing)}." if missing else "")
+                     + noise)
     lines += _reference_law_lines(reference_ratio_law, published, published_names)
     lines.append("")
     return lines
