@@ -429,12 +429,13 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
         missing = [f for f in ("data size", "training budget", "model size", "split protocol")
                    if f not in effects]
         central = [r for r in _central(runs, model) if r.status != "diverged"]
-        spread = pooled_log_spread([*(reference_ratio_groups or {}).get(model, []),
-                                    [r.ratio for r in central]])
+        reference_groups = (reference_ratio_groups or {}).get(model, [])
+        spread = pooled_log_spread([*reference_groups, [r.ratio for r in central]])
         headline = f"{ranked[0][0]} moves the ratio most."
         if spread is None:
             noise = (" One seed per point except the central one; seed noise is not measured "
-                     f"yet (no configuration of {model} has two seeds archived), so no change "
+                     f"yet (no configuration of {model} has two seeds archived that did not "
+                     "diverge), so no change "
                      "here is tested against it.")
         else:
             sigma, dof = spread
@@ -449,10 +450,13 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
             if ranked[0][0] in unshown:
                 headline = (f"{beyond[0]} moves the ratio most beyond noise." if beyond else
                             "no factor moves the ratio beyond noise.")
-            sources = f"the reference matrix's seeds of {model}" + (
-                f" and the study's {len(central)} central seeds" if len(central) >= 2 else "")
+            sources = " and ".join(
+                ([f"the reference matrix's seeds of {model}"]
+                 if any(len(group) >= 2 for group in reference_groups) else [])
+                + ([f"the study's {len(central)} central seeds"] if len(central) >= 2 else []))
             noise = (f" Seed noise, measured: OOD/ID varies x{math.exp(sigma):.3f} from seed "
-                     f"to seed (pooled over {dof} degrees of freedom: {sources}), so a one-seed "
+                     f"to seed (pooled over {dof} degree{'s' if dof != 1 else ''} of freedom: "
+                     f"{sources}), so a one-seed "
                      f"point against {max(len(central), 1)} central seed(s) is beyond noise "
                      f"(2 sigma) only past x{band:.2f} either way; beyond noise: "
                      f"{', '.join(beyond) or 'none'}; not beyond: {', '.join(unshown) or 'none'}"
