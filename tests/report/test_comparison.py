@@ -164,3 +164,64 @@ def test_markdown_footnote_names_the_rank_deficient_e0_only_row():
     text = markdown_table([fitted, baseline, _row("schnet", 0.02, 0.05)])
     assert "as the *E0 only* row with E0 `fit (rank-deficient)` shows" in text
     assert "rank-deficient:" not in markdown_table([_row("schnet", 0.02, 0.05)])
+
+
+def _spread_ratio(model: str, ratios: list[float]) -> TableRow:
+    row = _row(model, 0.01, 0.03)
+    row.values[("force_mae", "id_test")] = [0.01] * len(ratios)
+    row.values[("force_mae", "ood_test")] = [0.01 * ratio for ratio in ratios]
+    return row
+
+
+def test_ratio_finding_names_ratios_within_a_seed_spread_of_three():
+    """GemNet at 3.2 ± 0.3 and EquiFormerV2 at 2.9 ± 0.3 could each fall on the other side of
+    3; PaiNN at 2.75 ± 0.03 and SchNet far below cannot. The count could be 0 to 2 of 4, never
+    most; with DimeNet++ settled above it could be 1 to 3 of 5, and 3 of 5 is most."""
+    rows = [_spread_ratio("gemnet_oc", [2.9, 3.2, 3.5]),
+            _spread_ratio("equiformer_v2", [2.6, 2.9, 3.2]),
+            _spread_ratio("painn", [2.72, 2.75, 2.78]), _spread_ratio("schnet", [1.9, 2.0, 2.1])]
+    first = "\n".join(findings(rows, published_table())).split("\n2. ")[0]
+    assert "ours 1 of 4" in first and "Does not hold on our data" in first
+    assert "Not settled by these seeds: GemNet 3.20 ± 0.30, EquiFormerV2 2.90 ± 0.30 lie " \
+        "within one seed spread of 3, so other seeds could count 0 to 2 of 4; the verdict is " \
+        "the same at either end." in first
+    rows.append(_spread_ratio("dimenetpp", [3.2, 3.3, 3.4]))  # 0.3 above, spread 0.1: settled
+    first = "\n".join(findings(rows, published_table())).split("\n2. ")[0]
+    assert "ours 2 of 5" in first
+    assert "GemNet 3.20 ± 0.30, EquiFormerV2 2.90 ± 0.30 lie within one seed spread of 3, so " \
+        "other seeds could count 1 to 3 of 5; the verdict could change." in first
+    apart = [_spread_ratio("gemnet_oc", [3.9, 4.0, 4.1]), _spread_ratio("schnet", [1.9, 2.0, 2.1])]
+    assert "Not settled by these seeds" not in "\n".join(findings(apart, published_table()))
+
+
+
+def _exact_ratio(model: str, ratios: list[float]) -> TableRow:
+    """Ratios held exactly (ID 1.0), so a mean or spread can sit on the threshold."""
+    row = _row(model, 1.0, 3.0)
+    row.seeds = list(range(len(ratios)))
+    row.values[("force_mae", "id_test")] = [1.0] * len(ratios)
+    row.values[("force_mae", "ood_test")] = list(ratios)
+    return row
+
+
+def test_ratio_finding_edges_of_the_seed_spread_and_of_most():
+    far = _exact_ratio("schnet", [1.9, 2.0, 2.1])
+    settled = [_exact_ratio("dimenetpp", [3.9, 4.0, 4.1]),
+               _exact_ratio("gemnet_oc", [3.9, 4.0, 4.1])]
+
+    def first(rows):
+        return "\n".join(findings(rows, published_table())).split("\n2. ")[0]
+
+    # 3.5 ± 0.5 is exactly one spread from 3: not within it
+    assert "Not settled" not in first([_exact_ratio("mace", [3.0, 3.5, 4.0]), far])
+    # a mean of exactly 3 counts as at or above it, on both sides of the range
+    assert "could count 0 to 1 of 2;" in first([_exact_ratio("mace", [2.5, 3.0, 3.5]), far])
+    # two seeds are enough to be named
+    assert "MACE 2.90 ± 0.14 lie" in first([_exact_ratio("mace", [2.8, 3.0]), far])
+    # 2 to 3 of 4: 2 is not most, 3 is
+    near_below = _exact_ratio("equiformer_v2", [2.6, 2.9, 3.2])
+    assert "could count 2 to 3 of 4; the verdict could change." in \
+        first([*settled, near_below, far])
+    # 2 to 3 of 5: 2 is not most (half is 2.5), 3 is
+    assert "could count 2 to 3 of 5; the verdict could change." in \
+        first([*settled, near_below, far, _exact_ratio("painn", [1.4, 1.5, 1.6])])

@@ -163,7 +163,7 @@ def findings(rows: list[TableRow], published: dict[str, dict[str, str]]) -> list
         + f"). {'Holds' if holds else 'Does not hold'} on our data"
         + ("" if len(main) == len(PUBLISHED_NAMES) else
            f" (the {len(main)} architectures archived so far)") + "."
-        + _ratio_sides(main, published))
+        + _unsettled_threshold(main, len(big)) + _ratio_sides(main, published))
     # 2. MACE and GemNet best OOD
     ranked = sorted(main, key=lambda row: row.mean_std("force_mae", "ood_test")[0])
     best = [PUBLISHED_NAMES[row.model] for row in ranked[:2]]
@@ -248,6 +248,26 @@ def _unresolved_boundary(ranked: list[TableRow]) -> str:
     return (f" Not settled by these seeds: {names[0]} and {names[1]}, second and third, differ by "
             f"{gap:.4f} eV/A, less than their seed spread (± {second_std:.4f} and "
             f"± {third_std:.4f}), so their order could swap with other seeds.")
+
+
+def _unsettled_threshold(main: list[TableRow], count: int) -> str:
+    """Finding 1 counts ratios at or above the threshold; a ratio within one seed spread of it
+    could land on the other side with other seeds. Names those, the counts they allow, and
+    whether "most" is decided the same way at both ends, so the verdict carries its caveat."""
+    # one seed has no spread (std 0), and one of rounding size (identical ratios) is none
+    near = [(row, mean, std) for row, (mean, std) in ((row, row.ood_id_ratio()) for row in main)
+            if std > 1e-9 and abs(mean - RATIO_THRESHOLD) < std]
+    if not near:
+        return ""
+    above = sum(mean >= RATIO_THRESHOLD for _, mean, _ in near)
+    low, high = count - above, count + len(near) - above
+    half = len(main) / 2
+    names = ", ".join(f"{PUBLISHED_NAMES[row.model]} {mean:.2f} ± {std:.2f}"
+                      for row, mean, std in sorted(near, key=lambda item: -item[1]))
+    return (f" Not settled by these seeds: {names} lie within one seed spread of "
+            f"{RATIO_THRESHOLD:g}, so other seeds could count {low} to {high} of {len(main)}; "
+            + ("the verdict is the same at either end." if (low > half) == (high > half)
+               else "the verdict could change."))
 
 
 def _ratio_sides(main: list[TableRow], published: dict[str, dict[str, str]]) -> str:
