@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats
 
 from gmdbench.files import write_text
 
@@ -196,6 +197,17 @@ def _span(values: list[float]) -> str:
     return low if low == high else f"{low} to {high}"
 
 
+def sign_test(count: int, total: int) -> float:
+    """Two-sided sign test: how often a fair coin lands ``count`` or a count as far from half
+    in ``total`` throws (scipy's exact binomial test), so "5 of 13" reads as chance and
+    "13 of 13" does not."""
+    return float(stats.binomtest(count, total, 0.5).pvalue)
+
+
+def _sign(count: int, total: int) -> str:
+    return f"sign test p = {sign_test(count, total):.2g}" if total else "no sign test"
+
+
 def uncertainty_findings(summaries: list[dict], signal: str = "ensemble_force_std"
                          ) -> list[str]:
     """The uncertainty findings, decided from the summaries alone (every number in them is
@@ -220,7 +232,9 @@ def uncertainty_findings(summaries: list[dict], signal: str = "ensemble_force_st
              f"configurations the {signal} reaches a pooled OOD Spearman of "
              f"{_span([p for p, _ in pairs])}; a molecule-only baseline (constant within a "
              f"molecule) reaches {_span([b for _, b in pairs])}, and the signal beats the "
-             f"better baseline in {beats} of {len(pairs)}. Within a "
+             f"better baseline in {beats} of {len(pairs)} ({_sign(beats, len(pairs))}; the "
+             "sign tests here count configurations, which share test frames and "
+             "architectures, so their p-values are optimistic). Within a "
              f"molecule its median Spearman is {_span(medians)} (over "
              f"{'/'.join(map(str, molecules))} molecules each, frames of one molecule being "
              "correlated MD snapshots): that, not the pooled number, is what it adds beyond "
@@ -231,15 +245,17 @@ def uncertainty_findings(summaries: list[dict], signal: str = "ensemble_force_st
                      for w, m in zip(worst, [x["median"] for x in within], strict=True))
         text = (f"- **Worst atom against mean atom.** Max over atoms of the force deviation "
                 f"(the DeePMD/FLARE aggregation) ranks frames within a molecule better than the "
-                f"mean spread in {better} of {len(scored)} configurations (medians "
+                f"mean spread in {better} of {len(scored)} configurations "
+                f"({_sign(better, len(scored))}; medians "
                 f"{_span([w for w in worst if w is not None])}) when scored against the frame's "
                 "mean force error")
         if all("worst_atom" in o for o in ood):
             pairs = [(o["worst_atom"]["force_deviation_max"]["within_molecule"]["median"],
                       o["worst_atom"][signal]["within_molecule"]["median"]) for o in ood]
             pairs = [(w, m) for w, m in pairs if w is not None and m is not None]
-            text += (f"; against the frame's worst-atom error, in {sum(w > m for w, m in pairs)}"
-                     f" of {len(pairs)} (medians {_span([w for w, _ in pairs])} against "
+            wins = sum(w > m for w, m in pairs)
+            text += (f"; against the frame's worst-atom error, in {wins} of {len(pairs)} "
+                     f"({_sign(wins, len(pairs))}; medians {_span([w for w, _ in pairs])} against "
                      f"{_span([m for _, m in pairs])})")
         lines.append(text + ".")
     if all("ensemble_energy_std" in o["signals"] for o in ood):
@@ -260,14 +276,16 @@ def uncertainty_findings(summaries: list[dict], signal: str = "ensemble_force_st
     lines += [
         f"- **Raw sigmas are over-confident.** Within 1 sigma on OOD: {_span(raw)} of force "
         f"components, where a calibrated {'/'.join(map(str, members))}-member ensemble covers "
-        f"{_span(expected)} (not 0.68); below that in {over_confident} of {len(scored)}.",
+        f"{_span(expected)} (not 0.68); below that in {over_confident} of {len(scored)} "
+        f"({_sign(over_confident, len(scored))}).",
         f"- **One variance scale cannot fix it; conformal intervals nearly do, in "
         f"distribution.** The scale fitted on held-out ID frames "
         f"({_span([c['variance_scale'] for c in calibrations])}) over-covers OOD at 1 sigma "
         f"({_span(recalibrated)} against 0.68): the normalised errors are heavy-tailed, and the "
         "likelihood-fitted scale is set by the tails. Split-conformal 68% intervals fitted on "
         f"the same ID frames cover {_span(conformal_id)} of the other ID half and "
-        f"{_span(conformal_ood)} of OOD ({short} of {len(scored)} short of 0.68; 95% intervals "
+        f"{_span(conformal_ood)} of OOD ({short} of {len(scored)} short of 0.68, "
+        f"{_sign(short, len(scored))}; 95% intervals "
         f"{_span(conformal_95)} on OOD): the guarantee holds for exchangeable frames, and OOD "
         "frames are not."]
     return lines
