@@ -9,9 +9,11 @@ from gmdbench.report.uncertainty import sign_test, uncertainty_findings
 def _summary(pooled: float, baseline: float, within: float, worst: float,
              raw: float = 0.3, conformal: float = 0.6) -> dict:
     """One configuration's summary, with only the keys the findings read."""
+    per_group = {"A": within - 0.3, "B": within, "C": within + 0.1}
     ood = {"signals": {"ensemble_force_std": {"spearman": pooled,
                                               "within_molecule": {"median": within,
-                                                                  "groups": 6}},
+                                                                  "groups": 6,
+                                                                  "per_group": per_group}},
                        "force_deviation_max": {"spearman": pooled,
                                                "within_molecule": {"median": worst,
                                                                    "groups": 6}}},
@@ -47,6 +49,12 @@ def test_findings_count_and_test_what_the_summaries_say():
         "0.80 to 0.90; a molecule-only baseline (constant within a molecule) reaches 0.70 to " \
         "0.90, and the signal beats the better baseline in 3 of 5 (sign test p = 1;" in first
     assert "Within a molecule its median Spearman is 0.40 to 0.60 (over 6 molecules each" in first
+    # per molecule: each median - 0.3, itself and + 0.1; the lowest is 0.4 - 0.3
+    assert "correlated MD snapshots); above 0 in 15 of 15 (configuration, molecule) pairs, the " \
+        "lowest 0.10: that" in first
+    low = uncertainty_findings([_summary(0.9, 0.8, 0.3, 0.3), _summary(0.9, 0.8, 0.2, 0.3)])[0]
+    # 0.3 - 0.3 = 0 exactly is not above 0; 0.2 - 0.3 is below
+    assert "above 0 in 4 of 6 (configuration, molecule) pairs, the lowest -0.10" in low
     worst = lines[1]
     assert "better than the mean spread in 1 of 5 configurations (sign test p = 0.38; " \
         "medians 0.20 to 0.70)" in worst

@@ -208,6 +208,19 @@ def _sign(count: int, total: int) -> str:
     return f"sign test p = {sign_test(count, total):.2g}" if total else "no sign test"
 
 
+def _per_molecule_sign(within: list[dict]) -> str:
+    """How many (configuration, molecule) pairs rank frames the right way round at all
+    (Spearman above 0), and the worst one: a median hides a molecule where the signal points
+    the wrong way. Empty where the summaries hold no per-molecule values."""
+    values = [rho for w in within for rho in (w.get("per_group") or {}).values()
+              if rho is not None]
+    if not values:
+        return ""
+    positive = sum(rho > 0 for rho in values)
+    return (f"; above 0 in {positive} of {len(values)} (configuration, molecule) pairs, the "
+            f"lowest {min(values):.2f}")
+
+
 def uncertainty_findings(summaries: list[dict], signal: str = "ensemble_force_std"
                          ) -> list[str]:
     """The uncertainty findings, decided from the summaries alone (every number in them is
@@ -237,8 +250,8 @@ def uncertainty_findings(summaries: list[dict], signal: str = "ensemble_force_st
              "architectures, so their p-values are optimistic). Within a "
              f"molecule its median Spearman is {_span(medians)} (over "
              f"{'/'.join(map(str, molecules))} molecules each, frames of one molecule being "
-             "correlated MD snapshots): that, not the pooled number, is what it adds beyond "
-             "knowing the molecule."]
+             "correlated MD snapshots)" + _per_molecule_sign(within) + ": that, not the pooled "
+             "number, is what it adds beyond knowing the molecule."]
     if all("force_deviation_max" in o["signals"] for o in ood):
         worst = [o["signals"]["force_deviation_max"]["within_molecule"]["median"] for o in ood]
         better = sum(w is not None and m is not None and w > m
