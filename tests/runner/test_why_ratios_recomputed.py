@@ -10,6 +10,7 @@ longer follows from the archive fails here, whichever code wrote it.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -119,3 +120,47 @@ def test_the_data_size_table_and_laws_follow_from_the_committed_predictions():
         ratio_low, ratio_high = _law(sizes, ratios)[1:3]
         flat = "its change with data is not distinguishable from none" in line
         assert flat == (ratio_low <= 0 <= ratio_high), model
+
+
+def _diverged(run_dir: Path) -> bool:
+    """DESIGN's diverged mark, from the training log alone: a final val force MAE above 3x its
+    best, or a train loss 100x the lowest before it."""
+    with open(run_dir / "training_log.csv", newline="") as log:
+        rows = list(csv.DictReader(log))
+    maes = [float(row["val_force_mae"]) for row in rows]
+    losses = [float(row["train_loss"]) for row in rows]
+    return bool(maes) and (maes[-1] > 3 * min(maes) or any(
+        loss > 100 * min(losses[:i]) for i, loss in enumerate(losses) if i))
+
+
+@pytest.mark.skipif(not STUDY_RUNS, reason="no why-ratios run archived yet")
+def test_the_seed_noise_of_each_verdict_follows_from_the_committed_runs():
+    """The pooled within-configuration spread of log OOD/ID: the reference matrix's scratch
+    runs of the published task grouped by their config less the seed, diverged seeds left out,
+    and the study's central runs as one more group."""
+    groups: dict[str, dict[str, list[float]]] = {}
+    for run in sorted((ARCHIVE / "runs").glob("*")):
+        record = json.loads((run / "record.json").read_text())
+        if record["task"] != "fragment_duplication" or record["regime"] != "scratch" or \
+                _diverged(run):
+            continue
+        config = {k: v for k, v in record["config"].items()
+                  if k not in ("seed", "dataset_path", "dataset_hash")}
+        key = json.dumps(config, sort_keys=True, default=str)
+        groups.setdefault(record["model"], {}).setdefault(key, []).append(
+            _force_mae(run, "ood_test") / _force_mae(run, "id_test"))
+    for model, points in _data_size_runs().items():
+        central = [ood / iid for trajectories, _, iid, ood in points
+                   if trajectories == CENTRAL_TRAJECTORIES]
+        groups.setdefault(model, {})["central"] = central
+    verdicts = README.read_text().split("### Verdict", 1)[1]
+    for model in _data_size_runs():
+        logs = [np.log(g) for g in groups[model].values() if len(g) >= 2]
+        dof = sum(len(g) - 1 for g in logs)
+        line = next(line for line in verdicts.splitlines() if line.startswith(f"- {model}:"))
+        if dof == 0:
+            assert "seed noise is not measured yet" in line, model
+            continue
+        sigma = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in logs) / dof)
+        assert f"OOD/ID varies x{math.exp(sigma):.3f} from seed to seed (pooled over {dof} " \
+            f"degree{'s' if dof != 1 else ''} of freedom" in line, (model, line)
