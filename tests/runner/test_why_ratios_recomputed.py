@@ -4,7 +4,8 @@ predictions (own numpy) to the README numbers").
 
 No gmdbench code: each run's force MAE comes from its predictions file, its factor from its
 config.json, and the data-size laws are fitted again by least squares on log10 with the
-slope's t interval written out (scipy gives only the t quantile). A README number that no
+slope's t interval written out (scipy gives only the t quantile); the verdicts' seed noise is
+pooled again from the reference runs' configs and training logs. A README number that no
 longer follows from the archive fails here, whichever code wrote it.
 """
 
