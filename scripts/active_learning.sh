@@ -4,6 +4,8 @@
 # continues where this one stopped:
 #   scripts/active_learning.sh [NAME]          # default NAME: fragment-duplication-powered
 #   scripts/active_learning.sh [NAME] --stop   # before a working session ends
+#   scripts/active_learning.sh [NAME] --stop-after-unit   # waits for the unit in flight to be
+#                                                          # archived, then stops (nothing lost)
 # log: results/active-learning/NAME/run.log. A unit still running when stopped is lost (its
 # rounds are trained again next time); finished units are never run twice.
 # Estimate first: python bench/run_cost.py --study NAME
@@ -40,6 +42,18 @@ commit_units() {
     sleep 7
   done
 }
+
+if [[ "${1:-}" == "--stop-after-unit" ]]; then
+  # the log names each unit as it is archived; wait for one more than now, then stop
+  archived() { grep -c " archived -> " "$WORK/run.log" 2>/dev/null || true; }
+  before=$(archived)
+  echo "waiting for the unit in flight to be archived ($before so far in this run's log)"
+  while [[ -f "$WORK/run.pid" ]] && kill -0 "$(cat "$WORK/run.pid")" 2>/dev/null &&
+        [[ "$(archived)" -le "$before" ]]; do
+    sleep 10
+  done
+  set -- --stop
+fi
 
 if [[ "${1:-}" == "--stop" ]]; then
   if [[ -f "$WORK/run.pid" ]]; then
