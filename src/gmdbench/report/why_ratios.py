@@ -475,8 +475,10 @@ def _reference_law_lines(law: PowerLaw | None, published: dict[str, dict[str, st
     if law is None:
         return []
     return [f"- Across the reference matrix's scratch runs (every architecture), OOD/ID ~ ID^"
-            f"{law.text()}" + (": the ratio grows as ID error falls."
-                               if law.slope < 0 and law.trend_shown else "."),
+            f"{law.text()}" + (": the ratio grows as ID error falls"
+                               if law.slope < 0 and law.trend_shown else "")
+            + " (each seed is a point, and seeds of one architecture lie close together, so "
+            "the interval is narrower than one over architectures would be).",
             finding_one_restated(law, published, published_names)]
 
 
