@@ -162,15 +162,19 @@ def test_the_seeds_needed_search_stops_at_its_cap_and_not_before():
         assert result["seeds_needed"] == expected
 
 
+SPREAD = {"n": 5, "ci": [-1.0, 1.0]}  # interval fields a tested row carries
+
+
 def test_verdicts_are_adjusted_over_the_table_by_benjamini_hochberg():
     """Hand-worked Benjamini-Hochberg: p (0.01, 0.04, 0.03, 0.20) of m = 4 sort to 0.01, 0.03,
     0.04, 0.20; m p_(i) / i gives 0.04, 0.06, 0.0533, 0.20 and the running minimum from the
     top 0.04, 0.0533, 0.0533, 0.20. A row whose own interval excludes 0 (p 0.03, 0.04) is not
     called once adjusted; Holm or Bonferroni would give other numbers (0.04 -> 0.06, 0.08)."""
-    rows = [{"t_test_p": p, "level": 0.95, "verdict": verdict} for p, verdict in
+    rows = [{"t_test_p": p, "level": 0.95, "verdict": verdict, **SPREAD} for p, verdict in
             ((0.01, "lower"), (0.04, "higher"), (0.03, "lower"),
              (0.20, "not distinguishable"))]
-    untested = {"t_test_p": None, "level": 0.95, "verdict": "lower"}  # equal shifts: no test
+    # equal shifts: no test, an interval of no width
+    untested = {"t_test_p": None, "level": 0.95, "verdict": "lower", "n": 5, "ci": [-0.5, -0.5]}
     adjust_for_multiplicity([*rows, untested])
     assert [row["adjusted_p"] for row in rows] == pytest.approx([0.04, 0.16 / 3, 0.16 / 3,
                                                                  0.20])
@@ -179,19 +183,53 @@ def test_verdicts_are_adjusted_over_the_table_by_benjamini_hochberg():
     assert [row["unadjusted_verdict"] for row in rows] == ["lower", "higher", "lower",
                                                            "not distinguishable"]
     assert untested["adjusted_p"] is None and untested["verdict"] == "lower"
-    alone = [{"t_test_p": 0.03, "level": 0.95, "verdict": "lower"}]
+    alone = [{"t_test_p": 0.03, "level": 0.95, "verdict": "lower", **SPREAD}]
     adjust_for_multiplicity(alone)  # a family of one: nothing to adjust
     assert alone[0]["adjusted_p"] == pytest.approx(0.03) and alone[0]["verdict"] == "lower"
-    loose = [{"t_test_p": 0.06, "level": 0.9, "verdict": "lower"},
-             {"t_test_p": 0.5, "level": 0.9, "verdict": "not distinguishable"}]
+    loose = [{"t_test_p": 0.06, "level": 0.9, "verdict": "lower", **SPREAD},
+             {"t_test_p": 0.5, "level": 0.9, "verdict": "not distinguishable", **SPREAD}]
     adjust_for_multiplicity(loose)  # decided at the comparisons' own level (0.06 * 2 > 0.1)
     assert loose[0]["adjusted_p"] == pytest.approx(0.12)
     assert loose[0]["verdict"] == "not distinguishable"
     # significance is p < 1 - level: at a 75% level p = 0.25 exactly is not called; at 30%
     # (alpha 0.7, where 1 - level and 1 % level part) p = 0.5 is
-    edge = [{"t_test_p": 0.25, "level": 0.75, "verdict": "lower"}]
+    edge = [{"t_test_p": 0.25, "level": 0.75, "verdict": "lower", **SPREAD}]
     adjust_for_multiplicity(edge)
     assert edge[0]["verdict"] == "not distinguishable"
-    wide = [{"t_test_p": 0.5, "level": 0.3, "verdict": "higher"}]
+    wide = [{"t_test_p": 0.5, "level": 0.3, "verdict": "higher", **SPREAD}]
     adjust_for_multiplicity(wide)
     assert wide[0]["verdict"] == "higher"
+
+
+
+def test_adjusted_intervals_widen_to_the_false_coverage_level_and_match_the_verdicts():
+    """Benjamini-Yekutieli's FCR intervals: with R of m rows called, each row's t interval at
+    1 - max(R, 1) alpha / m. A clear shift, a marginal one and none over 5 paired seeds:
+    BH calls only the clear one (R = 1, m = 3), so the intervals are at 1 - 0.05 / 3; the
+    marginal row's own 95% interval excludes 0, its adjusted one does not."""
+    noise = [0.3, -0.2, 0.1, -0.25, 0.05]
+    rows = [paired_comparison({s: shift + e for s, e in enumerate(noise)},
+                              dict.fromkeys(range(5), 0.0))
+            for shift in (-2.0, -0.3, 0.0)]
+    clear, marginal, none = rows
+    assert clear["verdict"] == marginal["verdict"] == "lower" and marginal["t_test_p"] > 0.05 / 1.5
+    untested = paired_comparison({0: 1.0, 1: 1.0}, {0: 0.0, 1: 0.0})  # no spread: no test
+    adjust_for_multiplicity([*rows, untested])
+    assert [row["verdict"] for row in rows] == ["lower", "not distinguishable",
+                                                "not distinguishable"]
+    sd = float(np.std(noise, ddof=1))
+    for row, shift in zip(rows, (-2.0, -0.3, 0.0), strict=True):
+        assert row["adjusted_level"] == pytest.approx(1 - 0.05 / 3)
+        half = t.ppf(1 - 0.05 / 6, 4) * sd / math.sqrt(5)
+        mean = shift + float(np.mean(noise))
+        assert row["adjusted_ci"] == pytest.approx([mean - half, mean + half])
+    assert clear["adjusted_ci"][1] < 0  # called: excludes 0
+    assert marginal["ci"][1] < 0 < marginal["adjusted_ci"][1]  # its own excludes, adjusted not
+    assert none["adjusted_ci"][0] < 0 < none["adjusted_ci"][1]
+    assert untested["adjusted_ci"] == untested["ci"] and untested["adjusted_level"] is None
+    # two called of three: the level is 1 - 2 alpha / m
+    two = [paired_comparison({s: shift + e for s, e in enumerate(noise)},
+                             dict.fromkeys(range(5), 0.0)) for shift in (-2.0, -1.5, 0.0)]
+    adjust_for_multiplicity(two)
+    assert [row["verdict"] for row in two][:2] == ["lower", "lower"]
+    assert two[0]["adjusted_level"] == pytest.approx(1 - 2 * 0.05 / 3)

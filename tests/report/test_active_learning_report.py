@@ -1,6 +1,8 @@
 """The active-learning report's paired section, on hand-made per-seed numbers: every verdict
 it writes is the adjusted one, and a row whose own interval excludes 0 but whose adjusted p
 does not pass is named as such, whichever metric it is."""
+import pytest
+
 from gmdbench.report.active_learning import comparisons, paired_section
 
 CONFIG = {"rules": ["random", "ensemble", "no_label"], "pool": {"per_seed": 5}}
@@ -29,6 +31,13 @@ def test_a_final_row_the_adjustment_removed_is_named_with_both_p_values():
     assert len(named) == 1
     assert "not distinguishable once the table's 6 comparisons are accounted for" in named[0]
     assert f"p = {final['t_test_p']:.3f}, adjusted p = {final['adjusted_p']:.3f}" in named[0]
+    # no row is called, so every interval is at 1 - 5% / 6; this one reaches over 0
+    low, high = final["adjusted_ci"]
+    assert final["adjusted_level"] == pytest.approx(1 - 0.05 / 6) and low < 0 < high
+    adjusted = f"99.2% CI {low:+.4f} to {high:+.4f}"
+    assert f"excludes 0, its adjusted {adjusted} does not; p = " in named[0]
+    row = next(line for line in lines if line.startswith("| ensemble | final vs random |"))
+    assert f"| {final['adjusted_p']:.3f} | {adjusted} | - |" in row  # Wilcoxon: under 6 seeds
     # a final row the adjustment did not change gets no bullet of its own
     assert not any(line.startswith("- ensemble against no_label (final)") for line in lines)
     area = compared["ensemble"]["area vs no_label"]

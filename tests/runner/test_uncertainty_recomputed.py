@@ -163,3 +163,16 @@ def test_paired_test_recomputed_from_the_committed_curve(path: Path):
         assert test["adjusted_p"] == pytest.approx(value, rel=1e-9)
         called = test["verdict"] != "not distinguishable"
         assert called == (value < 0.05 and test["unadjusted_verdict"] != "not distinguishable")
+    # the false-coverage-rate intervals (Benjamini-Yekutieli): each row's t interval at
+    # 1 - max(R, 1) 5% / m, which excludes 0 exactly where the row is called
+    calls = sum(test["verdict"] != "not distinguishable" for test in family)
+    level = 1 - max(calls, 1) * 0.05 / len(family)
+    for test in family:
+        dof = test["n"] - 1
+        error = (test["ci"][1] - test["ci"][0]) / 2 / t.ppf(0.975, dof)
+        half = t.ppf(1 - (1 - level) / 2, dof) * error
+        mean = test["mean_difference"]
+        assert test["adjusted_level"] == pytest.approx(level, rel=1e-12)
+        assert test["adjusted_ci"] == pytest.approx([mean - half, mean + half], rel=1e-9)
+        excludes = mean + half < 0 or mean - half > 0
+        assert excludes == (test["verdict"] != "not distinguishable"), test

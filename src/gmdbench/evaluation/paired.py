@@ -11,7 +11,11 @@ A table of comparisons is one family: with eight rows at 5% each, one "significa
 what chance alone gives a third of the time. ``adjust_for_multiplicity`` holds the false
 discovery rate of a table's verdicts at the same level (Benjamini-Hochberg, scipy's own
 ``false_discovery_control``; it holds under the positive dependence of comparisons that share
-a baseline), and a verdict is "lower" or "higher" only where the adjusted p-value says so.
+a baseline), and a verdict is "lower" or "higher" only where the adjusted p-value says so. Each
+row's interval is then widened to the false-coverage-rate level of Benjamini and Yekutieli
+(2005), 1 - max(R, 1) alpha / m for R called rows of m tested: a called row's adjusted
+interval excludes 0 and an uncalled row's holds it, so every verdict reads off its own
+adjusted interval.
 """
 
 from __future__ import annotations
@@ -85,15 +89,30 @@ def paired_comparison(values: dict[int, float], baseline: dict[int, float],
 def adjust_for_multiplicity(comparisons: list[dict]) -> None:
     """Benjamini-Hochberg adjusted p-values over ``comparisons`` (results of
     ``paired_comparison``, one family), in place: each gains ``adjusted_p`` (None where it has
-    no test) and ``unadjusted_verdict`` (its own interval's verdict), and its ``verdict`` is
-    "not distinguishable" unless its adjusted p-value is below 1 - level. Comparisons whose
-    differences were all equal (no test, no spread) keep their verdict."""
+    no test), ``unadjusted_verdict`` (its own interval's verdict) and ``adjusted_ci`` at
+    ``adjusted_level`` (the false-coverage-rate interval; its own interval and None where it
+    has no test), and its ``verdict`` is "not distinguishable" unless its adjusted p-value is
+    below 1 - level. Comparisons whose differences were all equal (no test, no spread) keep
+    their verdict."""
     tested = [c for c in comparisons if c["t_test_p"] is not None]
     adjusted = false_discovery_control([c["t_test_p"] for c in tested]) if tested else []
     for comparison in comparisons:
         comparison["unadjusted_verdict"] = comparison["verdict"]
         comparison["adjusted_p"] = None
+        comparison["adjusted_ci"] = comparison["ci"]
+        comparison["adjusted_level"] = None
     for comparison, p in zip(tested, adjusted, strict=True):
         comparison["adjusted_p"] = float(p)
         if p >= 1 - comparison["level"]:
             comparison["verdict"] = "not distinguishable"
+    called = sum(c["verdict"] != "not distinguishable" for c in tested)
+    for comparison in tested:
+        # the row's own t interval, rescaled from its level to the FCR-adjusted one
+        alpha = 1 - comparison["level"]
+        adjusted_level = 1 - max(called, 1) * alpha / len(tested)
+        low, high = comparison["ci"]
+        dof = comparison["n"] - 1
+        scale = t.ppf(1 - (1 - adjusted_level) / 2, dof) / t.ppf(1 - alpha / 2, dof)
+        centre, half = (low + high) / 2, (high - low) / 2 * scale
+        comparison["adjusted_ci"] = [centre - half, centre + half]
+        comparison["adjusted_level"] = adjusted_level

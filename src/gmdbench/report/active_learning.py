@@ -121,6 +121,14 @@ def _p(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _adjusted_ci(test: dict) -> str:
+    """A row's false-coverage-rate interval with its level, or "-" where it has no test."""
+    if test["adjusted_level"] is None:
+        return "-"
+    low, high = test["adjusted_ci"]
+    return f"{test['adjusted_level']:.1%} CI {low:+.4f} to {high:+.4f}"
+
+
 def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[str]:
     """The paired table and its verdicts, with the caveats that belong beside them."""
     family = sum(test["t_test_p"] is not None for tests in compared.values()
@@ -138,10 +146,13 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
              "own: a lower bound once the table is adjusted); *p adjusted*: the "
              f"t-test p-value adjusted over the table's {family} tested comparisons "
              "(Benjamini-Hochberg), which decides the verdict, so that the table's verdicts "
-             "hold a 5% false discovery rate rather than 5% each.\n",
+             "hold a 5% false discovery rate rather than 5% each; *CI adjusted*: the same "
+             "interval widened to the false-coverage-rate level of Benjamini and Yekutieli, "
+             "1 - max(R, 1) x 5% / m for R rows called of m tested, which excludes 0 exactly "
+             "where the verdict is called.\n",
              "| Rule | Compared | Seeds | Mean difference (eV/A) [95% CI] | p (t) | "
-             "p adjusted | p (Wilcoxon) | Detectable | Seeds needed | Verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "p adjusted | CI adjusted | p (Wilcoxon) | Detectable | Seeds needed | Verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for rule, tests in compared.items():
         for name, test in tests.items():
@@ -153,7 +164,7 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
                 f"{test['detectable_difference']:.4f}"
             lines.append(f"| {rule} | {name} | {test['n']} | {test['mean_difference']:+.4f} "
                          f"{ci} | {_p(test['t_test_p'])} | {_p(test['adjusted_p'])} | "
-                         f"{_p(test['wilcoxon_p'])} | "
+                         f"{_adjusted_ci(test)} | {_p(test['wilcoxon_p'])} | "
                          f"{detectable} | {test['seeds_needed'] or '-'} | {test['verdict']} |")
             # every area row, and any row (a final one too) whose verdict the adjustment
             # removed: a reader who sees its interval exclude 0 learns why it is not called
@@ -172,8 +183,8 @@ def paired_section(compared: dict[str, dict[str, dict]], config: dict) -> list[s
                 f"- {rule} against {other} ({metric}): not distinguishable once the table's "
                 f"{family} comparisons are accounted for ({difference[metric]} "
                 f"{test['mean_difference']:+.4f} eV/A over {test['n']} paired seeds; its own "
-                f"95% CI {test['ci'][0]:+.4f} to {test['ci'][1]:+.4f} excludes 0, "
-                f"{p_values}).")
+                f"95% CI {test['ci'][0]:+.4f} to {test['ci'][1]:+.4f} excludes 0, its "
+                f"adjusted {_adjusted_ci(test)} does not; {p_values}).")
         elif test["verdict"] == "not distinguishable":
             lines.append(
                 f"- {rule} against {other} ({metric}): not distinguishable over {test['n']} "
