@@ -233,3 +233,10 @@ def test_adjusted_intervals_widen_to_the_false_coverage_level_and_match_the_verd
     adjust_for_multiplicity(two)
     assert [row["verdict"] for row in two][:2] == ["lower", "lower"]
     assert two[0]["adjusted_level"] == pytest.approx(1 - 2 * 0.05 / 3)
+    # none called: the level is still that of one call, 1 - alpha / m, and finite
+    quiet = [paired_comparison({s: shift + e for s, e in enumerate(noise)},
+                               dict.fromkeys(range(5), 0.0)) for shift in (-0.1, 0.0)]
+    adjust_for_multiplicity(quiet)
+    assert all(row["verdict"] == "not distinguishable" for row in quiet)
+    assert quiet[0]["adjusted_level"] == pytest.approx(1 - 0.05 / 2)
+    assert all(np.isfinite(row["adjusted_ci"]).all() for row in quiet)
