@@ -637,3 +637,32 @@ def test_one_central_seed_reads_its_band_from_the_reference_seeds_alone():
     two = _noisy_central((3.0, 3.3))
     text = "\n".join(why_ratios_section([*two, runs[1]], {}, {}, None, None, 18))
     assert "(pooled over 1 degree of freedom: the study's 2 central seeds)" in text
+
+
+def test_the_fitted_law_at_a_size_carries_the_interval_of_the_line_there():
+    """Hand-worked OLS on log10: at x the line's 95% interval is t(n-2) s sqrt(1/n +
+    (log x - mean)^2 / Sxx), narrowest at the points' mean and wider the farther out."""
+    x = np.array([100.0, 200.0, 400.0, 800.0])
+    y = np.array([0.050, 0.038, 0.031, 0.022])
+    law = fit_power_law(list(x), list(y))
+    lx, ly = np.log10(x), np.log10(y)
+    slope, intercept = np.polyfit(lx, ly, 1)
+    s = math.sqrt(((ly - intercept - slope * lx) ** 2).sum() / 2)
+    sxx = ((lx - lx.mean()) ** 2).sum()
+    for at in (1000.0, 10 ** lx.mean(), 50.0):
+        half = stats.t.ppf(0.975, 2) * s * math.sqrt(1 / 4 + (math.log10(at) - lx.mean()) ** 2
+                                                     / sxx)
+        centre = intercept + slope * math.log10(at)
+        assert law.interval_at(at) == pytest.approx((10 ** (centre - half),
+                                                     10 ** (centre + half)))
+    width = [math.log10(high / low) for low, high in
+             (law.interval_at(v) for v in (10 ** lx.mean(), 1000.0, 10_000.0))]
+    assert width[0] < width[1] < width[2]
+    runs = _data_runs((1, 2, 4, 8), central=True)
+    runs[0].ood_mae *= 1.1  # off the line: an interval of some width
+    series = data_series(runs, "mace")
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    low, high = series.ratio_law.interval_at(1000)
+    assert f"OOD/ID {series.ratio_law.at(1000):.2f} (95% CI {low:.2f} to {high:.2f})." in text
+    low, high = series.id_law.interval_at(1000)
+    assert f"give ID {series.id_law.at(1000):.4f} (95% CI {low:.4f} to {high:.4f}), OOD " in text

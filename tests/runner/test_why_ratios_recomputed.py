@@ -72,16 +72,23 @@ def _readme_rows() -> dict[str, list[tuple[int, int, float, float, float]]]:
     return rows
 
 
-def _law(x: list[float], y: list[float]) -> tuple[float, float, float, float]:
-    """log10(y) = a + b log10(x) by least squares: slope, its 95% t interval, and r."""
+def _law(x: list[float], y: list[float], at: float = 1000.0
+         ) -> tuple[float, float, float, float, tuple[float, float, float]]:
+    """log10(y) = a + b log10(x) by least squares: slope, its 95% t interval, r, and the
+    line's value at ``at`` (the authors' frames per molecule) with its 95% interval."""
     lx, ly = np.log10(x), np.log10(y)
     slope, intercept = np.polyfit(lx, ly, 1)
     residual = ly - (intercept + slope * lx)
     n = len(lx)
-    stderr = math.sqrt((residual ** 2).sum() / (n - 2) / ((lx - lx.mean()) ** 2).sum())
-    half = stats.t.ppf(0.975, n - 2) * stderr
+    s = math.sqrt((residual ** 2).sum() / (n - 2))
+    sxx = ((lx - lx.mean()) ** 2).sum()
+    t_value = stats.t.ppf(0.975, n - 2)
+    half = t_value * s / math.sqrt(sxx)
+    centre = intercept + slope * math.log10(at)
+    spread = t_value * s * math.sqrt(1 / n + (math.log10(at) - lx.mean()) ** 2 / sxx)
     return float(slope), float(slope - half), float(slope + half), \
-        float(np.corrcoef(lx, ly)[0, 1])
+        float(np.corrcoef(lx, ly)[0, 1]), \
+        (10 ** centre, 10 ** (centre - spread), 10 ** (centre + spread))
 
 
 @pytest.mark.skipif(not STUDY_RUNS, reason="no why-ratios run archived yet")
@@ -113,11 +120,14 @@ def test_the_data_size_table_and_laws_follow_from_the_committed_predictions():
             continue
         line = next(line for line in README.read_text().splitlines()
                     if line.startswith(f"- {model}: ID ~ N^"))
-        for name, values in (("ID", ids), ("OOD", oods), ("OOD/ID", ratios)):
-            slope, low, high, r = _law(sizes, values)
+        for name, values, digits in (("ID", ids, 4), ("OOD", oods, 4), ("OOD/ID", ratios, 2)):
+            slope, low, high, r, (value, below, above) = _law(sizes, values)
             written = (f"{name} ~ N^{slope:+.2f} (95% CI {low:+.2f} to {high:+.2f}; "
                        f"r = {r:+.2f}, n = {len(sizes)})")
             assert written in line, (model, written, line)
+            predicted = (f"{name} {value:.{digits}f} (95% CI {below:.{digits}f} to "
+                         f"{above:.{digits}f})")
+            assert f"give {predicted}" in line or f", {predicted}" in line, (model, predicted)
         ratio_low, ratio_high = _law(sizes, ratios)[1:3]
         flat = "its change with data is not distinguishable from none" in line
         assert flat == (ratio_low <= 0 <= ratio_high), model

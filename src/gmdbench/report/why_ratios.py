@@ -68,6 +68,9 @@ class PowerLaw:
     r: float
     n: int
     x_range: tuple[float, float]
+    log_x_mean: float = math.nan  # mean of log10(x) over the fitted points
+    log_x_sxx: float = math.nan  # sum of squared deviations of log10(x) from that mean
+    residual_sd: float = math.nan  # standard deviation of the log10 residuals (n - 2)
 
     def at(self, x: float) -> float:
         return float(10 ** (self.intercept + self.slope * math.log10(x)))
@@ -91,6 +94,16 @@ class PowerLaw:
         low, high = self.slope_interval()
         return (low > 0 or high < 0) and not math.isclose(self.slope, 0.0, abs_tol=1e-12)
 
+    def interval_at(self, x: float) -> tuple[float, float]:
+        """The ``LEVEL`` confidence interval of the fitted law at x (the mean line, not a new
+        point): t s sqrt(1/n + (log x - mean)^2 / Sxx) on the log scale, widening with the
+        distance from the measured points, so an extrapolation shows what it is worth."""
+        spread = self.residual_sd * math.sqrt(
+            1 / self.n + (math.log10(x) - self.log_x_mean) ** 2 / self.log_x_sxx)
+        half = float(stats.t.ppf((1 + self.LEVEL) / 2, self.n - 2)) * spread
+        centre = self.intercept + self.slope * math.log10(x)
+        return float(10 ** (centre - half)), float(10 ** (centre + half))
+
     def text(self) -> str:
         low, high = self.slope_interval()
         return (f"{self.slope:+.2f} ({self.LEVEL:.0%} CI {low:+.2f} to {high:+.2f}; "
@@ -104,9 +117,13 @@ def fit_power_law(x: list[float], y: list[float]) -> PowerLaw | None:
     x_array, y_array = x_array[keep], y_array[keep]
     if x_array.size < 3 or np.unique(x_array).size < 2:
         return None
-    fit = stats.linregress(np.log10(x_array), np.log10(y_array))
+    log_x, log_y = np.log10(x_array), np.log10(y_array)
+    fit = stats.linregress(log_x, log_y)
+    residuals = log_y - (fit.intercept + fit.slope * log_x)
     return PowerLaw(float(fit.slope), float(fit.stderr), float(fit.intercept), float(fit.rvalue),
-                    int(x_array.size), (float(x_array.min()), float(x_array.max())))
+                    int(x_array.size), (float(x_array.min()), float(x_array.max())),
+                    float(log_x.mean()), float(((log_x - log_x.mean()) ** 2).sum()),
+                    float(np.sqrt((residuals ** 2).sum() / (x_array.size - 2))))
 
 
 def factor_of(config: dict[str, Any], small_options: dict[str, Any]) -> tuple[str, str]:
@@ -299,6 +316,12 @@ def within_noise(change: float, band: float) -> bool:
     return abs(math.log(change)) <= math.log(band)
 
 
+def _at(law: PowerLaw, x: float, digits: int) -> str:
+    """The law's value at x with the 95% interval of the fitted line there."""
+    low, high = law.interval_at(x)
+    return f"{law.at(x):.{digits}f} (95% CI {low:.{digits}f} to {high:.{digits}f})"
+
+
 def _fmt(value: float, digits: int = 4) -> str:
     return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
@@ -360,8 +383,8 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
             f"- {model}: ID ~ N^{series.id_law.text()}, OOD ~ N^{series.ood_law.text()}, "
             f"OOD/ID ~ N^{series.ratio_law.text()} over N = {low:.0f}-{high:.0f} frames per "
             f"molecule. At the authors' {at} frames ({beyond} the measured range) the fits "
-            f"give ID {_fmt(series.id_law.at(at))}, OOD {_fmt(series.ood_law.at(at))}, "
-            f"OOD/ID {series.ratio_law.at(at):.2f}."
+            f"give ID {_at(series.id_law, at, 4)}, OOD {_at(series.ood_law, at, 4)}, "
+            f"OOD/ID {_at(series.ratio_law, at, 2)}."
             + ("" if series.ratio_law.trend_shown else
                f" The ratio's slope interval includes 0: over {series.ratio_law.n} sizes its "
                "change with data is not distinguishable from none."))
