@@ -319,7 +319,7 @@ def test_a_published_id_error_at_our_smallest_size_is_within_the_range_with_its_
     published = {"MACE": {"force_mae_id": repr(target), "force_mae_ood": repr(2.5 * target)}}
     text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
     assert "is reached within the measured range, at N ≈ 100 frames per molecule" in text
-    assert "(published 2.5): at the same ID error" in text
+    assert "(published 2.5): the published ratio lies" in text
 
 
 def test_a_flat_reference_law_does_not_say_the_ratio_grows():
@@ -666,3 +666,27 @@ def test_the_fitted_law_at_a_size_carries_the_interval_of_the_line_there():
     assert f"OOD/ID {series.ratio_law.at(1000):.2f} (95% CI {low:.2f} to {high:.2f})." in text
     low, high = series.id_law.interval_at(1000)
     assert f"give ID {series.id_law.at(1000):.4f} (95% CI {low:.4f} to {high:.4f}), OOD " in text
+
+
+
+def test_the_published_ratio_is_read_against_the_fits_interval_at_the_same_id_error():
+    """Within the measured range, data size explains the published ratio only if it lies
+    outside the ratio fit's interval at the data size where our ID error meets theirs."""
+    runs = _data_runs((1, 2, 4, 8, 16), central=True)
+    runs[1].ood_mae *= 1.15  # off the line: an interval of some width
+    runs[3].ood_mae *= 0.9
+    series = data_series(runs, "mace")
+    target = series.id_law.at(400)  # met at 400 frames, inside the range
+    low, high = series.ratio_law.interval_at(series.id_law.solve(target))
+    assert high / low > 1.2
+    for ratio, verdict in (((low * high) ** 0.5, "lies inside that interval, so data size "
+                                                 "alone could explain it."),
+                           (high * 1.5, "lies outside that interval: at the same ID error, "
+                                        "data size alone does not explain a different ratio."),
+                           (low / 1.5, "lies outside that interval: at the same ID error, "
+                                       "data size alone does not explain a different ratio.")):
+        published = {"MACE": {"force_mae_id": repr(target),
+                              "force_mae_ood": repr(ratio * target)}}
+        text = "\n".join(why_ratios_section(runs, published, {"mace": "MACE"}, None, None, 18))
+        assert f"where the ratio fit gives {series.ratio_law.at(400):.1f} (95% CI {low:.1f} to " \
+            f"{high:.1f}) (published {ratio:.1f}): the published ratio {verdict}" in text

@@ -393,12 +393,16 @@ def why_ratios_section(runs: list[StudyRun], published: dict[str, dict[str, str]
             target = float(published[name]["force_mae_id"])
             needed = series.id_law.solve(target)
             published_ratio = float(published[name]["force_mae_ood"]) / target
-            at_needed = (f"where the ratio fit gives {series.ratio_law.at(needed):.1f} "
+            at_needed = (f"where the ratio fit gives {_at(series.ratio_law, needed, 1)} "
                          f"(published {published_ratio:.1f})")
+            below, above = series.ratio_law.interval_at(needed)
             if low <= needed <= high:
                 where = (f"is reached within the measured range, at N ≈ {needed:,.0f} frames "
-                         f"per molecule, {at_needed}: at the same ID error, data size alone "
-                         "does not explain a different ratio.")
+                         f"per molecule, {at_needed}: "
+                         + ("the published ratio lies inside that interval, so data size "
+                            "alone could explain it." if below <= published_ratio <= above else
+                            "the published ratio lies outside that interval: at the same ID "
+                            "error, data size alone does not explain a different ratio."))
             elif needed < low:
                 where = (f"is above our error at every measured size (the fit puts it at N ≈ "
                          f"{needed:,.0f} frames per molecule, below our smallest, {at_needed}; "
