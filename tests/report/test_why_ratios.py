@@ -124,7 +124,27 @@ def test_finding_one_restated_counts_predictions_at_or_above_three():
                  "B": {"force_mae_id": "0.04", "force_mae_ood": "0.08"}}
     text = finding_one_restated(law, published, {"a": "A", "b": "B"})
     assert "OOD/ID >= 3 for 1 of 2" in text
-    assert f"A {3.0 * math.sqrt(0.01 / 0.0025):.1f} (published 100.0)" in text
+    # points on the line: an interval of no width, which both published ratios exceed
+    assert f"A {3.0 * math.sqrt(0.01 / 0.0025):.1f} (95% CI 6.0 to 6.0; published 100.0)" \
+        in text
+    assert "The published ratio lies above the law's interval for 2 of 2 (A, B): for those, " \
+        "something besides ID error" in text
+
+
+def test_finding_one_restated_reads_each_published_ratio_against_the_laws_interval():
+    law = fit_power_law([0.01, 0.015, 0.02, 0.04], [3.3, 2.2, 2.3, 1.4])  # off the line
+    low, high = law.interval_at(0.0025)
+    assert high / low > 1.5
+    inside = {"A": {"force_mae_id": "0.0025", "force_mae_ood": repr(0.0025 * law.at(0.0025))}}
+    text = finding_one_restated(law, inside, {"a": "A"})
+    assert f"A {law.at(0.0025):.1f} (95% CI {low:.1f} to {high:.1f}; published " in text
+    assert "No published ratio lies above the law's interval: ID error alone could account " \
+        "for them; the interval is the fitted line's" in text
+    for ood in (0.0025 * high * 1.01, 0.0025 * low * 0.5):  # just above; far below
+        text = finding_one_restated(law, {"A": {"force_mae_id": "0.0025",
+                                                "force_mae_ood": repr(ood)}}, {"a": "A"})
+        assert ("lies above the law's interval for 1 of 1 (A)" in text) == (ood > 0.0025 * low)
+        assert (", and below it for A;" in text) == (ood < 0.0025 * low)
 
 
 def test_power_law_drops_unusable_points_and_reports_its_fit():
