@@ -57,7 +57,9 @@ def test_train_refuses_a_dataset_of_another_task_and_bad_config(tiny_dataset, tm
 @pytest.mark.slow
 def test_run_quick_end_to_end(tmp_path):
     """The README's main job: dataset, SchNet and MACE, report (425 s in the full suite on
-    this 2-core machine, 2026-12-07, nothing else running: the suite's slowest test)."""
+    this 2-core machine, 2026-12-07, nothing else running: the suite's slowest test, as the
+    suite runs it single-threaded, OMP_NUM_THREADS=1 from conftest.py; 170 s alone with both
+    cores)."""
     result = gmd("run", "quick", "--out", tmp_path / "quick")
     assert result.returncode == 0, result.stderr
     markdown = (tmp_path / "quick" / "report" / "table.md").read_text()
