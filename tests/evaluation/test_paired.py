@@ -240,3 +240,20 @@ def test_adjusted_intervals_widen_to_the_false_coverage_level_and_match_the_verd
     assert all(row["verdict"] == "not distinguishable" for row in quiet)
     assert quiet[0]["adjusted_level"] == pytest.approx(1 - 0.05 / 2)
     assert all(np.isfinite(row["adjusted_ci"]).all() for row in quiet)
+
+
+def test_adjusted_intervals_at_an_even_seed_count_and_a_low_level():
+    """n = 6 (dof 5, where n ^ 1 would be 7) and a 30% level (alpha 0.7, where 1 % level
+    would be 0.1): the interval is still the row's t interval at 1 - max(R, 1) alpha / m."""
+    noise = [0.3, -0.2, 0.1, -0.25, 0.05, 0.15]
+    row = paired_comparison({s: -1.0 + e for s, e in enumerate(noise)},
+                            dict.fromkeys(range(6), 0.0), level=0.3)
+    other = paired_comparison({s: e for s, e in enumerate(noise)},
+                              dict.fromkeys(range(6), 0.0), level=0.3)
+    adjust_for_multiplicity([row, other])
+    called = sum(r["verdict"] != "not distinguishable" for r in (row, other))
+    level = 1 - max(called, 1) * 0.7 / 2
+    assert row["adjusted_level"] == pytest.approx(level)
+    sd, mean = float(np.std(noise, ddof=1)), -1.0 + float(np.mean(noise))
+    half = t.ppf(1 - (1 - level) / 2, 5) * sd / math.sqrt(6)
+    assert row["adjusted_ci"] == pytest.approx([mean - half, mean + half])
