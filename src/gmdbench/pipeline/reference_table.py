@@ -277,36 +277,34 @@ def _reference_ratio_law(results: ResultsStore) -> PowerLaw | None:
     return fit_power_law([x for x, _ in points], [y for _, y in points])
 
 
+def _published_scratch_runs(results: ResultsStore) -> list[tuple[dict, float, float]]:
+    """(run, ID force MAE, OOD force MAE) of every evaluated scratch run of the published task
+    in the reference archive: what the ratio cloud and the seed noise are both read from."""
+    values = {(m["run_id"], m["split"]): m["value"] for m in results.metrics("all")
+              if m["metric"] == "force_mae"}
+    return [(run, values[(run["run_id"], "id_test")], values[(run["run_id"], "ood_test")])
+            for run in results.runs()
+            if run["task"] == PUBLISHED_TASK and run["regime"] == "scratch"
+            and (run["run_id"], "id_test") in values and (run["run_id"], "ood_test") in values]
+
+
 def _reference_ratio_groups(results: ResultsStore) -> dict[str, list[list[float]]]:
     """Per model, the OOD/ID force-MAE ratios of each configuration's seeds among the
     reference archive's trained scratch runs of the published task (a configuration: the
     model's table label and its E0; diverged seeds left out): the seed noise the why-ratios
     verdicts are read against."""
-    values = {(m["run_id"], m["split"]): m["value"] for m in results.metrics("all")
-              if m["metric"] == "force_mae"}
     groups: dict[str, dict[tuple[str, str], list[float]]] = {}
-    for run in results.runs():
-        key = run["run_id"]
-        if run["task"] != PUBLISHED_TASK or run["regime"] != "scratch" or \
-                (run.get("training") or {}).get("status") == "diverged" or \
-                (key, "id_test") not in values or (key, "ood_test") not in values:
-            continue
-        groups.setdefault(run["model"], {}).setdefault(
-            (model_label(run), e0_label(run)), []).append(
-            values[(key, "ood_test")] / values[(key, "id_test")])
+    for run, iid, ood in _published_scratch_runs(results):
+        if (run.get("training") or {}).get("status") != "diverged":
+            groups.setdefault(run["model"], {}).setdefault(
+                (model_label(run), e0_label(run)), []).append(ood / iid)
     return {model: list(found.values()) for model, found in sorted(groups.items())}
 
 
 def _reference_ratio_points(results: ResultsStore) -> list[tuple[float, float]]:
     """(ID force MAE, OOD/ID) of every trained scratch run of the published task in the
     reference archive: the cloud the study's points are read against."""
-    values = {(m["run_id"], m["split"]): m["value"] for m in results.metrics("all")
-              if m["metric"] == "force_mae"}
-    return [(values[(run["run_id"], "id_test")],
-             values[(run["run_id"], "ood_test")] / values[(run["run_id"], "id_test")])
-            for run in results.runs()
-            if run["task"] == PUBLISHED_TASK and run["regime"] == "scratch"
-            and (run["run_id"], "id_test") in values and (run["run_id"], "ood_test") in values]
+    return [(iid, ood / iid) for _, iid, ood in _published_scratch_runs(results)]
 
 
 def comparison_section(rows: list[TableRow], published: dict[str, dict[str, str]],
