@@ -22,7 +22,10 @@ named; models without a measured ratio get none (no guess).
 Active-learning studies (``--study NAME``): the same rates, applied to what the loop trains per
 seed (round 0: the ensemble's members at full training; rounds 1..R: every rule fine-tunes its
 model, the ensemble rule its M members, on the train set grown by the labels so far), plus the
-base and pool datasets and one reference call per picked frame.
+base and pool datasets and one reference call per picked frame. Where the study's archive
+holds finished units, their own wall times follow: each rule's median per unit, measured /
+projected over the complete seeds, and the hours the missing units need
+(``gmdbench/pipeline/study_cost.py``).
 
 Usage: python bench/run_cost.py [--matrix standard] [--epochs 4] [--models schnet,mace]
        [--gpu-rates bench/gpu_rates.json]
@@ -96,6 +99,8 @@ def main() -> None:
     parser.add_argument("--models", default=None, help="comma-separated subset of entries")
     parser.add_argument("--gpu-rates", type=Path, default=Path("bench/gpu_rates.json"))
     parser.add_argument("--study", default=None, help="an active-learning study instead")
+    parser.add_argument("--archive", type=Path, default=None,
+                        help="the study's archive (default reference/active-learning/STUDY)")
     args = parser.parse_args()
     gpu = json.loads(args.gpu_rates.read_text()) if args.gpu_rates.exists() else None
 
@@ -104,7 +109,7 @@ def main() -> None:
     from gmdbench.reference.registry import ReferenceConfig, resolve_reference
 
     if args.study:
-        study_cost(args.study, args.epochs)
+        study_cost(args.study, args.epochs, args.archive)
         return
     matrix = load_matrix(args.matrix)
     if not QUICK_DATA.exists():
@@ -190,13 +195,17 @@ def _quick_store() -> DatasetStore:
     return DatasetStore(QUICK_DATA)
 
 
-def study_cost(name: str, epochs: int) -> None:
+def study_cost(name: str, epochs: int, archive: Path | None = None) -> None:
     """The projected wall time of an active-learning study on this machine (see the module
-    docstring); prints the parts and the total."""
+    docstring); prints the parts and the total, then what the units in ``archive`` (default
+    reference/active-learning/NAME) took and what the missing ones need."""
     from gmdbench.data.estimate import estimate_cost
     from gmdbench.models.registry import model_config
     from gmdbench.pipeline.active_learning import _pool_preset, load_study
+    from gmdbench.pipeline.study_cost import cost_lines
+    from gmdbench.pipeline.study_cost import study_cost as archived_cost
     from gmdbench.reference.registry import ReferenceConfig, resolve_reference
+    from gmdbench.runner.study_archive import StudyArchive
 
     study = load_study(name)
     store = _quick_store()
@@ -246,6 +255,14 @@ def study_cost(name: str, epochs: int) -> None:
     print(f"training + evaluation per seed {per_seed_hours:.2f} h; labelling "
           f"{label_hours:.2f} h in all")
     print(f"total ~{total:.1f} h wall on 2 cores")
+    folder = archive or Path("reference/active-learning") / study.name
+    saved = StudyArchive(folder)
+    units = [saved.unit(rule, seed) for seed in study.seeds for rule in study.rules]
+    walls = [(unit.rule, unit.seed, unit.wall_seconds) for unit in units if unit is not None]
+    print(f"{folder}:")
+    for line in cost_lines(archived_cost(study.rules, study.seeds, walls, per_seed_hours),
+                           per_seed_hours):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":
