@@ -348,6 +348,8 @@ def test_an_unfinished_archive_reports_its_complete_seeds_only(tmp_path):
         np.mean(np.subtract(control_areas, random_areas)))
     report = (tmp_path / "report" / "active_learning.md").read_text()
     assert "**Interim report**: 2 of 3 seeds have every rule archived (5 of 6" in report
+    assert "the study was planned at 3 seeds" in report  # a look, not the study's test
+    assert "so the verdict is the one at 3 seeds." in report
     assert "No rule reached" not in report  # random reached 0.05 in seed 1
     assert not (tmp_path / "curve.json").exists()  # still an archive being filled
     # the hand-made units' round-0 run ids differ per rule: not one shared start, and said so

@@ -503,6 +503,10 @@ def _interim_report(folder: Path) -> Path:
              for point in done[rule, seed].points]
     note = (f"**Interim report**: {len(complete)} of {len(config.seeds)} seeds have every rule "
             f"archived ({len(done)} of {len(expected)} rule-seed units); the tables and tests "
-            "below rest on those seeds alone and will change as the study goes on.")
+            "below rest on those seeds alone and will change as the study goes on. Its "
+            "verdicts are a look at the data so far, not the study's test: the study was "
+            f"planned at {len(config.seeds)} seeds, and a difference called at every look "
+            "would be called falsely more often than the 5% each test allows (each look is "
+            f"another chance), so the verdict is the one at {len(config.seeds)} seeds.")
     shown = config.model_copy(update={"seeds": complete}).model_dump(mode="json")
     return write_active_learning_report(curve, shown, folder, note=note)
