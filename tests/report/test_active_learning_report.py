@@ -62,3 +62,8 @@ def test_a_difference_that_survives_the_adjustment_is_called_with_its_adjusted_p
     assert ": higher OOD error over the budget" in control
     # a called final row is in the table, not repeated as a bullet
     assert not any("(final)" in line for line in lines if line.startswith("- "))
+    # 'seeds needed' is read off the observed difference: said to be a planning figure that
+    # can be optimistic (called rows' differences are biased away from 0)
+    legend = next(line for line in lines if line.startswith("Each rule minus the other"))
+    assert "a planning figure for another study, not a property of this one" in legend
+    assert "those of called rows biased away from 0, so it can be optimistic" in legend
