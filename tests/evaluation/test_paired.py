@@ -243,8 +243,10 @@ def test_adjusted_intervals_widen_to_the_false_coverage_level_and_match_the_verd
 
 
 def test_adjusted_intervals_at_an_even_seed_count_and_a_low_level():
-    """n = 6 (dof 5, where n ^ 1 would be 7) and a 30% level (alpha 0.7, where 1 % level
-    would be 0.1): the interval is still the row's t interval at 1 - max(R, 1) alpha / m."""
+    """n = 6 (dof 5, where n ^ 1 would be 7) and a 30% level (alpha 0.7): the interval is
+    still the row's t interval at 1 - max(R, 1) alpha / m. Where that level is above 0.5,
+    1 % level equals 1 - level; a family of one keeps the level at 0.3, where they part
+    (0.1 against 0.7)."""
     noise = [0.3, -0.2, 0.1, -0.25, 0.05, 0.15]
     row = paired_comparison({s: -1.0 + e for s, e in enumerate(noise)},
                             dict.fromkeys(range(6), 0.0), level=0.3)
@@ -257,3 +259,8 @@ def test_adjusted_intervals_at_an_even_seed_count_and_a_low_level():
     sd, mean = float(np.std(noise, ddof=1)), -1.0 + float(np.mean(noise))
     half = t.ppf(1 - (1 - level) / 2, 5) * sd / math.sqrt(6)
     assert row["adjusted_ci"] == pytest.approx([mean - half, mean + half])
+    alone = paired_comparison({s: -1.0 + e for s, e in enumerate(noise)},
+                              dict.fromkeys(range(6), 0.0), level=0.3)
+    adjust_for_multiplicity([alone])  # m = 1, R = 1: the adjusted level is the row's own
+    assert alone["adjusted_level"] == pytest.approx(0.3)
+    assert alone["adjusted_ci"] == pytest.approx(alone["ci"])
