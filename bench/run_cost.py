@@ -260,8 +260,7 @@ def study_cost(name: str, epochs: int, archive: Path | None = None) -> None:
     units = [saved.unit(rule, seed) for seed in study.seeds for rule in study.rules]
     walls = [(unit.rule, unit.seed, unit.wall_seconds) for unit in units if unit is not None]
     print(f"{folder}:")
-    for line in cost_lines(archived_cost(study.rules, study.seeds, walls, per_seed_hours),
-                           per_seed_hours):
+    for line in cost_lines(archived_cost(study.rules, study.seeds, walls, per_seed_hours)):
         print(f"  {line}")
 
 

@@ -37,7 +37,7 @@ def test_a_rule_never_archived_takes_the_projection_of_a_seed_shared_among_the_r
     assert "distance" not in cost.median_minutes
     assert cost.unmeasured_rules == ["distance"]
     assert cost.remaining_hours == pytest.approx(3 * 0.5 + 2 * 3.0 / 4)
-    assert cost_lines(cost, 3.0)[-1] == (
+    assert cost_lines(cost)[-1] == (
         "remaining: 5 units, ~3.0 h (each rule at its median; distance at the projection, no "
         "unit archived yet; next: distance seed 0)")
     complete = study_cost(RULES, [0, 1], walls, projected_seed_hours=3.0)
@@ -49,13 +49,13 @@ def test_a_rule_never_archived_takes_the_projection_of_a_seed_shared_among_the_r
 def test_the_printed_lines_name_the_next_unit_and_the_remaining_hours():
     walls = [("random", 0, 600), ("ensemble", 0, 1200), ("no_label", 0, 300)]
     cost = study_cost(RULES, [0, 1], walls, projected_seed_hours=1.0)
-    lines = cost_lines(cost, 1.0)
+    lines = cost_lines(cost)
     assert lines[0] == ("archive: 3 units took 0.58 h; median per unit: random 10.0 min, "
                         "ensemble 20.0 min, no_label 5.0 min")
     assert lines[1] == ("measured / projected over the complete seeds: 0.58x (projection "
                         "1.00 h per seed)")
     assert lines[2] == "remaining: 3 units, ~0.6 h (each rule at its median; next: random seed 1)"
-    assert cost_lines(study_cost(RULES, [0], walls, 1.0), 1.0)[-1] == (
+    assert cost_lines(study_cost(RULES, [0], walls, 1.0))[-1] == (
         "remaining: none (every unit is archived)")
-    assert cost_lines(study_cost(RULES, [0], [], 1.0), 1.0) == [
+    assert cost_lines(study_cost(RULES, [0], [], 1.0)) == [
         "archive: no unit yet; the projection above is all there is"]

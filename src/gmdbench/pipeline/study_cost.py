@@ -28,6 +28,7 @@ class StudyCost(BaseModel):
     remaining_hours: float  # the missing units: their rule's median, else projection / rules
     unmeasured_rules: list[str]  # rules priced from the projection (no archived unit)
     ratio: float | None  # measured / projected over the complete seeds (None: none complete)
+    projected_seed_hours: float  # run_cost's projection of one seed, all rules
 
 
 def study_cost(rules: list[str], seeds: list[int], walls: Iterable[tuple[str, int, float]],
@@ -53,10 +54,11 @@ def study_cost(rules: list[str], seeds: list[int], walls: Iterable[tuple[str, in
     return StudyCost(measured_hours=sum(seconds.values()) / 3600, median_minutes=medians,
                      n_archived=len(seconds), missing=missing, remaining_hours=remaining,
                      ratio=ratio, unmeasured_rules=[rule for rule in rules
-                                                    if rule not in medians])
+                                                    if rule not in medians],
+                     projected_seed_hours=projected_seed_hours)
 
 
-def cost_lines(cost: StudyCost, projected_seed_hours: float) -> list[str]:
+def cost_lines(cost: StudyCost) -> list[str]:
     """What bench/run_cost.py prints about a study already under way."""
     if not cost.n_archived:
         return ["archive: no unit yet; the projection above is all there is"]
@@ -65,7 +67,7 @@ def cost_lines(cost: StudyCost, projected_seed_hours: float) -> list[str]:
                                   for rule, minutes in cost.median_minutes.items())]
     if cost.ratio is not None:
         lines.append(f"measured / projected over the complete seeds: {cost.ratio:.2f}x "
-                     f"(projection {projected_seed_hours:.2f} h per seed)")
+                     f"(projection {cost.projected_seed_hours:.2f} h per seed)")
     if cost.missing:
         first_rule, first_seed = cost.missing[0]
         priced = "each rule at its median" + (
