@@ -506,6 +506,20 @@ def test_a_slope_interval_uses_the_t_quantile_of_its_degrees_of_freedom():
     assert touching.slope_interval()[1] == 0.0 and not touching.trend_shown
 
 
+def test_the_lines_interval_at_a_point_is_the_intercept_interval_of_the_fit_centred_there():
+    """An independent route to interval_at: regress on log10(x) - log10(x0), and the
+    intercept's own t interval is the line's at x0. Five points leave 3 degrees of freedom
+    (t = 3.18; n // 2 would give 2, t = 4.30, where four points cannot tell them apart)."""
+    x, y = [100, 200, 400, 800, 1600], [1.0, 0.85, 0.62, 0.55, 0.40]
+    law = fit_power_law(x, y)
+    assert law.n == 5
+    for x0 in (300.0, 5000.0):  # inside the measured range, and an extrapolation
+        centred = stats.linregress(np.log10(x) - math.log10(x0), np.log10(y))
+        half = stats.t.ppf(0.975, 3) * centred.intercept_stderr
+        assert law.interval_at(x0) == pytest.approx(
+            (10 ** (centred.intercept - half), 10 ** (centred.intercept + half)), rel=1e-9)
+
+
 def test_a_ratio_trend_over_data_that_its_interval_does_not_show_is_said_so():
     noisy = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
                   factor="central" if t == 4 else "data size")
