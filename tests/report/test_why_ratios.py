@@ -646,6 +646,24 @@ def test_the_reference_seed_groups_keep_configurations_apart_and_leave_diverged_
                       "schnet": [[pytest.approx(1.5)]]}
 
 
+def test_where_the_largest_change_is_not_shown_the_headline_names_the_largest_beyond_noise():
+    """The data-size fit moves the ratio most (x2.4) but its slope interval includes 0, so the
+    headline names the largest change beyond noise (split protocol, x1.5), not the next one
+    (model size, x1.2)."""
+    central = _noisy_central((3.0, 3.03, 2.97))
+    base = _geometric_mean_ratio(central)
+    wobbly = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
+                   factor="data size") for t, wobble in ((1, 1.0), (2, 0.8), (8, 1.3))]
+    runs = [*central, *wobbly,
+            _run(factor="split protocol", split="random-frames", iid=0.01, ood=0.01 * base * 1.5),
+            _run(factor="model size", size="paper", iid=0.01, ood=0.01 * base * 1.2)]
+    effects = factor_effects(runs, "mace")
+    assert effects["data size"][0] > effects["split protocol"][0] > effects["model size"][0]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "- mace: split protocol moves the ratio most beyond noise." in text
+    assert "beyond noise: split protocol, model size; not beyond: data size" in text
+
+
 def test_a_change_is_within_noise_up_to_the_bands_edge_either_way():
     assert within_noise(1.2, 1.2) and within_noise(1 / 1.19, 1.2) and within_noise(1.0, 1.2)
     assert not within_noise(1.21, 1.2) and not within_noise(1 / 1.21, 1.2)
