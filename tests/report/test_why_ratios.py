@@ -664,6 +664,21 @@ def test_where_the_largest_change_is_not_shown_the_headline_names_the_largest_be
     assert "beyond noise: split protocol, model size; not beyond: data size" in text
 
 
+def test_with_every_central_seed_diverged_the_band_is_read_against_one_central_seed():
+    """Seed noise measured on the reference matrix alone (the only central seed diverged):
+    the band is the one for a single central point, and the sentence says 1, as the band
+    it prints was computed with, not 0."""
+    wild = _run(iid=0.01, ood=0.5)
+    wild.status = "diverged"
+    runs = [wild, _run(factor="model size", size="paper", iid=0.01, ood=0.6)]
+    reference = {"mace": [[2.0, 2.0 * math.exp(0.02)]]}
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18,
+                                        reference_ratio_groups=reference))
+    sigma, _ = pooled_log_spread(reference["mace"])
+    assert f"so a one-seed point against 1 central seed(s) is beyond noise (2 sigma) only past " \
+        f"x{noise_band(sigma, 1):.2f} either way" in text
+
+
 def test_a_change_is_within_noise_up_to_the_bands_edge_either_way():
     assert within_noise(1.2, 1.2) and within_noise(1 / 1.19, 1.2) and within_noise(1.0, 1.2)
     assert not within_noise(1.21, 1.2) and not within_noise(1 / 1.21, 1.2)
