@@ -679,6 +679,17 @@ def test_with_every_central_seed_diverged_the_band_is_read_against_one_central_s
         f"x{noise_band(sigma, 1):.2f} either way" in text
 
 
+def test_central_seeds_without_a_recorded_status_still_measure_seed_noise():
+    """Only a diverged seed is left out of the noise: a run whose record has no training
+    status ("not recorded", an older archive) is a seed like any other."""
+    central = _noisy_central()
+    for run in central:
+        run.status = "not recorded"
+    runs = [*central, _run(factor="model size", size="paper", iid=0.01, ood=0.06)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18))
+    assert "(pooled over 2 degrees of freedom: the study's 3 central seeds)" in text
+
+
 def test_a_change_is_within_noise_up_to_the_bands_edge_either_way():
     assert within_noise(1.2, 1.2) and within_noise(1 / 1.19, 1.2) and within_noise(1.0, 1.2)
     assert not within_noise(1.21, 1.2) and not within_noise(1 / 1.21, 1.2)
