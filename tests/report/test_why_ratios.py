@@ -43,6 +43,13 @@ def _data_runs(trajectories, model="mace", central=False):
                  factor="central" if central and t == 4 else "data size") for t in trajectories]
 
 
+def _wobbly_data_runs():
+    """Data-size points whose OOD errors wobble off the line (x1.0, x0.8, x1.3 at 1, 2 and 8
+    trajectories): a large fitted ratio change whose slope interval still includes 0."""
+    return [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
+                 factor="data size") for t, wobble in ((1, 1.0), (2, 0.8), (8, 1.3))]
+
+
 def test_power_law_recovers_a_known_exponent_and_refuses_too_few_points():
     x = [100, 200, 400, 800, 1600]
     law = fit_power_law(x, [2.0 * v ** -0.5 for v in x])
@@ -591,8 +598,7 @@ def test_the_verdict_reads_each_factor_against_the_measured_seed_noise():
 
 def test_a_data_size_change_is_beyond_noise_only_where_its_slope_interval_shows_it():
     central = _noisy_central((3.0, 3.03, 2.97))
-    wobbly = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
-                   factor="data size") for t, wobble in ((1, 1.0), (2, 0.8), (8, 1.3))]
+    wobbly = _wobbly_data_runs()
     text = "\n".join(why_ratios_section(central + wobbly, {}, {}, None, None, 18))
     assert not data_series(central + wobbly, "mace").ratio_law.trend_shown
     assert "not beyond: data size (data size is judged by its fitted slope's 95% interval" \
@@ -652,8 +658,7 @@ def test_where_the_largest_change_is_not_shown_the_headline_names_the_largest_be
     (model size, x1.2)."""
     central = _noisy_central((3.0, 3.03, 2.97))
     base = _geometric_mean_ratio(central)
-    wobbly = [_run(trajectories=t, iid=0.04 * t ** -0.5, ood=0.1 * t ** -0.2 * wobble,
-                   factor="data size") for t, wobble in ((1, 1.0), (2, 0.8), (8, 1.3))]
+    wobbly = _wobbly_data_runs()
     runs = [*central, *wobbly,
             _run(factor="split protocol", split="random-frames", iid=0.01, ood=0.01 * base * 1.5),
             _run(factor="model size", size="paper", iid=0.01, ood=0.01 * base * 1.2)]
