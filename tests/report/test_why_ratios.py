@@ -749,7 +749,9 @@ def test_the_fitted_law_at_a_size_carries_the_interval_of_the_line_there():
     assert f"OOD/ID {series.ratio_law.at(1000):.2f} (95% CI {low:.2f} to {high:.2f})." in text
     low, high = series.id_law.interval_at(1000)
     assert f"give ID {series.id_law.at(1000):.4f} (95% CI {low:.4f} to {high:.4f}), OOD " in text
-
+    low, high = series.ood_law.interval_at(1000)
+    assert (f", OOD {series.ood_law.at(1000):.4f} (95% CI {low:.4f} to {high:.4f}), "
+            "OOD/ID ") in text
 
 
 def test_the_published_ratio_is_read_against_the_fits_interval_at_the_same_id_error():
