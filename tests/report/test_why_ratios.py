@@ -610,6 +610,39 @@ def test_a_data_size_change_is_beyond_noise_only_where_its_slope_interval_shows_
     assert "- mace: data size moves the ratio most." in text
 
 
+def test_a_data_size_trend_its_slope_interval_shows_is_beyond_noise_however_small():
+    """Data size is judged by its fitted slope's interval alone, never by the seed-noise band:
+    a ratio change of x1.03 over 1-16 trajectories on a line (so its interval excludes 0) is
+    beyond noise, though a one-seed contrast of that size would sit inside the band."""
+    def line(trajectories):  # ID = 0.04 t^-0.5 and OOD/ID = 3 t^0.01
+        return 0.04 * trajectories ** -0.5, 3 * trajectories ** 0.01
+
+    iid, ratio = line(4)
+    central = [_run(iid=iid, ood=iid * ratio * math.exp(step), seed=seed)
+               for seed, step in enumerate((0.0, 0.1, -0.1))]  # geometric mean on the line
+    data = [_run(trajectories=t, iid=line(t)[0], ood=line(t)[0] * line(t)[1],
+                 factor="data size") for t in (1, 2, 8, 16)]
+    law = data_series(central + data, "mace").ratio_law
+    assert law.trend_shown and law.slope == pytest.approx(0.01)
+    band = noise_band(pooled_log_spread([[r.ratio for r in central]])[0], 3)
+    change = factor_effects(central + data, "mace")["data size"][0]
+    assert change == pytest.approx(16 ** 0.01) and within_noise(change, band)
+    text = "\n".join(why_ratios_section(central + data, {}, {}, None, None, 18))
+    assert "beyond noise: data size; not beyond: none (data size is judged" in text
+
+
+def test_a_reference_configuration_of_three_seeds_is_named_as_a_source_of_the_noise():
+    """The reference matrix has three seeds per configuration: such a group is named as a
+    source of the seed noise, not only a pair."""
+    reference = {"mace": [[2.0, 2.1, 2.2]]}
+    runs = [_run(iid=0.01, ood=0.03),
+            _run(factor="split protocol", split="random-frames", iid=0.01, ood=0.06)]
+    text = "\n".join(why_ratios_section(runs, {}, {}, None, None, 18,
+                                        reference_ratio_groups=reference))
+    assert "(pooled over 2 degrees of freedom: the reference matrix's seeds of mace), so a " \
+        "one-seed point" in text
+
+
 class _Store:
     """The two queries of a results store that the seed-noise groups read."""
 
